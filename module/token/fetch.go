@@ -1,0 +1,172 @@
+package token
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/wxgate/caddy-wechat/module/wxapi"
+)
+
+// Fetched is a token as a token endpoint answered it.
+type Fetched struct {
+	// Value is the access token.
+	Value string
+	// ExpiresIn is the lifetime the endpoint gave (for stable_token the
+	// remaining lifetime of the current token).
+	ExpiresIn time.Duration
+}
+
+// Fetcher asks a token endpoint for a token. force asks stable_token for
+// force_refresh=true and is false for every other endpoint.
+type Fetcher interface {
+	Fetch(ctx context.Context, a *Account, force bool) (Fetched, error)
+}
+
+// FetchError is a failed token-endpoint call. It never holds the secret:
+// the request URL (which carries it for /cgi-bin/token and gettoken) is
+// reduced to host and path.
+type FetchError struct {
+	// Endpoint is host and path of the token endpoint.
+	Endpoint string
+	// Errcode is WeChat's errcode, 0 when the failure was not a WeChat
+	// answer (network, HTTP status, garbage).
+	Errcode int
+	// Errmsg is WeChat's errmsg.
+	Errmsg string
+	// Err is the transport or decoding failure, when Errcode is 0.
+	Err error
+}
+
+func (e *FetchError) Error() string {
+	if e.Errcode != 0 {
+		desc := wxapi.Describe(e.Errcode)
+		if desc != "" {
+			desc = " (" + desc + ")"
+		}
+		return fmt.Sprintf("%s answered errcode %d%s: %s", e.Endpoint, e.Errcode, desc, e.Errmsg)
+	}
+	return fmt.Sprintf("%s: %v", e.Endpoint, e.Err)
+}
+
+func (e *FetchError) Unwrap() error { return e.Err }
+
+// maxTokenAnswer bounds how much of a token endpoint's answer is read.
+const maxTokenAnswer = 64 << 10
+
+// HTTPFetcher calls the real token endpoints over HTTP.
+type HTTPFetcher struct {
+	// Client does the calls. Default: a client with a 10 s timeout.
+	Client *http.Client
+}
+
+var defaultClient = &http.Client{Timeout: 10 * time.Second}
+
+// Fetch calls a's token endpoint.
+func (f *HTTPFetcher) Fetch(ctx context.Context, a *Account, force bool) (Fetched, error) {
+	base, err := url.Parse(a.BaseURL)
+	if err != nil || base.Host == "" {
+		return Fetched{}, &FetchError{Endpoint: a.Endpoint.Path(), Err: errors.New("bad base URL")}
+	}
+	base.Path = strings.TrimSuffix(base.Path, "/") + a.Endpoint.Path()
+	where := base.Host + base.Path
+
+	var req *http.Request
+	switch a.Endpoint {
+	case StableToken:
+		body, _ := json.Marshal(map[string]any{
+			"grant_type": "client_credential", "appid": a.AppID, "secret": a.Secret, "force_refresh": force,
+		})
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, base.String(), bytes.NewReader(body))
+		if req != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+	case ClientCredential:
+		base.RawQuery = url.Values{"grant_type": {"client_credential"}, "appid": {a.AppID}, "secret": {a.Secret}}.Encode()
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, base.String(), nil)
+	case GetToken:
+		base.RawQuery = url.Values{"corpid": {a.AppID}, "corpsecret": {a.Secret}}.Encode()
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, base.String(), nil)
+	default:
+		err = fmt.Errorf("unknown token endpoint %q", a.Endpoint)
+	}
+	if err != nil {
+		return Fetched{}, &FetchError{Endpoint: where, Err: stripURL(err)}
+	}
+	client := f.Client
+	if client == nil {
+		client = defaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return Fetched{}, &FetchError{Endpoint: where, Err: stripURL(err)}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenAnswer))
+	if err != nil {
+		return Fetched{}, &FetchError{Endpoint: where, Err: stripURL(err)}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("HTTP status %d", resp.StatusCode)}
+	}
+	return parseTokenAnswer(where, raw)
+}
+
+// parseTokenAnswer reads a token endpoint's JSON answer. Nothing of the
+// body goes into an error: a body that fails to parse may still hold a token.
+func parseTokenAnswer(where string, raw []byte) (Fetched, error) {
+	var ans struct {
+		Errcode     int    `json:"errcode"`
+		Errmsg      string `json:"errmsg"`
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int64  `json:"expires_in"`
+	}
+	if err := json.Unmarshal(raw, &ans); err != nil {
+		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("answer is not token JSON (%d bytes)", len(raw))}
+	}
+	if ans.Errcode != 0 {
+		return Fetched{}, &FetchError{Endpoint: where, Errcode: ans.Errcode, Errmsg: ans.Errmsg}
+	}
+	if !plausibleToken(ans.AccessToken) {
+		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("answer holds no usable access_token (%d chars)", len(ans.AccessToken))}
+	}
+	if ans.ExpiresIn <= 0 {
+		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("answer has expires_in %d", ans.ExpiresIn)}
+	}
+	return Fetched{Value: ans.AccessToken, ExpiresIn: time.Duration(ans.ExpiresIn) * time.Second}, nil
+}
+
+// plausibleToken accepts what can travel in a query string unescaped: up to
+// 512 printable ASCII characters without space, '&', '#' or '%'.
+func plausibleToken(s string) bool {
+	if s == "" || len(s) > 512 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '&' || c == '#' || c == '%' || c == '"' {
+			return false
+		}
+	}
+	return true
+}
+
+// stripURL drops the *url.Error layer, whose message holds the request URL
+// and with it the secret.
+func stripURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return fmt.Errorf("timeout: %w", ue.Err)
+		}
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,469 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxgate/caddy-wechat/module/wxapi"
+)
+
+// Defaults of Options.
+const (
+	DefaultRefreshCooldown = 30 * time.Second
+	DefaultFetchTimeout    = 10 * time.Second
+	DefaultBackoffMin      = time.Second
+	DefaultBackoffMax      = 2 * time.Minute
+	DefaultProbeMin        = time.Minute
+	DefaultProbeMax        = 30 * time.Minute
+	// DefaultExpirySkew is how long before its stated expiry a token is no
+	// longer handed out, covering clock skew and time in flight.
+	DefaultExpirySkew = 30 * time.Second
+	// DefaultTick is how often Run looks for tokens due for a refresh.
+	DefaultTick = time.Second
+)
+
+// Options configure a Manager. Zero fields take the defaults above.
+type Options struct {
+	// Clock tells the time. Default: SystemClock.
+	Clock Clock
+	// Fetcher calls token endpoints. Default: an HTTPFetcher.
+	Fetcher Fetcher
+	// Logger receives refreshes, invalidations and guard trips. Default: a
+	// no-op logger.
+	Logger *zap.Logger
+	// RefreshCooldown: a token fetched less than this long ago that WeChat
+	// rejects is not replaced again (a fresh token that fails is of the
+	// wrong kind, and refreshing it would burn quota); the answer goes back
+	// to the client as it is. Default: 30 s. Negative means no cooldown.
+	RefreshCooldown time.Duration
+	// FetchTimeout bounds one refresh, however many calls it takes.
+	// Default: 10 s.
+	FetchTimeout time.Duration
+	// BackoffMin and BackoffMax bound the wait after a transient failure
+	// (-1, timeouts, 5xx, garbage); it doubles per failure, with jitter.
+	// Defaults: 1 s and 2 min.
+	BackoffMin, BackoffMax time.Duration
+	// ProbeMin and ProbeMax bound the wait after a configuration or quota
+	// error (bad secret, IP not whitelisted, 45009 ...): the Manager stops
+	// refreshing and probes again at these intervals, doubling. Defaults:
+	// 1 min and 30 min.
+	ProbeMin, ProbeMax time.Duration
+	// ExpirySkew: a token is handed out until this long before its expiry.
+	// Default: 30 s.
+	ExpirySkew time.Duration
+	// Rand returns a float in [0,1) for backoff jitter. Default: math/rand/v2.
+	Rand func() float64
+}
+
+func (o *Options) setDefaults() {
+	if o.Clock == nil {
+		o.Clock = SystemClock{}
+	}
+	if o.Fetcher == nil {
+		o.Fetcher = &HTTPFetcher{}
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.RefreshCooldown == 0 {
+		o.RefreshCooldown = DefaultRefreshCooldown
+	}
+	setDuration(&o.FetchTimeout, DefaultFetchTimeout)
+	setDuration(&o.BackoffMin, DefaultBackoffMin)
+	setDuration(&o.BackoffMax, DefaultBackoffMax)
+	setDuration(&o.ProbeMin, DefaultProbeMin)
+	setDuration(&o.ProbeMax, DefaultProbeMax)
+	setDuration(&o.ExpirySkew, DefaultExpirySkew)
+	if o.Rand == nil {
+		o.Rand = rand.Float64
+	}
+}
+
+func setDuration(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}
+
+// Token is an access token the Manager holds. Tokens are immutable once
+// published; compare them by Value.
+type Token struct {
+	// Value is the access token. Never log it.
+	Value string
+	// Expires is when WeChat stops accepting it (fetch time + expires_in).
+	Expires time.Time
+	// Fetched is when it was fetched.
+	Fetched time.Time
+	// Generation counts the tokens the account has had.
+	Generation uint64
+}
+
+// Manager keeps the tokens of a set of accounts. It is safe for concurrent
+// use. Create it with NewManager, add accounts with Register, and run Run in
+// the background for proactive refreshes.
+type Manager struct {
+	opts Options
+	log  *zap.Logger
+
+	mu      sync.RWMutex
+	entries map[string]*entry // by Account.Key()
+}
+
+// NewManager returns a Manager with opts, defaults filled in.
+func NewManager(opts Options) *Manager {
+	opts.setDefaults()
+	return &Manager{opts: opts, log: opts.Logger, entries: make(map[string]*entry)}
+}
+
+// Clock returns the Manager's clock.
+func (m *Manager) Clock() Clock { return m.opts.Clock }
+
+// Handle is a registered account: what a request handler holds to ask for
+// its token without a map lookup.
+type Handle struct {
+	m *Manager
+	e *entry
+}
+
+// Register adds an account, or takes a new configuration for one already
+// registered under the same Key (a config reload), keeping its token. Each
+// Register must be paired with a Release. It returns an error naming the
+// first bad field.
+func (m *Manager) Register(a Account) (*Handle, error) {
+	a, err := a.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	key := a.Key()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.entries[key]
+	if e == nil {
+		e = &entry{key: key}
+		m.entries[key] = e
+	}
+	e.acct.Store(&a)
+	e.refs++
+	return &Handle{m: m, e: e}, nil
+}
+
+// Release undoes one Register. The account's token is dropped when the
+// last registration is released.
+func (h *Handle) Release() {
+	m := h.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h.e.refs--
+	if h.e.refs <= 0 {
+		delete(m.entries, h.e.key)
+	}
+}
+
+// Account returns the account's current configuration.
+func (h *Handle) Account() *Account { return h.e.acct.Load() }
+
+// Token returns a valid token for the account, fetching one if it has none
+// (one fetch however many callers wait). In steady state it takes no lock
+// and does not allocate. It fails at once with an *UnavailableError when
+// no token can be had now, rather than making the caller wait for backoff.
+func (h *Handle) Token(ctx context.Context) (*Token, error) {
+	e := h.e
+	now := h.m.opts.Clock.Now()
+	if t := e.cur.Load(); t != nil && h.m.usable(t, now) {
+		e.touch(now)
+		return t, nil
+	}
+	e.touch(now)
+	return h.m.acquire(ctx, e, "")
+}
+
+// Reject reports that WeChat refused failed (errcode 40001, 40014 or
+// 42001). If failed is still the account's current token, it is dropped and
+// a new one fetched (one fetch however many callers report it); otherwise
+// someone already replaced it and the current token is returned at once.
+// A nil token with a nil error means: do not retry, the rejected token was
+// fetched too recently to blame (see Options.RefreshCooldown).
+func (h *Handle) Reject(ctx context.Context, failed *Token, errcode int) (*Token, error) {
+	return h.m.acquire(ctx, h.e, failed.Value, errcode)
+}
+
+func (m *Manager) usable(t *Token, now time.Time) bool {
+	return now.Before(t.Expires.Add(-m.opts.ExpirySkew))
+}
+
+// entry is the state of one account.
+type entry struct {
+	key      string
+	acct     atomic.Pointer[Account]
+	cur      atomic.Pointer[Token]
+	lastUsed atomic.Int64 // unix seconds of the Clock
+
+	mu        sync.Mutex
+	refs      int       // guarded by Manager.mu
+	flight    *flight   // the fetch under way, if any
+	rejected  string    // the value last dropped by Reject
+	retryAt   time.Time // no fetch before this (backoff or guard)
+	failures  int       // consecutive failed refreshes
+	lastErr   *UnavailableError
+	tripped   bool // a configuration or quota error stopped refreshing
+	day       int64
+	calls     int // token-endpoint calls this quota day
+	forceDay  int64
+	forces    int // force_refresh calls this quota day
+	lastForce time.Time
+	fetches   uint64 // token-endpoint calls since start, for stats
+	// nextProactive is when a background refresh is due: the token's expiry
+	// less the account's margin, and never sooner than minProactiveGap after
+	// the last refresh (stable_token hands back the same token until its
+	// rotation window, and a skewed clock must not turn that into a loop).
+	nextProactive time.Time
+}
+
+// minProactiveGap is the least time between two background refreshes.
+const minProactiveGap = 30 * time.Second
+
+// touch records that the account is in use, at most once a second.
+func (e *entry) touch(now time.Time) {
+	if s := now.Unix(); e.lastUsed.Load() != s {
+		e.lastUsed.Store(s)
+	}
+}
+
+// flight is one refresh under way; waiters block on done.
+type flight struct {
+	done chan struct{}
+	tok  *Token
+	err  error
+}
+
+// acquire returns a usable token, starting or joining a refresh as needed.
+// failed is the rejected token's value ("" for a plain lookup).
+func (m *Manager) acquire(ctx context.Context, e *entry, failed string, errcode ...int) (*Token, error) {
+	now := m.opts.Clock.Now()
+	e.mu.Lock()
+	cur := e.cur.Load()
+	if failed != "" && cur != nil && cur.Value == failed {
+		if m.opts.RefreshCooldown > 0 && now.Sub(cur.Fetched) < m.opts.RefreshCooldown {
+			e.mu.Unlock()
+			m.log.Warn("fresh access_token rejected; not refreshing again",
+				zap.String("account", e.acct.Load().Name), zap.Ints("errcode", errcode),
+				zap.Duration("token_age", now.Sub(cur.Fetched)))
+			return nil, nil
+		}
+		m.log.Info("access_token rejected; invalidated",
+			zap.String("account", e.acct.Load().Name), zap.Ints("errcode", errcode), zap.Uint64("generation", cur.Generation))
+		e.cur.Store(nil)
+		e.rejected = failed
+		cur = nil
+	}
+	if cur != nil && m.usable(cur, now) {
+		e.mu.Unlock()
+		return cur, nil
+	}
+	f := e.flight
+	if f == nil {
+		if err := m.blocked(e, now); err != nil {
+			e.mu.Unlock()
+			return nil, err
+		}
+		f = m.startLocked(e, false)
+	}
+	e.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.tok, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// blocked says why no fetch may start now, or nil. e.mu is held.
+func (m *Manager) blocked(e *entry, now time.Time) error {
+	if now.Before(e.retryAt) && e.lastErr != nil {
+		err := *e.lastErr
+		err.Until = e.retryAt
+		return &err
+	}
+	return nil
+}
+
+// startLocked starts a refresh of e in its own goroutine, detached from any
+// request's context: one client giving up must not fail the others.
+// proactive marks a background refresh of a token still in use. e.mu is held.
+func (m *Manager) startLocked(e *entry, proactive bool) *flight {
+	f := &flight{done: make(chan struct{})}
+	e.flight = f
+	go m.refresh(e, f, proactive)
+	return f
+}
+
+// refresh fetches a new token for e and completes f.
+func (m *Manager) refresh(e *entry, f *flight, proactive bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.opts.FetchTimeout)
+	defer cancel()
+	a := e.acct.Load()
+
+	tok, err := m.fetch(ctx, e, a)
+
+	e.mu.Lock()
+	now := m.opts.Clock.Now()
+	if err == nil {
+		e.cur.Store(tok)
+		e.nextProactive = tok.Expires.Add(-a.Margin)
+		if min := now.Add(minProactiveGap); e.nextProactive.Before(min) {
+			e.nextProactive = min
+		}
+		e.failures = 0
+		e.retryAt = time.Time{}
+		e.lastErr = nil
+		if e.tripped {
+			m.log.Info("token endpoint works again; refreshing resumed", zap.String("account", a.Name), zap.String("appid", a.AppID))
+			e.tripped = false
+		}
+		f.tok = tok
+	} else {
+		ue := m.failed(e, a, err, now)
+		f.err = ue
+		if cur := e.cur.Load(); cur != nil && m.usable(cur, now) {
+			f.tok, f.err = cur, nil // keep serving the token that still works
+		}
+	}
+	e.flight = nil
+	e.mu.Unlock()
+	close(f.done)
+}
+
+// failed records a failed refresh, sets the backoff or trips the guard, and
+// returns the error callers see. e.mu is held.
+func (m *Manager) failed(e *entry, a *Account, err error, now time.Time) *UnavailableError {
+	e.failures++
+	ue := &UnavailableError{Account: a.Name, Reason: err.Error()}
+	var fe *FetchError
+	var budget *budgetError
+	class := wxapi.Transient
+	switch {
+	case errors.As(err, &budget):
+		class = wxapi.Quota
+	case errors.As(err, &fe) && fe.Errcode != 0:
+		ue.Errcode = fe.Errcode
+		class = wxapi.ClassifyTokenError(fe.Errcode)
+	}
+	var wait time.Duration
+	fields := []zap.Field{zap.String("account", a.Name), zap.String("appid", a.AppID), zap.Int("errcode", ue.Errcode),
+		zap.Int("failures", e.failures), zap.Error(err)}
+	switch {
+	case budget != nil:
+		wait = budget.until.Sub(now)
+		e.tripped = true
+		m.log.Error("token fetch budget exhausted; refreshing stopped until the next WeChat day", fields...)
+	case class == wxapi.Transient:
+		wait = m.backoff(m.opts.BackoffMin, m.opts.BackoffMax, e.failures)
+		m.log.Warn("token refresh failed; will retry", append(fields, zap.Duration("retry_in", wait))...)
+	default:
+		wait = m.backoff(m.opts.ProbeMin, m.opts.ProbeMax, e.failures)
+		e.tripped = true
+		m.log.Error("token endpoint refused the account; refreshing stopped, fix the configuration or wait",
+			append(fields, zap.Duration("probe_in", wait))...)
+	}
+	e.retryAt = now.Add(wait)
+	ue.Until = e.retryAt
+	e.lastErr = ue
+	return ue
+}
+
+// backoff returns min*2^(n-1) capped at max, with up to 25% jitter either way.
+func (m *Manager) backoff(min, max time.Duration, n int) time.Duration {
+	d := min
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	jitter := (m.opts.Rand()*0.5 - 0.25) * float64(d)
+	return d + time.Duration(jitter)
+}
+
+type budgetError struct {
+	budget int
+	until  time.Time
+}
+
+func (e *budgetError) Error() string {
+	return "the gateway's daily token-fetch budget (" + itoa(e.budget) + " calls) is used up"
+}
+
+// fetch gets a new token: a normal call, and for a stable_token account
+// whose token was rejected and came back unchanged, one force_refresh if the
+// platform's limits (20 a day, 30 s apart) allow.
+func (m *Manager) fetch(ctx context.Context, e *entry, a *Account) (*Token, error) {
+	prev := e.cur.Load()
+	e.mu.Lock()
+	rejected := e.rejected
+	e.mu.Unlock()
+
+	got, start, err := m.call(ctx, e, a, false)
+	if err != nil {
+		return nil, err
+	}
+	if a.Endpoint == StableToken && rejected != "" && got.Value == rejected {
+		e.mu.Lock()
+		now := m.opts.Clock.Now()
+		day := quotaDay(now)
+		if e.forceDay != day {
+			e.forceDay, e.forces = day, 0
+		}
+		allowed := e.forces < 20 && (e.lastForce.IsZero() || now.Sub(e.lastForce) >= 30*time.Second)
+		if allowed {
+			e.forces++
+			e.lastForce = now
+		}
+		e.mu.Unlock()
+		if !allowed {
+			return nil, &FetchError{Endpoint: a.Endpoint.Path(), Err: errors.New("stable token rejected and the platform's force_refresh limit (20 a day, 30 s apart) is reached")}
+		}
+		m.log.Info("stable token rejected and unchanged; force refreshing", zap.String("account", a.Name), zap.String("appid", a.AppID))
+		if got, start, err = m.call(ctx, e, a, true); err != nil {
+			return nil, err
+		}
+	}
+	var gen uint64 = 1
+	switch {
+	case prev != nil && prev.Value == got.Value:
+		gen = prev.Generation // stable_token's normal mode before its rotation window
+	case prev != nil:
+		gen = prev.Generation + 1
+	}
+	tok := &Token{Value: got.Value, Fetched: start, Expires: start.Add(got.ExpiresIn), Generation: gen}
+	e.mu.Lock()
+	e.rejected = ""
+	e.mu.Unlock()
+	m.log.Info("access_token refreshed", zap.String("account", a.Name), zap.String("appid", a.AppID),
+		zap.String("endpoint", string(a.Endpoint)), zap.Duration("expires_in", got.ExpiresIn), zap.Uint64("generation", gen))
+	return tok, nil
+}
+
+// call makes one token-endpoint call, counted against the daily budget.
+func (m *Manager) call(ctx context.Context, e *entry, a *Account, force bool) (Fetched, time.Time, error) {
+	start := m.opts.Clock.Now()
+	e.mu.Lock()
+	day := quotaDay(start)
+	if e.day != day {
+		e.day, e.calls = day, 0
+	}
+	if e.calls >= a.DailyBudget {
+		e.mu.Unlock()
+		return Fetched{}, start, &budgetError{budget: a.DailyBudget, until: nextQuotaDay(start)}
+	}
+	e.calls++
+	e.fetches++
+	e.mu.Unlock()
+	got, err := m.opts.Fetcher.Fetch(ctx, a, force)
+	return got, start, err
+}

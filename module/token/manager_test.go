@@ -1,0 +1,493 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeFetcher issues tokens "tok-1", "tok-2", ... with a fixed lifetime, or
+// the error fail returns. A test may hold fetches in flight with gate.
+type fakeFetcher struct {
+	mu       sync.Mutex
+	calls    int
+	forces   int
+	lifetime time.Duration
+	same     bool // answer the last token again (stable_token normal mode)
+	fail     func() error
+	gate     chan struct{}
+}
+
+func (f *fakeFetcher) Fetch(ctx context.Context, a *Account, force bool) (Fetched, error) {
+	if f.gate != nil {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+			return Fetched{}, ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if force {
+		f.forces++
+	}
+	if f.fail != nil {
+		if err := f.fail(); err != nil {
+			return Fetched{}, err
+		}
+	}
+	life := f.lifetime
+	if life == 0 {
+		life = 2 * time.Hour
+	}
+	n := f.calls - f.sameCalls(force)
+	return Fetched{Value: fmt.Sprintf("tok-%d", n), ExpiresIn: life}, nil
+}
+
+// sameCalls makes a normal-mode call of a "same" fetcher repeat the token.
+func (f *fakeFetcher) sameCalls(force bool) int {
+	if f.same && !force && f.calls > 1 {
+		f.same = false // only the next call repeats
+		return 1
+	}
+	return 0
+}
+
+func (f *fakeFetcher) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+var t0 = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+
+func newTestManager(t *testing.T, f *fakeFetcher, a Account) (*Manager, *Handle, *ManualClock) {
+	t.Helper()
+	clock := NewFrozenClock(t0)
+	m := NewManager(Options{Clock: clock, Fetcher: f, Rand: func() float64 { return 0.5 }})
+	if a.Name == "" {
+		a = Account{Name: "mp", Kind: Official, AppID: "wx1", Secret: "s3cret"}
+	}
+	h, err := m.Register(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, h, clock
+}
+
+func mustToken(t *testing.T, h *Handle) *Token {
+	t.Helper()
+	tok, err := h.Token(context.Background())
+	if err != nil {
+		t.Fatalf("Token: %v", err)
+	}
+	return tok
+}
+
+func TestTokenFetchedOnceAndCached(t *testing.T) {
+	f := &fakeFetcher{gate: make(chan struct{})}
+	_, h, _ := newTestManager(t, f, Account{})
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for range 1000 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if tok, err := h.Token(context.Background()); err != nil || tok.Value != "tok-1" {
+				bad.Add(1)
+			}
+		}()
+	}
+	close(f.gate)
+	wg.Wait()
+	if bad.Load() != 0 || f.count() != 1 {
+		t.Fatalf("%d callers failed, %d fetches; want 0 and 1", bad.Load(), f.count())
+	}
+	if tok := mustToken(t, h); tok.Value != "tok-1" || tok.Generation != 1 {
+		t.Fatalf("cached token %q gen %d", tok.Value, tok.Generation)
+	}
+}
+
+func TestTokenLookupDoesNotAllocate(t *testing.T) {
+	_, h, _ := newTestManager(t, &fakeFetcher{}, Account{})
+	mustToken(t, h)
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(1000, func() { _, _ = h.Token(ctx) }); n != 0 {
+		t.Fatalf("Token allocates %v times per call", n)
+	}
+}
+
+func TestRejectIsCompareAndInvalidate(t *testing.T) {
+	f := &fakeFetcher{gate: make(chan struct{})}
+	_, h, clock := newTestManager(t, f, Account{Endpoint: ClientCredential, Name: "mp", Kind: Official, AppID: "wx1", Secret: "s"})
+	go func() { f.gate <- struct{}{} }()
+	old := mustToken(t, h)
+	clock.Advance(time.Minute) // past the refresh cooldown
+
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for range 1000 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := h.Reject(context.Background(), old, 40001)
+			if err != nil || tok == nil || tok.Value != "tok-2" {
+				bad.Add(1)
+			}
+		}()
+	}
+	close(f.gate)
+	wg.Wait()
+	if bad.Load() != 0 || f.count() != 2 {
+		t.Fatalf("%d callers failed, %d fetches; want 0 and 2", bad.Load(), f.count())
+	}
+	// A late report of the old token: someone already refreshed.
+	tok, err := h.Reject(context.Background(), old, 42001)
+	if err != nil || tok.Value != "tok-2" || f.count() != 2 {
+		t.Fatalf("late reject: %v, %v, %d fetches", tok, err, f.count())
+	}
+}
+
+func TestFreshTokenRejectedIsNotRefreshed(t *testing.T) {
+	f := &fakeFetcher{}
+	_, h, clock := newTestManager(t, f, Account{})
+	tok := mustToken(t, h)
+	clock.Advance(5 * time.Second)
+	got, err := h.Reject(context.Background(), tok, 40014)
+	if got != nil || err != nil || f.count() != 1 {
+		t.Fatalf("reject of a fresh token: %v, %v, %d fetches; want nil, nil, 1", got, err, f.count())
+	}
+	if cur := mustToken(t, h); cur.Value != tok.Value {
+		t.Fatalf("fresh token was dropped")
+	}
+}
+
+func TestExpiredTokenFetchedAgain(t *testing.T) {
+	f := &fakeFetcher{}
+	_, h, clock := newTestManager(t, f, Account{})
+	mustToken(t, h)
+	clock.Advance(2*time.Hour - DefaultExpirySkew)
+	if tok := mustToken(t, h); tok.Value != "tok-2" || f.count() != 2 {
+		t.Fatalf("after expiry: %s, %d fetches", tok.Value, f.count())
+	}
+}
+
+func TestProactiveRefresh(t *testing.T) {
+	f := &fakeFetcher{}
+	m, h, clock := newTestManager(t, f, Account{Endpoint: ClientCredential, Name: "mp", Kind: Official, AppID: "wx1", Secret: "s"})
+	ctx := context.Background()
+	mustToken(t, h)
+	clock.Advance(2*time.Hour - DefaultMargin - time.Second)
+	if n := m.RefreshDue(ctx); n != 0 {
+		t.Fatalf("refreshed %d tokens before the margin", n)
+	}
+	mustToken(t, h)
+	clock.Advance(2 * time.Second)
+	if n := m.RefreshDue(ctx); n != 1 || f.count() != 2 {
+		t.Fatalf("at the margin: %d refreshes, %d fetches", n, f.count())
+	}
+	if tok := h.e.cur.Load(); tok.Value != "tok-2" {
+		t.Fatalf("after proactive refresh: %s", tok.Value)
+	}
+	// Unused since its fetch: left to expire.
+	clock.Advance(2 * time.Hour)
+	if n := m.RefreshDue(ctx); n != 0 {
+		t.Fatalf("idle token refreshed")
+	}
+}
+
+func TestSteadyDayFetchesAtPhysicalMinimum(t *testing.T) {
+	for _, ep := range []Endpoint{StableToken, ClientCredential} {
+		t.Run(string(ep), func(t *testing.T) {
+			f := &fakeFetcher{}
+			m, h, clock := newTestManager(t, f, Account{Endpoint: ep, Name: "mp", Kind: Official, AppID: "wx1", Secret: "s"})
+			a := h.Account()
+			for elapsed := time.Duration(0); elapsed < 24*time.Hour; elapsed += 10 * time.Second {
+				tok := mustToken(t, h)
+				if !clock.Now().Before(tok.Expires) {
+					t.Fatalf("expired token served at %v", elapsed)
+				}
+				m.RefreshDue(context.Background())
+				clock.Advance(10 * time.Second)
+			}
+			period := 2*time.Hour - a.Margin
+			min := int(24*time.Hour/period) + 1
+			if got := f.count(); got > min+1 || got < min-1 {
+				t.Fatalf("%d fetches in a day, physical minimum %d", got, min)
+			}
+		})
+	}
+}
+
+func TestTransientFailureKeepsServingValidToken(t *testing.T) {
+	var failing atomic.Bool
+	f := &fakeFetcher{fail: func() error {
+		if failing.Load() {
+			return &FetchError{Endpoint: "api/cgi-bin/stable_token", Errcode: -1, Errmsg: "system error"}
+		}
+		return nil
+	}}
+	m, h, clock := newTestManager(t, f, Account{})
+	ctx := context.Background()
+	mustToken(t, h)
+	failing.Store(true)
+	clock.Advance(2*time.Hour - DefaultStableMargin)
+	m.RefreshDue(ctx)
+	if tok := mustToken(t, h); tok.Value != "tok-1" {
+		t.Fatalf("lost the valid token after a failed refresh")
+	}
+	// Backoff: no new attempt within a second; one after.
+	m.RefreshDue(ctx)
+	if f.count() != 2 {
+		t.Fatalf("retried within the backoff: %d fetches", f.count())
+	}
+	clock.Advance(2 * time.Second)
+	m.RefreshDue(ctx)
+	if f.count() != 3 {
+		t.Fatalf("no retry after the backoff: %d fetches", f.count())
+	}
+	// Token gone for real: an immediate error saying why.
+	clock.Advance(DefaultStableMargin)
+	_, err := h.Token(ctx)
+	var ue *UnavailableError
+	if !errors.As(err, &ue) || ue.Errcode != -1 || !strings.Contains(err.Error(), "system busy") {
+		t.Fatalf("Token after expiry with the endpoint down: %v", err)
+	}
+	failing.Store(false)
+	clock.Advance(10 * time.Minute)
+	if tok := mustToken(t, h); tok.Value == "tok-1" {
+		t.Fatalf("did not recover")
+	}
+}
+
+func TestGuardTripsOnConfigurationErrorAndRecovers(t *testing.T) {
+	var code atomic.Int32
+	code.Store(40164)
+	f := &fakeFetcher{fail: func() error {
+		if c := code.Load(); c != 0 {
+			return &FetchError{Endpoint: "api/cgi-bin/stable_token", Errcode: int(c), Errmsg: "invalid ip 1.2.3.4 rid: 1-2-3"}
+		}
+		return nil
+	}}
+	m, h, clock := newTestManager(t, f, Account{})
+	ctx := context.Background()
+	for range 50 {
+		_, err := h.Token(ctx)
+		var ue *UnavailableError
+		if !errors.As(err, &ue) || ue.Errcode != 40164 || !strings.Contains(err.Error(), "not whitelisted") {
+			t.Fatalf("Token: %v", err)
+		}
+	}
+	if f.count() != 1 {
+		t.Fatalf("hammered the token endpoint: %d calls", f.count())
+	}
+	if s := m.Statuses()[0]; !s.Stopped || s.LastError == "" {
+		t.Fatalf("status does not show the trip: %+v", s)
+	}
+	code.Store(0) // someone fixed the whitelist
+	clock.Advance(DefaultProbeMin * 2)
+	if tok := mustToken(t, h); tok.Value != "tok-2" {
+		t.Fatalf("after recovery: %s", tok.Value)
+	}
+	if s := m.Statuses()[0]; s.Stopped {
+		t.Fatalf("still stopped after recovery")
+	}
+}
+
+func TestDailyBudget(t *testing.T) {
+	f := &fakeFetcher{}
+	_, h, clock := newTestManager(t, f, Account{Name: "mp", Kind: Official, AppID: "wx1", Secret: "s", DailyBudget: 3})
+	ctx := context.Background()
+	for i := range 3 {
+		tok := mustToken(t, h)
+		clock.Advance(time.Minute)
+		if _, err := h.Reject(ctx, tok, 40001); err != nil && i < 2 {
+			t.Fatalf("reject %d: %v", i, err)
+		}
+	}
+	_, err := h.Token(ctx)
+	if err == nil || !strings.Contains(err.Error(), "budget") || f.count() != 3 {
+		t.Fatalf("past the budget: %v, %d calls", err, f.count())
+	}
+	clock.Advance(24 * time.Hour)
+	if tok := mustToken(t, h); tok == nil || f.count() != 4 {
+		t.Fatalf("next day: %d calls", f.count())
+	}
+}
+
+func TestStableTokenForceRefreshOnlyWhenRejectedAndUnchanged(t *testing.T) {
+	f := &fakeFetcher{}
+	_, h, clock := newTestManager(t, f, Account{})
+	ctx := context.Background()
+	tok := mustToken(t, h)
+	clock.Advance(time.Minute)
+	f.mu.Lock()
+	f.same = true // the platform still hands out the rejected token
+	f.mu.Unlock()
+	got, err := h.Reject(ctx, tok, 40001)
+	if err != nil || got.Value == tok.Value || f.forces != 1 || f.count() != 3 {
+		t.Fatalf("force path: %v %v, forces %d, calls %d", got, err, f.forces, f.count())
+	}
+	// A rejected token that the normal call replaces needs no force.
+	clock.Advance(time.Minute)
+	if got2, err := h.Reject(ctx, got, 42001); err != nil || f.forces != 1 || got2.Value == got.Value {
+		t.Fatalf("normal path forced: %d forces", f.forces)
+	}
+}
+
+func TestStableForceRefreshLimits(t *testing.T) {
+	f := &fakeFetcher{}
+	_, h, clock := newTestManager(t, f, Account{})
+	ctx := context.Background()
+	tok := mustToken(t, h)
+	reject := func() error {
+		f.mu.Lock()
+		f.same = true
+		f.mu.Unlock()
+		got, err := h.Reject(ctx, tok, 40001)
+		if err == nil {
+			tok = got
+		}
+		return err
+	}
+	clock.Advance(time.Minute)
+	if err := reject(); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(DefaultRefreshCooldown) // 30 s: the cooldown passes, force spacing just allows
+	for i := 2; i <= 20; i++ {
+		if err := reject(); err != nil {
+			t.Fatalf("force %d: %v", i, err)
+		}
+		clock.Advance(31 * time.Second)
+	}
+	err := reject()
+	if err == nil || !strings.Contains(err.Error(), "force_refresh limit") || f.forces != 20 {
+		t.Fatalf("21st force: %v (%d forces)", err, f.forces)
+	}
+}
+
+func TestRegisterKeepsTokenAcrossReload(t *testing.T) {
+	f := &fakeFetcher{}
+	m, h, _ := newTestManager(t, f, Account{})
+	tok := mustToken(t, h)
+	h2, err := m.Register(Account{Name: "renamed", Kind: Official, AppID: "wx1", Secret: "new-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Release()
+	if got := mustToken(t, h2); got.Value != tok.Value || f.count() != 1 {
+		t.Fatalf("reload fetched again")
+	}
+	if h2.Account().Name != "renamed" {
+		t.Fatalf("new configuration not taken")
+	}
+	h2.Release()
+	if len(m.Statuses()) != 0 {
+		t.Fatalf("account kept after its last release")
+	}
+}
+
+func TestRegisterValidates(t *testing.T) {
+	m := NewManager(Options{})
+	for _, c := range []struct {
+		a    Account
+		want string
+	}{
+		{Account{Kind: Official, AppID: "a", Secret: "s"}, "name is required"},
+		{Account{Name: "x", Kind: "weird", AppID: "a", Secret: "s"}, `kind "weird"`},
+		{Account{Name: "x", Kind: Official, Secret: "s"}, "appid is required"},
+		{Account{Name: "x", Kind: WeCom, AppID: "c"}, "secret is required"},
+		{Account{Name: "x", Kind: WeCom, AppID: "c", Secret: "s", Endpoint: StableToken}, "token_endpoint"},
+	} {
+		if _, err := m.Register(c.a); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Register(%+v) = %v, want %q", c.a, err, c.want)
+		}
+	}
+}
+
+func TestWeComKeyedByCorpAndSecret(t *testing.T) {
+	a := Account{Name: "a", Kind: WeCom, AppID: "corp", Secret: "one"}
+	b := Account{Name: "b", Kind: WeCom, AppID: "corp", Secret: "two"}
+	a, _ = a.withDefaults()
+	b, _ = b.withDefaults()
+	if a.Key() == b.Key() {
+		t.Fatal("two WeCom apps of one corp share a key")
+	}
+	if strings.Contains(a.Key(), "one") {
+		t.Fatal("key holds the secret")
+	}
+}
+
+func TestHTTPFetcherNeverLeaksTheSecret(t *testing.T) {
+	const secret = "TOPSECRET0123456789"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Query().Get("mode") {
+		default:
+			hj, _ := w.(http.Hijacker)
+			conn, _, _ := hj.Hijack()
+			conn.Close()
+		}
+	}))
+	defer srv.Close()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	for _, ep := range []Endpoint{ClientCredential, StableToken} {
+		for _, base := range []string{srv.URL, closed} {
+			a := Account{Name: "mp", Kind: Official, AppID: "wx1", Secret: secret, Endpoint: ep, BaseURL: base}
+			_, err := (&HTTPFetcher{}).Fetch(context.Background(), &a, false)
+			if err == nil || strings.Contains(err.Error(), secret) {
+				t.Fatalf("error %v leaks the secret or is missing", err)
+			}
+		}
+	}
+	w := Account{Name: "w", Kind: WeCom, AppID: "corp", Secret: secret, Endpoint: GetToken, BaseURL: closed}
+	if _, err := (&HTTPFetcher{}).Fetch(context.Background(), &w, false); err == nil || strings.Contains(err.Error(), secret) {
+		t.Fatalf("error %v leaks the secret", err)
+	}
+}
+
+func TestParseTokenAnswer(t *testing.T) {
+	for _, c := range []struct {
+		body, want string
+	}{
+		{`{"access_token":"ACCESS_TOKEN","expires_in":7200}`, ""},
+		{`{"errcode":0,"errmsg":"ok","access_token":"T","expires_in":7200}`, ""},
+		{`{"errcode":40125,"errmsg":"invalid appsecret rid: 1-2-3"}`, "errcode 40125 (invalid secret)"},
+		{`<html>502</html>`, "not token JSON"},
+		{`{"access_token":"a b","expires_in":7200}`, "no usable access_token"},
+		{`{"access_token":"T","expires_in":0}`, "expires_in 0"},
+	} {
+		got, err := parseTokenAnswer("api/cgi-bin/token", []byte(c.body))
+		if c.want == "" {
+			if err != nil || got.ExpiresIn != 2*time.Hour {
+				t.Errorf("%s: %v %v", c.body, got, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.body, err, c.want)
+		}
+	}
+}
+
+func TestQuotaDayIsShanghaiMidnight(t *testing.T) {
+	before := time.Date(2026, 11, 21, 15, 59, 59, 0, time.UTC) // 23:59:59 in Shanghai
+	after := before.Add(time.Second)
+	if quotaDay(before) == quotaDay(after) {
+		t.Fatal("quota day did not roll over at Shanghai midnight")
+	}
+	if !nextQuotaDay(before).Equal(after) {
+		t.Fatalf("next quota day %v, want %v", nextQuotaDay(before), after)
+	}
+}
