@@ -5,6 +5,9 @@
 //   - a JSON document: the adapted config, which must also pass caddy validate;
 //   - "adapt error: TEXT": adapting must fail with an error containing TEXT;
 //   - "validate error: TEXT": adapting succeeds, validating fails with TEXT.
+//
+// The environment variable WX_FIXTURE_SECRET is set while fixtures run, so
+// that {env.WX_FIXTURE_SECRET} resolves; WX_FIXTURE_EMPTY is set empty.
 package caddyfile_test
 
 import (
@@ -29,6 +32,9 @@ func TestAdaptFixtures(t *testing.T) {
 	}
 	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	// Secrets in fixtures are placeholders; these resolve them for validate.
+	t.Setenv("WX_FIXTURE_SECRET", "fixture-secret")
+	t.Setenv("WX_FIXTURE_EMPTY", "")
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			raw, err := os.ReadFile(file)

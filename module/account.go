@@ -1,0 +1,86 @@
+package caddywechat
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/wxgate/caddy-wechat/module/token"
+)
+
+// Account is one WeChat credential the gateway holds tokens for.
+type Account struct {
+	// Kind is `official` (an official account or a mini program) or `wecom`
+	// (one WeCom application: a corpid and that application's secret).
+	// Required.
+	Kind string `json:"kind"`
+
+	// AppID is the official account's appid, or the WeCom corpid. Required.
+	AppID string `json:"appid"`
+
+	// Secret is the AppSecret, or the WeCom application's secret. It must be
+	// a placeholder, {env.NAME} or {file./path}, so that the secret never
+	// stands in the config (which the admin API serves); it is resolved when
+	// the config loads. Required.
+	Secret string `json:"secret"`
+
+	// TokenEndpoint is where tokens come from: `stable_token` (POST
+	// /cgi-bin/stable_token, isolated from systems that still call
+	// /cgi-bin/token for the same appid) or `token` (GET /cgi-bin/token,
+	// where every fetch invalidates the previous token after about 5
+	// minutes) for official accounts; WeCom always uses `gettoken`.
+	// Default: stable_token for official, gettoken for wecom.
+	TokenEndpoint string `json:"token_endpoint,omitempty"`
+
+	// APIBase is the base URL the gateway fetches tokens from. Default:
+	// https://api.weixin.qq.com for official, https://qyapi.weixin.qq.com for
+	// wecom. Point it at the bundled simulator for offline use.
+	APIBase string `json:"api_base,omitempty"`
+
+	// RefreshMargin is how long before expiry a token in use is refreshed in
+	// the background, so that no request waits for it. Default: 4m for
+	// stable_token (inside the platform's last-300-s rotation window), 10m
+	// otherwise.
+	RefreshMargin caddy.Duration `json:"refresh_margin,omitempty"`
+
+	// DailyBudget caps the token-endpoint calls the gateway makes for this
+	// account per WeChat day (midnight to midnight, UTC+8), below the
+	// platform's 2000 so that a fault never exhausts the quota other systems
+	// share. Default: 1000.
+	DailyBudget int `json:"daily_budget,omitempty"`
+}
+
+// isPlaceholder reports whether s is a single Caddy placeholder.
+func isPlaceholder(s string) bool {
+	return len(s) > 2 && s[0] == '{' && s[len(s)-1] == '}' && strings.Count(s, "{") == 1
+}
+
+// resolve turns the config into a token.Account, resolving the secret's
+// placeholder. Errors name the account and the field.
+func (a Account) resolve(name string, repl *caddy.Replacer) (token.Account, error) {
+	if a.Kind == "" {
+		return token.Account{}, fmt.Errorf("account %q: kind is required (official or wecom)", name)
+	}
+	if a.Secret == "" {
+		return token.Account{}, fmt.Errorf("account %q: secret is required", name)
+	}
+	if !isPlaceholder(a.Secret) {
+		return token.Account{}, fmt.Errorf("account %q: secret must be a placeholder such as {env.WECHAT_SECRET} or {file./run/secrets/wechat}, never the secret itself: the config is served by the admin API", name)
+	}
+	secret, err := repl.ReplaceOrErr(a.Secret, true, true)
+	if err != nil {
+		return token.Account{}, fmt.Errorf("account %q: secret %s: %v (is the variable set, the file readable and not empty?)", name, a.Secret, err)
+	}
+	return token.Account{
+		Name:        name,
+		Kind:        token.Kind(a.Kind),
+		AppID:       a.AppID,
+		Secret:      secret,
+		Endpoint:    token.Endpoint(a.TokenEndpoint),
+		BaseURL:     a.APIBase,
+		Margin:      time.Duration(a.RefreshMargin),
+		DailyBudget: a.DailyBudget,
+	}, nil
+}

@@ -1,0 +1,107 @@
+package caddywechat
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/wxgate/caddy-wechat/module/token"
+)
+
+func init() {
+	caddy.RegisterModule(Admin{})
+}
+
+// Admin is the `admin.api.wechat` admin module. It serves, on Caddy's admin
+// endpoint:
+//
+//	GET  /wechat/accounts  the state of every account's token: whether there
+//	                       is one, its generation, expiry and next refresh,
+//	                       token calls today against the budget, and why
+//	                       refreshing stopped, if it did. Never a token or a
+//	                       secret.
+//	POST /wechat/clock     {"advance":"2h"}: moves the gateway's clock and
+//	                       runs the refreshes that come due, then answers
+//	                       like GET /wechat/accounts. Only with the app's
+//	                       test_clock option.
+type Admin struct{}
+
+// CaddyModule returns the Caddy module information.
+func (Admin) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.wechat",
+		New: func() caddy.Module { return new(Admin) },
+	}
+}
+
+// Routes returns the admin routes.
+func (a Admin) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{
+		{Pattern: "/wechat/accounts", Handler: caddy.AdminHandlerFunc(a.accounts)},
+		{Pattern: "/wechat/clock", Handler: caddy.AdminHandlerFunc(a.clock)},
+	}
+}
+
+// running returns the wechat app of the running config.
+func running() (*App, error) {
+	app, err := caddy.ActiveContext().AppIfConfigured("wechat")
+	if err != nil || app == nil {
+		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("the wechat app is not configured")}
+	}
+	return app.(*App), nil
+}
+
+func (a Admin) accounts(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
+	}
+	app, err := running()
+	if err != nil {
+		return err
+	}
+	return writeStatuses(w, app.tokens.manager)
+}
+
+func (a Admin) clock(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
+	}
+	app, err := running()
+	if err != nil {
+		return err
+	}
+	if app.tokens.clock == nil {
+		return caddy.APIError{HTTPStatus: http.StatusForbidden, Err: fmt.Errorf("the clock moves only with the wechat app's test_clock option")}
+	}
+	var req struct {
+		Advance string `json:"advance"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("body: want {\"advance\":\"<duration>\"}: %v", err)}
+	}
+	d, err := caddy.ParseDuration(req.Advance)
+	if err != nil || d < 0 {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("advance %q is not a positive duration", req.Advance)}
+	}
+	app.tokens.clock.Advance(d)
+	app.tokens.manager.RefreshDue(r.Context())
+	return writeStatuses(w, app.tokens.manager)
+}
+
+func writeStatuses(w http.ResponseWriter, m *token.Manager) error {
+	list := m.Statuses()
+	slices.SortFunc(list, func(a, b token.Status) int { return strings.Compare(a.Name, b.Name) })
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(struct {
+		Now      time.Time      `json:"now"`
+		Accounts []token.Status `json:"accounts"`
+	}{m.Clock().Now(), list})
+}
+
+// Interface guards
+var _ caddy.AdminRouter = Admin{}

@@ -1,0 +1,182 @@
+package caddywechat
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/wxgate/caddy-wechat/module/token"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the `wechat` app: the WeChat accounts the gateway holds tokens
+// for, and how it refreshes them. Handlers (`http.handlers.wechat`) name an
+// account; the app keeps one token per account and refreshes it in the
+// background. Tokens survive config reloads that keep the account.
+type App struct {
+	// Accounts by name. Handlers refer to an account by its name.
+	Accounts map[string]*Account `json:"accounts,omitempty"`
+
+	// RefreshCooldown: a token fetched less than this long ago that WeChat
+	// rejects is not replaced again (a fresh token that fails is of the
+	// wrong kind, and refreshing it would only burn quota); the answer goes
+	// back to the client as it is. Default: 30s. 0 takes the default; use
+	// -1ns to turn the cooldown off.
+	RefreshCooldown caddy.Duration `json:"refresh_cooldown,omitempty"`
+
+	// FetchTimeout bounds one token refresh. Default: 10s.
+	FetchTimeout caddy.Duration `json:"fetch_timeout,omitempty"`
+
+	// TestClock lets the admin API move the gateway's clock
+	// (POST /wechat/clock), so tests can run a day of token lifetimes in
+	// seconds against the simulator. Never enable it in production.
+	// Default: false.
+	TestClock bool `json:"test_clock,omitempty"`
+
+	tokens     *tokenService
+	serviceKey string
+	handles    map[string]*token.Handle
+	logger     *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "wechat",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// tokenService is the token manager shared by successive configs (a reload
+// provisions the new App before it cleans up the old one), kept in a
+// UsagePool so that tokens survive reloads.
+type tokenService struct {
+	manager *token.Manager
+	clock   *token.ManualClock // non-nil with test_clock
+	ctx     context.Context
+	cancel  context.CancelFunc
+	start   sync.Once
+}
+
+// run starts the background refresh loop, once.
+func (s *tokenService) run() {
+	s.start.Do(func() { go s.manager.Run(s.ctx, token.DefaultTick) })
+}
+
+// Destruct stops the background refresh loop when the last config using
+// the service is gone.
+func (s *tokenService) Destruct() error {
+	s.cancel()
+	return nil
+}
+
+// services holds the token services across config reloads, keyed by the
+// manager-level options, so that a reload that changes them starts afresh.
+var services = caddy.NewUsagePool()
+
+// Provision sets the app up: it resolves secrets and registers accounts
+// with the shared token service. It makes no network call.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	if a.RefreshCooldown < 0 && a.RefreshCooldown != -1 {
+		// any negative value turns the cooldown off; normalise for the key
+		a.RefreshCooldown = -1
+	}
+	if a.FetchTimeout < 0 {
+		return fmt.Errorf("fetch_timeout must not be negative")
+	}
+	a.serviceKey = fmt.Sprintf("tokens/cooldown=%d/timeout=%d/test_clock=%t", a.RefreshCooldown, a.FetchTimeout, a.TestClock)
+	val, _, err := services.LoadOrNew(a.serviceKey, func() (caddy.Destructor, error) {
+		opts := token.Options{
+			RefreshCooldown: time.Duration(a.RefreshCooldown),
+			FetchTimeout:    time.Duration(a.FetchTimeout),
+			Logger:          a.logger,
+		}
+		svc := new(tokenService)
+		svc.ctx, svc.cancel = context.WithCancel(context.Background())
+		if a.TestClock {
+			svc.clock = &token.ManualClock{}
+			opts.Clock = svc.clock
+		}
+		svc.manager = token.NewManager(opts)
+		return svc, nil
+	})
+	if err != nil {
+		return err
+	}
+	a.tokens = val.(*tokenService)
+
+	repl := caddy.NewReplacer()
+	a.handles = make(map[string]*token.Handle, len(a.Accounts))
+	for _, name := range slices.Sorted(maps.Keys(a.Accounts)) {
+		cfg := a.Accounts[name]
+		if cfg == nil {
+			return fmt.Errorf("account %q: empty definition", name)
+		}
+		acct, err := cfg.resolve(name, repl)
+		if err != nil {
+			return err
+		}
+		h, err := a.tokens.manager.Register(acct)
+		if err != nil {
+			return err
+		}
+		a.handles[name] = h
+	}
+	return nil
+}
+
+// Start runs the background refresh loop, once per token service.
+func (a *App) Start() error {
+	a.tokens.run()
+	a.logger.Info("wechat gateway started", zap.Strings("accounts", slices.Sorted(maps.Keys(a.Accounts))))
+	return nil
+}
+
+// Stop does nothing: the refresh loop outlives a reload and ends with the
+// last config (see Cleanup).
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases the accounts and the token service.
+func (a *App) Cleanup() error {
+	for _, h := range a.handles {
+		h.Release()
+	}
+	a.handles = nil
+	if a.tokens != nil {
+		_, err := services.Delete(a.serviceKey)
+		return err
+	}
+	return nil
+}
+
+// handle returns the token handle of the named account, or an error that
+// lists the accounts there are.
+func (a *App) handle(name string) (*token.Handle, error) {
+	if h, ok := a.handles[name]; ok {
+		return h, nil
+	}
+	names := slices.Sorted(maps.Keys(a.Accounts))
+	if len(names) == 0 {
+		return nil, fmt.Errorf("account %q is not defined: no accounts are configured in the global `wechat` option", name)
+	}
+	return nil, fmt.Errorf("account %q is not defined in the global `wechat` option (accounts: %s)", name, strings.Join(names, ", "))
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+	_ caddy.Destructor   = (*tokenService)(nil)
+)

@@ -1,0 +1,206 @@
+package caddywechat
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/wxgate/caddy-wechat/module/token"
+	"github.com/wxgate/caddy-wechat/module/wxapi"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// DefaultMaxReplayBody is the default of Handler.MaxReplayBody: room for a
+// 20 MB WeCom file upload and its multipart framing.
+const DefaultMaxReplayBody = 24 << 20
+
+// Handler injects the named account's access token into calls to the
+// WeChat API and replays a call once, with a fresh token, when WeChat
+// answers that the token is no longer good (errcode 40001, 40014 or 42001).
+// It sits in front of `reverse_proxy` to the WeChat host; apps call the
+// usual paths with no token.
+//
+// It acts on the paths that take ?access_token= (/cgi-bin/, /wxa/,
+// /datacube/ and the other families of the WeChat API) and passes every
+// other request on untouched: /sns/ (user OAuth tokens), /cgi-bin/component/
+// and /cgi-bin/service/ (third-party tokens) in particular. Use Caddy
+// matchers to narrow it further. The token endpoints themselves
+// (/cgi-bin/token, /cgi-bin/stable_token, /cgi-bin/gettoken) are never
+// forwarded: the gateway alone fetches tokens.
+type Handler struct {
+	// Account is the name of the account (in the `wechat` app) whose token
+	// is injected. Required.
+	Account string `json:"account"`
+
+	// MaxReplayBody is the largest request body, in bytes, held in memory so
+	// that the call can be replayed after a token refresh. A larger body is
+	// streamed to WeChat and its call is not replayed. Default: 24 MiB
+	// (25165824), which covers WeCom's 20 MB file uploads.
+	MaxReplayBody int64 `json:"max_replay_body,omitempty"`
+
+	tokens *token.Handle
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.wechat",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision finds the handler's account in the `wechat` app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.Account == "" {
+		return errors.New("account: the name of an account of the global `wechat` option is required")
+	}
+	if h.MaxReplayBody < 0 {
+		return errors.New("max_replay_body must not be negative")
+	}
+	if h.MaxReplayBody == 0 {
+		h.MaxReplayBody = DefaultMaxReplayBody
+	}
+	appIface, err := ctx.App("wechat")
+	if err != nil {
+		return fmt.Errorf("loading the wechat app: %v", err)
+	}
+	handle, err := appIface.(*App).handle(h.Account)
+	if err != nil {
+		return fmt.Errorf("account: %v", err)
+	}
+	h.tokens = handle
+	return nil
+}
+
+// ServeHTTP injects the token, forwards the call to next (the
+// reverse_proxy), and replays it once if WeChat rejects the token.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	path := r.URL.Path
+	if hasAnyPrefix(path, neverTokenPaths) || !hasAnyPrefix(path, defaultTokenPaths) {
+		return next.ServeHTTP(w, r)
+	}
+	if isTokenEndpoint(path) {
+		wxapi.WriteError(w, wxapi.CodeAPIUnauthorized,
+			"wechat gateway: "+path+" is not forwarded: the gateway fetches and injects access tokens itself; call the API without access_token")
+		return nil
+	}
+	ctx := r.Context()
+	tok, err := h.tokens.Token(ctx)
+	if err != nil {
+		h.unavailable(w, err)
+		return nil
+	}
+
+	body, stream, err := readReplayable(r, h.MaxReplayBody)
+	if err != nil {
+		wxapi.WriteError(w, wxapi.CodeSystemBusy, "wechat gateway: reading the request body: "+err.Error())
+		return nil
+	}
+	if stream != nil {
+		h.logger.Debug("request body too large to replay; forwarding without retry",
+			zap.String("account", h.Account), zap.Int64("max_replay_body", h.MaxReplayBody))
+		return next.ServeHTTP(w, upstreamRequest(r, tok.Value, nil, stream))
+	}
+
+	first := newInspector(w)
+	defer first.release()
+	if err := next.ServeHTTP(first, upstreamRequest(r, tok.Value, body, nil)); err != nil {
+		return err
+	}
+	held, ok := first.held()
+	if !ok {
+		return nil // streamed through: not a token error
+	}
+	code, hasCode := wxapi.ScanErrcode(held)
+	if !hasCode || !wxapi.Refreshable(code) {
+		first.pass()
+		return nil
+	}
+	rid := string(wxapi.ScanRid(held))
+	fresh, err := h.tokens.Reject(ctx, tok, code)
+	switch {
+	case err != nil:
+		h.logger.Warn("access_token rejected and no new one could be had",
+			zap.String("account", h.Account), zap.Int("errcode", code), zap.String("rid", rid), zap.Error(err))
+		h.unavailable(w, err)
+		return nil
+	case fresh == nil: // rejected too soon after its fetch: not the token's age, pass the answer on
+		first.pass()
+		return nil
+	}
+	h.logger.Info("access_token rejected; replaying with a fresh token",
+		zap.String("account", h.Account), zap.String("path", path), zap.Int("errcode", code), zap.String("rid", rid),
+		zap.Uint64("generation", fresh.Generation))
+	return next.ServeHTTP(w, upstreamRequest(r, fresh.Value, body, nil))
+}
+
+// unavailable answers a call for which no token can be had, saying why.
+func (h *Handler) unavailable(w http.ResponseWriter, err error) {
+	wxapi.WriteError(w, wxapi.CodeSystemBusy, "wechat gateway: "+err.Error())
+}
+
+// readReplayable reads the request body into memory if it is no larger
+// than limit. Otherwise it returns, as stream, a reader that yields what was
+// read and then the rest: such a call cannot be replayed.
+func readReplayable(r *http.Request, limit int64) (body []byte, stream io.Reader, err error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil, nil, nil
+	}
+	if r.ContentLength > limit {
+		return nil, r.Body, nil
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	n, err := io.Copy(&buf, io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if n > limit {
+		return nil, io.MultiReader(&buf, r.Body), nil
+	}
+	return buf.Bytes(), nil, nil
+}
+
+// upstreamRequest clones r for one attempt: the client's access_token
+// removed, tok injected, and the body set from memory (body) or streamed
+// (stream). r itself, which the access log and placeholders read, is left
+// as the client sent it.
+func upstreamRequest(r *http.Request, tok string, body []byte, stream io.Reader) *http.Request {
+	out := r.Clone(r.Context())
+	out.URL.RawQuery = withToken(r.URL.RawQuery, tok)
+	out.URL.ForceQuery = false
+	switch {
+	case stream != nil:
+		out.Body = io.NopCloser(stream)
+	case body == nil:
+		out.Body = http.NoBody
+		out.ContentLength = 0
+	default:
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		out.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	return out
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ http.Flusher                = (*inspector)(nil)
+)

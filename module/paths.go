@@ -1,0 +1,99 @@
+package caddywechat
+
+import "strings"
+
+// defaultTokenPaths are the path prefixes that take ?access_token= on
+// api.weixin.qq.com and qyapi.weixin.qq.com (wechat-api.md section 6).
+var defaultTokenPaths = []string{
+	"/cgi-bin/", "/wxa/", "/wxaapi/", "/datacube/", "/card/", "/customservice/", "/shop/",
+	"/product/", "/tcb/", "/cv/", "/xpay/", "/marketing/", "/semantic/", "/channels/",
+	"/merchant/", "/scan/", "/device/", "/intp/", "/bizwifi/", "/poi/", "/wxopen/", "/express/",
+}
+
+// neverTokenPaths take another credential: user OAuth tokens (/sns/), the
+// component token of third-party platforms (/cgi-bin/component/) and the
+// suite and provider tokens of WeCom third-party apps (/cgi-bin/service/).
+// The gateway never injects an app's access_token there.
+var neverTokenPaths = []string{"/sns/", "/cgi-bin/component/", "/cgi-bin/service/"}
+
+// tokenEndpoints are answered by the gateway itself: forwarding them would
+// spend the account's quota and, for /cgi-bin/token, invalidate the
+// gateway's own token.
+var tokenEndpoints = []string{"/cgi-bin/token", "/cgi-bin/stable_token", "/cgi-bin/gettoken"}
+
+func hasAnyPrefix(path string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func isTokenEndpoint(path string) bool {
+	for _, p := range tokenEndpoints {
+		if path == p || (len(path) == len(p)+1 && path[len(p)] == '/' && strings.HasPrefix(path, p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// withToken returns rawQuery with every access_token parameter the client
+// sent removed and access_token=tok appended. tok is URL-safe (the token
+// package refuses any other).
+func withToken(rawQuery, tok string) string {
+	var b strings.Builder
+	b.Grow(len(rawQuery) + len("&access_token=") + len(tok))
+	rest := rawQuery
+	for rest != "" {
+		var part string
+		part, rest, _ = strings.Cut(rest, "&")
+		if part == "" || isTokenParam(part) {
+			continue
+		}
+		b.WriteString(part)
+		b.WriteByte('&')
+	}
+	b.WriteString("access_token=")
+	b.WriteString(tok)
+	return b.String()
+}
+
+// isTokenParam reports whether a query parameter (key=value) is
+// access_token, however the client encoded the key.
+func isTokenParam(part string) bool {
+	key, _, _ := strings.Cut(part, "=")
+	if key == "access_token" {
+		return true
+	}
+	if !strings.ContainsAny(key, "%+") {
+		return false
+	}
+	k := strings.ReplaceAll(key, "+", " ")
+	var out []byte
+	for i := 0; i < len(k); i++ {
+		if k[i] == '%' && i+2 < len(k) && ishex(k[i+1]) && ishex(k[i+2]) {
+			out = append(out, unhex(k[i+1])<<4|unhex(k[i+2]))
+			i += 2
+			continue
+		}
+		out = append(out, k[i])
+	}
+	return string(out) == "access_token"
+}
+
+func ishex(c byte) bool {
+	return ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F')
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}
