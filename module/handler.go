@@ -78,7 +78,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	handle, err := appIface.(*App).handle(h.Account)
 	if err != nil {
-		return fmt.Errorf("account: %v", err)
+		return err
 	}
 	h.tokens = handle
 	return nil
@@ -183,6 +183,9 @@ func upstreamRequest(r *http.Request, tok string, body []byte, stream io.Reader)
 	out := r.Clone(r.Context())
 	out.URL.RawQuery = withToken(r.URL.RawQuery, tok)
 	out.URL.ForceQuery = false
+	// RequestURI is what Caddy's debug log shows of the upstream request:
+	// keep the client's, without any token the client sent.
+	out.RequestURI = redactedURI(r)
 	switch {
 	case stream != nil:
 		out.Body = io.NopCloser(stream)

@@ -1,6 +1,9 @@
 package caddywechat
 
-import "strings"
+import (
+	"net/http"
+	"strings"
+)
 
 // defaultTokenPaths are the path prefixes that take ?access_token= on
 // api.weixin.qq.com and qyapi.weixin.qq.com (wechat-api.md section 6).
@@ -57,6 +60,30 @@ func withToken(rawQuery, tok string) string {
 	}
 	b.WriteString("access_token=")
 	b.WriteString(tok)
+	return b.String()
+}
+
+// redactedURI returns the request's URI with the values of any
+// access_token parameters the client sent replaced by REDACTED.
+func redactedURI(r *http.Request) string {
+	if !strings.Contains(r.URL.RawQuery, "token") {
+		return r.RequestURI
+	}
+	var b strings.Builder
+	b.WriteString(r.URL.EscapedPath())
+	sep := byte('?')
+	for rest := r.URL.RawQuery; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "&")
+		b.WriteByte(sep)
+		sep = '&'
+		if isTokenParam(part) {
+			key, _, _ := strings.Cut(part, "=")
+			b.WriteString(key + "=REDACTED")
+			continue
+		}
+		b.WriteString(part)
+	}
 	return b.String()
 }
 

@@ -1,9 +1,14 @@
+// Command caddy-wechat is Caddy with the standard modules and the
+// caddy-wechat modules. Run it in the repository's root folder with no
+// arguments but `run` to start the offline quick start (./Caddyfile).
 package main
 
 import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/wxgate/caddy-wechat/module"
 )
 
 func main() {

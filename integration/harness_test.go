@@ -1,0 +1,374 @@
+// Package integration runs real Caddy processes, built once per test run
+// from ./cmd/caddy-wechat, against the bundled WeChat simulator, which the
+// tests run in-process so that they can drive its clock, inject faults and
+// read its counters.
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// caddyBin is the gateway binary, built once by TestMain.
+var caddyBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "caddy-wechat-it-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	caddyBin = filepath.Join(dir, "caddy-wechat")
+	build := exec.Command("go", "build", "-o", caddyBin, "../cmd/caddy-wechat")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the gateway:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a loopback port nobody listens on right now.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// gateway is one running Caddy process.
+type gateway struct {
+	t       testing.TB
+	cmd     *exec.Cmd
+	dir     string
+	logPath string
+	Admin   string // http://127.0.0.1:port of the admin API
+	Port    int    // the first HTTP port, for the site the test's Caddyfile puts at {PORT}
+	Port2   int    // a second HTTP port, {PORT2}
+	done    chan struct{}
+}
+
+// startGateway runs Caddy with caddyfile, after replacing {ADMIN}, {PORT},
+// {PORT2} and {UPSTREAM} (the simulator's host:port). Every gateway has its
+// own XDG_DATA_HOME and XDG_CONFIG_HOME; env adds environment variables.
+func startGateway(t testing.TB, caddyfile, upstream string, env ...string) *gateway {
+	t.Helper()
+	g := &gateway{t: t, dir: t.TempDir(), Port: freePort(t), Port2: freePort(t), done: make(chan struct{})}
+	adminPort := freePort(t)
+	g.Admin = fmt.Sprintf("http://127.0.0.1:%d", adminPort)
+	cfg := strings.NewReplacer(
+		"{ADMIN}", fmt.Sprintf("127.0.0.1:%d", adminPort),
+		"{PORT}", strconv.Itoa(g.Port),
+		"{PORT2}", strconv.Itoa(g.Port2),
+		"{UPSTREAM}", upstream,
+	).Replace(caddyfile)
+	cfgPath := filepath.Join(g.dir, "Caddyfile")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g.logPath = filepath.Join(g.dir, "caddy.log")
+	logFile, err := os.Create(g.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.cmd = exec.Command(caddyBin, "run", "--config", cfgPath, "--adapter", "caddyfile")
+	g.cmd.Dir = g.dir
+	g.cmd.Stdout, g.cmd.Stderr = logFile, logFile
+	g.cmd.Env = append(os.Environ(),
+		"XDG_DATA_HOME="+filepath.Join(g.dir, "data"),
+		"XDG_CONFIG_HOME="+filepath.Join(g.dir, "config"),
+		"HOME="+g.dir,
+	)
+	g.cmd.Env = append(g.cmd.Env, env...)
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = g.cmd.Wait()
+		logFile.Close()
+		close(g.done)
+	}()
+	t.Cleanup(g.stop)
+	g.waitReady()
+	return g
+}
+
+func (g *gateway) waitReady() {
+	g.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-g.done:
+			g.t.Fatalf("caddy exited at start:\n%s", g.logs())
+		default:
+		}
+		resp, err := http.Get(g.Admin + "/config/")
+		if err == nil {
+			resp.Body.Close()
+			if conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", g.Port)); err == nil {
+				conn.Close()
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the process to come up, not waiting for time to pass
+	}
+	g.t.Fatalf("caddy did not become ready:\n%s", g.logs())
+}
+
+// stop ends the process (SIGINT: a graceful stop) and waits for it.
+func (g *gateway) stop() {
+	select {
+	case <-g.done:
+		return
+	default:
+	}
+	_ = g.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-g.done:
+	case <-time.After(15 * time.Second):
+		_ = g.cmd.Process.Kill()
+		<-g.done
+	}
+}
+
+// logs returns everything the process has logged.
+func (g *gateway) logs() string {
+	b, _ := os.ReadFile(g.logPath)
+	return string(b)
+}
+
+// URL returns the gateway URL of path on its first site.
+func (g *gateway) URL(path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", g.Port, path)
+}
+
+// URL2 returns the gateway URL of path on its second site.
+func (g *gateway) URL2(path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", g.Port2, path)
+}
+
+// advance moves the gateway's test clock (the config needs test_clock) and
+// waits for the refreshes that come due.
+func (g *gateway) advance(d time.Duration) {
+	g.t.Helper()
+	body := fmt.Sprintf(`{"advance":%q}`, d.String())
+	resp, err := http.Post(g.Admin+"/wechat/clock", "application/json", strings.NewReader(body))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		g.t.Fatalf("advancing the gateway clock: %s: %s", resp.Status, b)
+	}
+}
+
+// accountStatus is what GET /wechat/accounts says of one account.
+type accountStatus struct {
+	Name       string `json:"name"`
+	HasToken   bool   `json:"has_token"`
+	Generation uint64 `json:"generation"`
+	CallsToday int    `json:"token_calls_today"`
+	Stopped    bool   `json:"refresh_stopped"`
+	LastError  string `json:"last_error"`
+}
+
+func (g *gateway) accounts() map[string]accountStatus {
+	g.t.Helper()
+	resp, err := http.Get(g.Admin + "/wechat/accounts")
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Accounts []accountStatus `json:"accounts"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		g.t.Fatal(err)
+	}
+	m := make(map[string]accountStatus)
+	for _, a := range out.Accounts {
+		m[a.Name] = a
+	}
+	return m
+}
+
+// peakRSS returns the process's peak resident set size in bytes (VmHWM).
+func (g *gateway) peakRSS() int64 {
+	return procStatus(g.t, g.cmd.Process.Pid, "VmHWM:")
+}
+
+// rss returns the process's resident set size now (VmRSS).
+func (g *gateway) rss() int64 {
+	return procStatus(g.t, g.cmd.Process.Pid, "VmRSS:")
+}
+
+// resetPeakRSS resets VmHWM to the current RSS (Linux: write 5 to clear_refs).
+func (g *gateway) resetPeakRSS() {
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", g.cmd.Process.Pid), []byte("5"), 0)
+}
+
+func procStatus(t testing.TB, pid int, field string) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), field); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// wiretap sits in front of the simulator and remembers every access token
+// the simulator handed out or was sent, so that tests can check that none of
+// them ever reaches a log line or a client.
+type wiretap struct {
+	next   http.Handler
+	mu     sync.Mutex
+	tokens map[string]bool // issued by the token endpoints
+	seen   []string        // access_token query values, in order
+	calls  map[string]int  // requests per path
+	bodies map[string][][]byte
+}
+
+func newWiretap(next http.Handler) *wiretap {
+	return &wiretap{next: next, tokens: make(map[string]bool), calls: make(map[string]int), bodies: make(map[string][][]byte)}
+}
+
+func (w *wiretap) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	var body []byte
+	if r.Body != nil && r.ContentLength < 64<<20 {
+		body, _ = io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	w.mu.Lock()
+	w.calls[r.URL.Path]++
+	if len(body) > 0 {
+		w.bodies[r.URL.Path] = append(w.bodies[r.URL.Path], body)
+	}
+	if tok := r.URL.Query().Get("access_token"); tok != "" {
+		w.seen = append(w.seen, tok)
+	}
+	w.mu.Unlock()
+	if strings.HasSuffix(r.URL.Path, "token") {
+		rec := httptest.NewRecorder()
+		w.next.ServeHTTP(rec, r)
+		var ans struct {
+			AccessToken string `json:"access_token"`
+		}
+		if json.Unmarshal(rec.Body.Bytes(), &ans) == nil && ans.AccessToken != "" {
+			w.mu.Lock()
+			w.tokens[ans.AccessToken] = true
+			w.mu.Unlock()
+		}
+		for k, v := range rec.Header() {
+			rw.Header()[k] = v
+		}
+		rw.WriteHeader(rec.Code)
+		_, _ = rw.Write(rec.Body.Bytes())
+		return
+	}
+	w.next.ServeHTTP(rw, r)
+}
+
+// allTokens returns every token the simulator's token endpoints issued so
+// far: the credentials that must never leak. (Tokens a client sent itself,
+// such as a user's /sns/ token, are the client's own.)
+func (w *wiretap) allTokens() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]string, 0, len(w.tokens))
+	for tok := range w.tokens {
+		out = append(out, tok)
+	}
+	return out
+}
+
+// count returns how many requests reached path.
+func (w *wiretap) count(path string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.calls[path]
+}
+
+// bodiesOf returns the bodies sent to path, in order.
+func (w *wiretap) bodiesOf(path string) [][]byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([][]byte(nil), w.bodies[path]...)
+}
+
+// lastSent returns the last access_token the simulator was sent.
+func (w *wiretap) lastSent() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.seen) == 0 {
+		return ""
+	}
+	return w.seen[len(w.seen)-1]
+}
+
+// assertNoLeaks fails t if any of the secrets or tokens appears in text.
+func assertNoLeaks(t testing.TB, where, text string, secrets []string, tokens []string) {
+	t.Helper()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(text, s) {
+			t.Errorf("%s holds a secret", where)
+		}
+	}
+	for _, tok := range tokens {
+		if tok != "" && strings.Contains(text, tok) {
+			t.Errorf("%s holds an access token (%d chars)", where, len(tok))
+		}
+	}
+}
+
+// get fetches url and returns the status and body.
+func get(t testing.TB, url string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// errcodeOf returns the errcode of a JSON answer (0 when it has none).
+func errcodeOf(b []byte) int {
+	var v struct {
+		Errcode int `json:"errcode"`
+	}
+	_ = json.Unmarshal(b, &v)
+	return v.Errcode
+}

@@ -1,0 +1,66 @@
+package caddywechat
+
+import (
+	"net/http/httptest"
+	"testing"
+)
+
+func TestWithToken(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", "access_token=T"},
+		{"openid=o1", "openid=o1&access_token=T"},
+		{"access_token=OLD&openid=o1", "openid=o1&access_token=T"},
+		{"openid=o1&access%5Ftoken=OLD&access_token&x=", "openid=o1&x=&access_token=T"},
+		{"a=1&&b=2", "a=1&b=2&access_token=T"},
+		{"access_token_x=keep", "access_token_x=keep&access_token=T"},
+	} {
+		if got := withToken(c.in, "T"); got != c.want {
+			t.Errorf("withToken(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestRedactedURI(t *testing.T) {
+	r := httptest.NewRequest("GET", "/cgi-bin/user/info?openid=o1&access_token=SECRET&access%5ftoken=S2", nil)
+	if got, want := redactedURI(r), "/cgi-bin/user/info?openid=o1&access_token=REDACTED&access%5ftoken=REDACTED"; got != want {
+		t.Errorf("redactedURI = %q, want %q", got, want)
+	}
+	r = httptest.NewRequest("GET", "/cgi-bin/menu/get?x=1", nil)
+	if got := redactedURI(r); got != "/cgi-bin/menu/get?x=1" {
+		t.Errorf("redactedURI = %q", got)
+	}
+}
+
+func TestPathFamilies(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/cgi-bin/menu/get":                        true,
+		"/wxa/getwxacodeunlimit":                   true,
+		"/datacube/getweanalysisappiddailysummary": true,
+		"/sns/userinfo":                            false,
+		"/cgi-bin/component/api_authorizer_token":  false,
+		"/cgi-bin/service/get_suite_token":         false,
+		"/other":                                   false,
+	} {
+		got := hasAnyPrefix(path, defaultTokenPaths) && !hasAnyPrefix(path, neverTokenPaths)
+		if got != want {
+			t.Errorf("%s: injected %v, want %v", path, got, want)
+		}
+	}
+	for path, want := range map[string]bool{
+		"/cgi-bin/token": true, "/cgi-bin/stable_token": true, "/cgi-bin/gettoken": true, "/cgi-bin/token/": true,
+		"/cgi-bin/tokenx": false, "/cgi-bin/ticket/getticket": false,
+	} {
+		if got := isTokenEndpoint(path); got != want {
+			t.Errorf("isTokenEndpoint(%s) = %v", path, got)
+		}
+	}
+}
+
+func BenchmarkRequestRewrite(b *testing.B) {
+	r := httptest.NewRequest("GET", "/cgi-bin/user/info?openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M&lang=zh_CN", nil)
+	tok := "81_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-abcdefgh"
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = upstreamRequest(r, tok, nil, nil)
+	}
+}
