@@ -1,0 +1,378 @@
+package simulator
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"sync"
+)
+
+// officialRoutes are the business paths of api.weixin.qq.com (plus the media
+// paths both services share).
+func officialRoutes() []*route {
+	return []*route{
+		{path: "/cgi-bin/user/info", family: pathMP, auth: true, methods: allowGET, dailyLimit: 5000000, handle: handleUserInfo},
+		{path: "/cgi-bin/menu/get", family: pathMP, auth: true, methods: allowGET, dailyLimit: 10000, handle: handleMenuGet},
+		{path: "/cgi-bin/menu/create", family: pathMP, auth: true, methods: allowPOST, dailyLimit: 1000, handle: handleMenuCreate},
+		{path: "/cgi-bin/menu/delete", family: pathMP, auth: true, methods: allowGET, dailyLimit: 1000, handle: handleMenuDelete},
+		{path: "/cgi-bin/message/custom/send", family: pathMP, auth: true, methods: allowPOST, dailyLimit: 500000, handle: handleCustomSend},
+		{path: "/cgi-bin/media/upload", family: pathShared, auth: true, methods: allowPOST, maxBody: uploadMaxBody, dailyLimit: 100000, handle: handleMediaUpload},
+		{path: "/cgi-bin/media/get", family: pathShared, auth: true, methods: allowBoth, dailyLimit: 100000, handle: handleMediaGet},
+		{path: "/cgi-bin/ticket/getticket", family: pathMP, auth: true, methods: allowGET, dailyLimit: 100000, handle: handleGetTicket},
+		{path: "/wxa/getwxacodeunlimit", family: pathMP, auth: true, methods: allowPOST, dailyLimit: 5000000, handle: handleWxaCodeUnlimit},
+		{path: "/cgi-bin/openapi/quota/get", family: pathMP, auth: true, methods: allowPOST, handle: handleQuotaGet},
+		{path: "/cgi-bin/clear_quota", family: pathMP, auth: true, methods: allowPOST, handle: handleClearQuota},
+		{path: "/cgi-bin/clear_quota/v2", family: pathMP, methods: allowPOST, secretBody: true, handle: handleClearQuotaV2},
+	}
+}
+
+// okBody is the plain success answer of MP write APIs.
+var okBody = []byte(`{"errcode":0,"errmsg":"ok"}`)
+
+// isOpenID reports whether s looks like an openid or userid.
+func isOpenID(s string) bool { return s != "" && len(s) <= 64 && isPlainID(s) }
+
+// mpUser is the answer of /cgi-bin/user/info (no errcode on success).
+type mpUser struct {
+	Subscribe      int    `json:"subscribe"`
+	OpenID         string `json:"openid"`
+	Language       string `json:"language"`
+	SubscribeTime  int64  `json:"subscribe_time"`
+	UnionID        string `json:"unionid"`
+	Remark         string `json:"remark"`
+	GroupID        int    `json:"groupid"`
+	TagIDList      []int  `json:"tagid_list"`
+	SubscribeScene string `json:"subscribe_scene"`
+	QrScene        int    `json:"qr_scene"`
+	QrSceneStr     string `json:"qr_scene_str"`
+}
+
+// handleUserInfo serves GET /cgi-bin/user/info?openid=: every well-formed
+// openid is a subscriber.
+func handleUserInfo(s *Simulator, c *call) {
+	openid := c.query("openid")
+	switch {
+	case openid == "":
+		c.fail(codeOpenIDMissing)
+		return
+	case !isOpenID(openid):
+		c.fail(codeInvalidOpenID)
+		return
+	}
+	c.ok(mpUser{
+		Subscribe:      1,
+		OpenID:         openid,
+		Language:       "zh_CN",
+		SubscribeTime:  1600000000 + int64(deriveID("", openid)[0])*86400,
+		UnionID:        deriveID("o", "union", openid),
+		TagIDList:      []int{},
+		SubscribeScene: "ADD_SCENE_QR_CODE",
+	})
+}
+
+// menuButton is one button of a custom menu, as menu/get returns it.
+type menuButton struct {
+	Type      string       `json:"type,omitempty"`
+	Name      string       `json:"name"`
+	Key       string       `json:"key,omitempty"`
+	URL       string       `json:"url,omitempty"`
+	MediaID   string       `json:"media_id,omitempty"`
+	AppID     string       `json:"appid,omitempty"`
+	PagePath  string       `json:"pagepath,omitempty"`
+	ArticleID string       `json:"article_id,omitempty"`
+	SubButton []menuButton `json:"sub_button"`
+}
+
+type menuAnswer struct {
+	Menu struct {
+		Button []menuButton `json:"button"`
+	} `json:"menu"`
+}
+
+var menuButtonTypes = map[string]bool{
+	"click": true, "view": true, "scancode_push": true, "scancode_waitmsg": true,
+	"pic_sysphoto": true, "pic_photo_or_album": true, "pic_weixin": true,
+	"location_select": true, "media_id": true, "view_limited": true,
+	"article_id": true, "article_view_limited": true, "miniprogram": true,
+}
+
+// Menu size limits of the real service (names in bytes).
+const (
+	maxButtons       = 3
+	maxSubButtons    = 5
+	maxButtonName    = 16
+	maxSubButtonName = 60
+	codeSubButtonTyp = 40024
+	codeSubButtonNam = 40025
+)
+
+// handleMenuCreate serves POST /cgi-bin/menu/create.
+func handleMenuCreate(s *Simulator, c *call) {
+	var req struct {
+		Button []menuButton `json:"button"`
+	}
+	if !c.decodeJSON(&req) {
+		return
+	}
+	if code := checkMenu(req.Button); code != codeOK {
+		c.fail(code)
+		return
+	}
+	var answer menuAnswer
+	answer.Menu.Button = req.Button
+	body := marshal(answer)
+	c.acct.menu.Store(&body)
+	c.json(codeOK, okBody)
+}
+
+func checkMenu(buttons []menuButton) int {
+	if len(buttons) == 0 || len(buttons) > maxButtons {
+		return codeInvalidButtonSize
+	}
+	for i := range buttons {
+		b := &buttons[i]
+		if b.Name == "" || len(b.Name) > maxButtonName {
+			return codeInvalidButtonName
+		}
+		if len(b.SubButton) == 0 {
+			if !menuButtonTypes[b.Type] {
+				return codeInvalidButtonType
+			}
+			b.SubButton = []menuButton{}
+			continue
+		}
+		if len(b.SubButton) > maxSubButtons {
+			return codeInvalidSubButton
+		}
+		for j := range b.SubButton {
+			sb := &b.SubButton[j]
+			if sb.Name == "" || len(sb.Name) > maxSubButtonName {
+				return codeSubButtonNam
+			}
+			if !menuButtonTypes[sb.Type] || len(sb.SubButton) > 0 {
+				return codeSubButtonTyp
+			}
+			sb.SubButton = []menuButton{}
+		}
+	}
+	return codeOK
+}
+
+// handleMenuGet serves GET /cgi-bin/menu/get: the menu last created, or
+// 46003 when there is none. The answer is pre-encoded: this is the cheap
+// token-checked call of the benchmarks.
+func handleMenuGet(s *Simulator, c *call) {
+	body := c.acct.menu.Load()
+	if body == nil {
+		c.fail(codeMenuNotExist)
+		return
+	}
+	c.json(codeOK, *body)
+}
+
+// handleMenuDelete serves GET /cgi-bin/menu/delete.
+func handleMenuDelete(s *Simulator, c *call) {
+	c.acct.menu.Store(nil)
+	c.json(codeOK, okBody)
+}
+
+var customMsgTypes = map[string]bool{
+	"text": true, "image": true, "voice": true, "video": true, "music": true, "news": true,
+	"mpnews": true, "mpnewsarticle": true, "msgmenu": true, "wxcard": true, "miniprogrampage": true,
+}
+
+// handleCustomSend serves POST /cgi-bin/message/custom/send.
+func handleCustomSend(s *Simulator, c *call) {
+	var req struct {
+		ToUser  string `json:"touser"`
+		MsgType string `json:"msgtype"`
+		Text    *struct {
+			Content string `json:"content"`
+		} `json:"text"`
+	}
+	if !c.decodeJSON(&req) {
+		return
+	}
+	switch {
+	case !isOpenID(req.ToUser):
+		c.fail(codeInvalidOpenID)
+	case !customMsgTypes[req.MsgType]:
+		c.fail(codeInvalidMsgType)
+	case req.MsgType == "text" && (req.Text == nil || req.Text.Content == ""):
+		c.fail(codeEmptyContent)
+	default:
+		c.json(codeOK, okBody)
+	}
+}
+
+// ticketAnswer is the answer of the JS ticket APIs (both services).
+type ticketAnswer struct {
+	Errcode   int    `json:"errcode"`
+	Errmsg    string `json:"errmsg"`
+	Ticket    string `json:"ticket"`
+	ExpiresIn int    `json:"expires_in"`
+}
+
+// handleGetTicket serves GET /cgi-bin/ticket/getticket?type=jsapi|wx_card.
+func handleGetTicket(s *Simulator, c *call) {
+	kind := c.query("type")
+	if kind != "jsapi" && kind != "wx_card" {
+		c.fail(codeInvalidArgs)
+		return
+	}
+	value, left := s.tickets.get(c.acct.label, kind, c)
+	c.ok(ticketAnswer{Errmsg: "ok", Ticket: value, ExpiresIn: left})
+}
+
+// ticketStore keeps the JS tickets: the same ticket while it is valid.
+type ticketStore struct {
+	mu sync.Mutex
+	m  map[[2]string]*ticketEntry
+}
+
+type ticketEntry struct {
+	value   string
+	expires int64
+}
+
+func newTicketStore() *ticketStore { return &ticketStore{m: make(map[[2]string]*ticketEntry)} }
+
+func (ts *ticketStore) get(scope, kind string, c *call) (string, int) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	key := [2]string{scope, kind}
+	t := ts.m[key]
+	if t == nil || t.expires <= c.nowNs {
+		t = &ticketEntry{value: randomString("", 86), expires: c.nowNs + int64(c.set.cfg.TokenTTL)}
+		ts.m[key] = t
+	}
+	return t.value, int((t.expires - c.nowNs) / 1e9)
+}
+
+// quotaAnswer is the answer of /cgi-bin/openapi/quota/get.
+type quotaAnswer struct {
+	Errcode int    `json:"errcode"`
+	Errmsg  string `json:"errmsg"`
+	Quota   struct {
+		DailyLimit int `json:"daily_limit"`
+		Used       int `json:"used"`
+		Remain     int `json:"remain"`
+	} `json:"quota"`
+	RateLimit struct {
+		CallCount     int `json:"call_count"`
+		RefreshSecond int `json:"refresh_second"`
+	} `json:"rate_limit"`
+}
+
+// handleQuotaGet serves POST /cgi-bin/openapi/quota/get {"cgi_path"}: the
+// account's daily limit and today's use of a path.
+func handleQuotaGet(s *Simulator, c *call) {
+	var req struct {
+		CgiPath string `json:"cgi_path"`
+	}
+	if !c.decodeJSON(&req) {
+		return
+	}
+	day := c.day()
+	limit, used := 0, 0
+	switch req.CgiPath {
+	case "/cgi-bin/token":
+		limit, used = int(c.acct.tokenQuota.Load()), c.acct.tokenDay.get(day)
+	case "/cgi-bin/stable_token":
+		limit, used = c.set.cfg.StableDailyQuota, c.acct.stableDay.get(day)
+	default:
+		rt := s.routes[req.CgiPath]
+		if rt == nil || rt.dailyLimit == 0 || rt.family == pathWeCom {
+			c.fail(codeCgiPathNotFound)
+			return
+		}
+		limit, used = rt.dailyLimit, c.acct.usage[rt.index].get(day)
+	}
+	if limit < 0 {
+		limit = math.MaxInt32
+	}
+	var answer quotaAnswer
+	answer.Errmsg = "ok"
+	answer.Quota.DailyLimit, answer.Quota.Used, answer.Quota.Remain = limit, used, max(limit-used, 0)
+	answer.RateLimit.CallCount = max(limit/1440, 1)
+	answer.RateLimit.RefreshSecond = 60
+	c.ok(answer)
+}
+
+// clearQuotaMonthlyLimit is how many clear_quota calls an account may make
+// per calendar month.
+const clearQuotaMonthlyLimit = 10
+
+// handleClearQuota serves POST /cgi-bin/clear_quota {"appid"}: it resets
+// today's API counts of the account, token and stable_token included.
+func handleClearQuota(s *Simulator, c *call) {
+	var req struct {
+		AppID string `json:"appid"`
+	}
+	if !c.decodeJSON(&req) {
+		return
+	}
+	if req.AppID != c.acct.AppID {
+		c.fail(codeInvalidAppID)
+		return
+	}
+	s.clearQuota(c, c.acct)
+}
+
+// handleClearQuotaV2 serves POST /cgi-bin/clear_quota/v2 with appid and
+// appsecret as form fields or query parameters (no access token).
+func handleClearQuotaV2(s *Simulator, c *call) {
+	appid, secret := c.query("appid"), c.query("appsecret")
+	if form := formValues(c); form != nil {
+		if v := form.Get("appid"); v != "" {
+			appid = v
+		}
+		if v := form.Get("appsecret"); v != "" {
+			secret = v
+		}
+	}
+	a := c.appCredentials("client_credential", "client_credential", appid, secret)
+	if a == nil {
+		return
+	}
+	s.clearQuota(c, a)
+}
+
+func (s *Simulator) clearQuota(c *call, a *account) {
+	month := monthNumber(c.now)
+	a.mu.Lock()
+	if a.clearMonth != month {
+		a.clearMonth, a.clearCount = month, 0
+	}
+	if a.clearCount >= clearQuotaMonthlyLimit {
+		a.mu.Unlock()
+		c.fail(codeClearQuotaLimit)
+		return
+	}
+	a.clearCount++
+	a.tokenDay.reset()
+	a.stableDay.reset()
+	for i := range a.usage {
+		a.usage[i].reset()
+	}
+	a.mu.Unlock()
+	c.json(codeOK, okBody)
+}
+
+// decodeJSON decodes the request body into v; it answers 44002 for an empty
+// body and 47001 for malformed JSON, wrong field types or an oversized body.
+func (c *call) decodeJSON(v any) bool {
+	switch {
+	case c.bodyTruncated:
+		c.fail(codeDataFormat)
+		return false
+	case len(bytes.TrimSpace(c.body)) == 0:
+		c.fail(codeEmptyPost)
+		return false
+	}
+	if err := json.Unmarshal(c.body, v); err != nil {
+		c.fail(codeDataFormat)
+		return false
+	}
+	return true
+}

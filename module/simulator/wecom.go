@@ -1,0 +1,188 @@
+package simulator
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+)
+
+// wecomRoutes are the business paths only qyapi.weixin.qq.com serves (the
+// shared media paths are in officialRoutes).
+func wecomRoutes() []*route {
+	return []*route{
+		{path: "/cgi-bin/user/get", family: pathWeCom, auth: true, methods: allowGET, handle: handleWeComUserGet},
+		{path: "/cgi-bin/message/send", family: pathWeCom, auth: true, methods: allowPOST, handle: handleWeComSend},
+		{path: "/cgi-bin/get_jsapi_ticket", family: pathWeCom, auth: true, methods: allowGET, handle: handleWeComJSAPITicket},
+		{path: "/cgi-bin/ticket/get", family: pathWeCom, auth: true, methods: allowGET, handle: handleWeComAgentTicket},
+	}
+}
+
+// isUserID reports whether s is a well-formed WeCom userid.
+func isUserID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_-.@", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// wecomUser is the answer of qyapi /cgi-bin/user/get.
+type wecomUser struct {
+	Errcode        int      `json:"errcode"`
+	Errmsg         string   `json:"errmsg"`
+	UserID         string   `json:"userid"`
+	Name           string   `json:"name"`
+	Department     []int    `json:"department"`
+	Order          []int    `json:"order"`
+	Position       string   `json:"position"`
+	Status         int      `json:"status"`
+	IsLeaderInDept []int    `json:"is_leader_in_dept"`
+	DirectLeader   []string `json:"direct_leader"`
+	Enable         int      `json:"enable"`
+	MainDepartment int      `json:"main_department"`
+	Alias          string   `json:"alias"`
+}
+
+// handleWeComUserGet serves GET /cgi-bin/user/get?userid=: every well-formed
+// userid is an active member of department 1.
+func handleWeComUserGet(s *Simulator, c *call) {
+	userid := c.query("userid")
+	switch {
+	case userid == "":
+		c.fail(codeOpenIDMissing)
+		return
+	case !isUserID(userid):
+		c.fail(codeUserIDNotFound)
+		return
+	}
+	c.ok(wecomUser{
+		Errmsg:         "ok",
+		UserID:         userid,
+		Name:           userid,
+		Department:     []int{1},
+		Order:          []int{0},
+		Status:         1,
+		IsLeaderInDept: []int{0},
+		DirectLeader:   []string{},
+		Enable:         1,
+		MainDepartment: 1,
+	})
+}
+
+var wecomMsgTypes = map[string]bool{
+	"text": true, "image": true, "voice": true, "video": true, "file": true, "textcard": true,
+	"news": true, "mpnews": true, "markdown": true, "miniprogram_notice": true, "template_card": true,
+}
+
+// wecomSendAnswer is the answer of qyapi /cgi-bin/message/send; msgid is a
+// string, as on the real service.
+type wecomSendAnswer struct {
+	Errcode        int    `json:"errcode"`
+	Errmsg         string `json:"errmsg"`
+	InvalidUser    string `json:"invaliduser"`
+	InvalidParty   string `json:"invalidparty"`
+	InvalidTag     string `json:"invalidtag"`
+	UnlicensedUser string `json:"unlicenseduser"`
+	MsgID          string `json:"msgid"`
+	ResponseCode   string `json:"response_code,omitempty"`
+}
+
+// handleWeComSend serves POST qyapi /cgi-bin/message/send.
+func handleWeComSend(s *Simulator, c *call) {
+	var req struct {
+		ToUser  string          `json:"touser"`
+		ToParty string          `json:"toparty"`
+		ToTag   string          `json:"totag"`
+		MsgType string          `json:"msgtype"`
+		AgentID json.RawMessage `json:"agentid"`
+		Text    *struct {
+			Content string `json:"content"`
+		} `json:"text"`
+	}
+	if !c.decodeJSON(&req) {
+		return
+	}
+	agentid, ok := parseAgentID(req.AgentID)
+	switch {
+	case !ok:
+		c.fail(codeAgentIDMissing)
+		return
+	case c.acct.AgentID != "" && agentid != c.acct.AgentID:
+		c.fail(codeAgentMismatch)
+		return
+	case !wecomMsgTypes[req.MsgType]:
+		c.fail(codeInvalidMsgType)
+		return
+	case req.MsgType == "text" && (req.Text == nil || req.Text.Content == ""):
+		c.fail(codeEmptyContent)
+		return
+	}
+	var invalid []string
+	valid := 0
+	if req.ToUser != "" {
+		for _, u := range strings.Split(req.ToUser, "|") {
+			if u == "@all" || isUserID(u) {
+				valid++
+			} else {
+				invalid = append(invalid, u)
+			}
+		}
+	}
+	if valid == 0 && req.ToParty == "" && req.ToTag == "" {
+		c.fail(codeUsersInvalid)
+		return
+	}
+	answer := wecomSendAnswer{
+		Errmsg:      "ok",
+		InvalidUser: strings.Join(invalid, "|"),
+		MsgID:       randomString("", 40),
+	}
+	if req.MsgType == "template_card" {
+		answer.ResponseCode = randomString("", 32)
+	}
+	c.ok(answer)
+}
+
+// parseAgentID accepts the agentid as a JSON number or a string of digits.
+func parseAgentID(raw json.RawMessage) (string, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", false
+	}
+	if raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil || !isDigits(s) {
+			return "", false
+		}
+		return s, true
+	}
+	n, err := strconv.ParseUint(string(raw), 10, 63)
+	if err != nil {
+		return "", false
+	}
+	return strconv.FormatUint(n, 10), true
+}
+
+// handleWeComJSAPITicket serves GET /cgi-bin/get_jsapi_ticket (one ticket
+// per corp).
+func handleWeComJSAPITicket(s *Simulator, c *call) {
+	value, left := s.tickets.get("corp:"+c.acct.AppID, "jsapi", c)
+	c.ok(ticketAnswer{Errmsg: "ok", Ticket: value, ExpiresIn: left})
+}
+
+// handleWeComAgentTicket serves GET /cgi-bin/ticket/get?type=agent_config
+// (one ticket per app).
+func handleWeComAgentTicket(s *Simulator, c *call) {
+	if c.query("type") != "agent_config" {
+		c.fail(codeInvalidArgs)
+		return
+	}
+	value, left := s.tickets.get(c.acct.label, "agent_config", c)
+	c.ok(ticketAnswer{Errmsg: "ok", Ticket: value, ExpiresIn: left})
+}

@@ -1,0 +1,464 @@
+package caddywechat
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+	"go.uber.org/zap"
+
+	"github.com/wxgate/caddy-wechat/module/simulator"
+)
+
+func init() {
+	caddy.RegisterModule(Simulator{})
+	httpcaddyfile.RegisterHandlerDirective("wechat_simulator", parseSimulatorDirective)
+	httpcaddyfile.RegisterDirectiveOrder("wechat_simulator", httpcaddyfile.Before, "respond")
+}
+
+// Simulator is the `http.handlers.wechat_simulator` handler: a local,
+// faithful stand-in for api.weixin.qq.com and qyapi.weixin.qq.com (tokens,
+// business APIs, media, quotas, injectable faults, a controllable clock) plus
+// its control API, for offline development and tests. It answers every
+// request itself and never calls the next handler.
+//
+// Its state (tokens, quotas, media, counters, faults and the clock) lives in
+// a process-wide simulator named Name, so it survives `caddy reload`: a
+// reload applies the new settings to the running simulator. Every instance
+// with the same Name shares one simulator, configured by the last one
+// provisioned.
+type Simulator struct {
+	// Name identifies the simulator state across reloads. Default "default".
+	Name string `json:"name,omitempty"`
+
+	// Accounts are the simulated accounts. None is valid: token calls then
+	// answer 40013 (unknown appid).
+	Accounts []SimulatorAccount `json:"accounts,omitempty"`
+
+	// TokenTTL is the lifetime of every access token (expires_in). Default
+	// 2h (7200 s).
+	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
+
+	// Overlap is how long a /cgi-bin/token token keeps working after the
+	// next call replaced it. Default 5m; 0 means none.
+	Overlap *caddy.Duration `json:"overlap,omitempty"`
+
+	// DailyTokenQuota is the number of /cgi-bin/token calls per official
+	// account, and gettoken calls per WeCom app, allowed per day (midnight
+	// UTC+8); past it they answer 45009. Default 2000; -1 means unlimited.
+	DailyTokenQuota int `json:"daily_token_quota,omitempty"`
+
+	// StableDailyQuota is the number of stable_token calls per account per
+	// day. Default 500000; -1 means unlimited.
+	StableDailyQuota int `json:"stable_daily_quota,omitempty"`
+
+	// ForceRefreshDailyLimit is the number of stable_token force refreshes
+	// per account per day. Default 20; -1 means unlimited.
+	ForceRefreshDailyLimit int `json:"force_refresh_daily_limit,omitempty"`
+
+	// ForceRefreshInterval is the minimum spacing of two force refreshes.
+	// Default 30s; 0 means none.
+	ForceRefreshInterval *caddy.Duration `json:"force_refresh_interval,omitempty"`
+
+	// StableForceGrace is how long the previous stable token keeps working
+	// after a force refresh. Default 5m; 0 means it dies at once.
+	StableForceGrace *caddy.Duration `json:"stable_force_grace,omitempty"`
+
+	// StableRotation is the window before expiry in which stable_token hands
+	// out the next token. Default 5m (half of token_ttl when that is
+	// shorter).
+	StableRotation caddy.Duration `json:"stable_rotation,omitempty"`
+
+	// WeComEarlyInvalidation, when set, makes WeCom tokens stop working
+	// (42001) this long after they were issued, before the expires_in they
+	// announced. Default off.
+	WeComEarlyInvalidation caddy.Duration `json:"wecom_early_invalidation,omitempty"`
+
+	// ControlPrefix is the path prefix of the control API. Default "/_sim".
+	ControlPrefix string `json:"control_prefix,omitempty"`
+
+	// LargeMediaSize is the size in bytes of the generated media id "large".
+	// Default 64 MiB.
+	LargeMediaSize int64 `json:"large_media_size,omitempty"`
+
+	// MediaStoreLimit caps the bytes of uploaded media kept in memory.
+	// Default 256 MiB.
+	MediaStoreLimit int64 `json:"media_store_limit,omitempty"`
+
+	// EnforceAPIQuota makes business paths answer 45009 past their daily
+	// quota. Default false (quotas are only reported).
+	EnforceAPIQuota bool `json:"enforce_api_quota,omitempty"`
+
+	// Frozen starts the clock frozen: simulated time only moves through the
+	// control API. Default false (the clock runs).
+	Frozen bool `json:"frozen,omitempty"`
+
+	sim     *simulator.Simulator
+	poolKey string // set once a pool reference is held
+	logger  *zap.Logger
+}
+
+// SimulatorAccount is one simulated account.
+type SimulatorAccount struct {
+	// Kind is `official` (an official account or mini program; the default)
+	// or `wecom` (one WeCom app).
+	Kind string `json:"kind,omitempty"`
+
+	// AppID is the appid, or the corpid of a WeCom app. Required.
+	AppID string `json:"appid"`
+
+	// Secret is the AppSecret or the WeCom app's secret. Placeholders such
+	// as {env.SIM_SECRET} are resolved at provisioning. Required.
+	Secret string `json:"secret"`
+
+	// AgentID is the WeCom app's agentid. Optional; required to tell apart
+	// several apps of one corp.
+	AgentID string `json:"agent_id,omitempty"`
+
+	// DailyTokenQuota overrides the simulator's daily_token_quota for this
+	// account (200 imitates a test account). Default: the simulator's.
+	DailyTokenQuota int `json:"daily_token_quota,omitempty"`
+}
+
+// simulatorEntry is a simulator held in simulatorPool.
+type simulatorEntry struct{ sim *simulator.Simulator }
+
+// Destruct implements caddy.Destructor; the simulator holds no resources
+// beyond memory.
+func (*simulatorEntry) Destruct() error { return nil }
+
+// simulatorPool keeps simulators by name across config reloads.
+var simulatorPool = caddy.NewUsagePool()
+
+// defaultSimulatorName is the Name of an unnamed simulator.
+const defaultSimulatorName = "default"
+
+// CaddyModule returns the Caddy module information.
+func (Simulator) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.wechat_simulator",
+		New: func() caddy.Module { return new(Simulator) },
+	}
+}
+
+// Provision resolves the placeholders of the account credentials, then
+// creates the named simulator or reconfigures the one that survived a
+// reload.
+func (s *Simulator) Provision(ctx caddy.Context) error {
+	s.logger = ctx.Logger()
+	name := s.Name
+	if name == "" {
+		name = defaultSimulatorName
+	}
+	cfg, err := s.simulatorConfig(caddy.NewReplacer())
+	if err != nil {
+		return fmt.Errorf("wechat_simulator %s: %w", name, err)
+	}
+	val, loaded, err := simulatorPool.LoadOrNew(name, func() (caddy.Destructor, error) {
+		sim, err := simulator.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &simulatorEntry{sim: sim}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("wechat_simulator %s: %w", name, err)
+	}
+	s.poolKey = name // Cleanup releases the reference from here on
+	s.sim = val.(*simulatorEntry).sim
+	if loaded {
+		if err := s.sim.Reconfigure(cfg); err != nil {
+			return fmt.Errorf("wechat_simulator %s: %w", name, err)
+		}
+	}
+	s.logger.Info("wechat simulator ready",
+		zap.String("name", name),
+		zap.Int("accounts", len(cfg.Accounts)),
+		zap.String("control_prefix", s.sim.ControlPrefix()),
+		zap.Bool("kept_state", loaded))
+	return nil
+}
+
+// simulatorConfig builds the simulator configuration, resolving the
+// placeholders of appids and secrets with repl.
+func (s *Simulator) simulatorConfig(repl *caddy.Replacer) (simulator.Config, error) {
+	cfg := simulator.Config{
+		TokenTTL:               time.Duration(s.TokenTTL),
+		DailyTokenQuota:        s.DailyTokenQuota,
+		StableDailyQuota:       s.StableDailyQuota,
+		ForceRefreshDailyLimit: s.ForceRefreshDailyLimit,
+		StableRotation:         time.Duration(s.StableRotation),
+		WeComEarlyInvalidation: time.Duration(s.WeComEarlyInvalidation),
+		ControlPrefix:          s.ControlPrefix,
+		LargeMediaSize:         s.LargeMediaSize,
+		MediaStoreLimit:        s.MediaStoreLimit,
+		EnforceAPIQuota:        s.EnforceAPIQuota,
+		Frozen:                 s.Frozen,
+		Overlap:                zeroMeansNone(s.Overlap),
+		ForceRefreshInterval:   zeroMeansNone(s.ForceRefreshInterval),
+		StableForceGrace:       zeroMeansNone(s.StableForceGrace),
+	}
+	for i, a := range s.Accounts {
+		kind := a.Kind
+		if kind == "" {
+			kind = simulator.KindOfficial
+		}
+		appid := repl.ReplaceKnown(a.AppID, "")
+		secret := repl.ReplaceKnown(a.Secret, "")
+		where := fmt.Sprintf("accounts[%d] (%s %s)", i, kind, appid)
+		switch {
+		case appid == "":
+			return cfg, fmt.Errorf("accounts[%d]: appid is empty (placeholders resolved)", i)
+		case secret == "" && a.Secret != "":
+			return cfg, fmt.Errorf("%s: secret %s resolved to an empty string", where, a.Secret)
+		case secret == "":
+			return cfg, fmt.Errorf("%s: secret is empty", where)
+		}
+		cfg.Accounts = append(cfg.Accounts, simulator.Account{
+			Kind:            kind,
+			AppID:           appid,
+			Secret:          secret,
+			AgentID:         a.AgentID,
+			DailyTokenQuota: a.DailyTokenQuota,
+		})
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// zeroMeansNone maps an optional Caddy duration to the simulator's
+// convention: unset is the default (0), an explicit 0 is "none" (negative).
+func zeroMeansNone(d *caddy.Duration) time.Duration {
+	switch {
+	case d == nil:
+		return 0
+	case *d <= 0:
+		return -1
+	}
+	return time.Duration(*d)
+}
+
+// ServeHTTP answers the request like WeChat would. It is terminal: next is
+// never called.
+func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	s.sim.ServeHTTP(w, r)
+	return nil
+}
+
+// Cleanup releases this instance's reference to the named simulator; the
+// simulator is dropped when no loaded config uses it any more.
+func (s *Simulator) Cleanup() error {
+	if s.poolKey == "" {
+		return nil
+	}
+	key := s.poolKey
+	s.poolKey = ""
+	_, err := simulatorPool.Delete(key)
+	return err
+}
+
+// parseSimulatorDirective sets up the handler from the `wechat_simulator`
+// directive.
+func parseSimulatorDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	s := new(Simulator)
+	return s, s.UnmarshalCaddyfile(h.Dispenser)
+}
+
+// UnmarshalCaddyfile reads the directive:
+//
+//	wechat_simulator [<matcher>] {
+//		official <appid> <secret> [{ daily_token_quota <n> }]
+//		wecom    <corpid> <secret> [<agentid>] [{ daily_token_quota <n> }]
+//		token_ttl                <duration>
+//		overlap                  <duration>
+//		daily_token_quota        <n>
+//		stable_daily_quota       <n>
+//		force_refresh_limit      <n>
+//		force_refresh_interval   <duration>
+//		stable_force_grace       <duration>
+//		stable_rotation          <duration>
+//		wecom_early_invalidation <duration>
+//		control_prefix           <path>
+//		large_media_size         <size>
+//		media_store_limit        <size>
+//		enforce_api_quota
+//		frozen
+//		name                     <name>
+//	}
+//
+// Sizes are bytes or humanized sizes (64MiB, 10MB); quotas accept -1 for
+// unlimited; overlap, force_refresh_interval and stable_force_grace accept 0
+// for none.
+func (s *Simulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.Errf("wechat_simulator takes no arguments, only a block; got %q", d.Val())
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		var err error
+		switch opt {
+		case "official", "wecom":
+			err = s.unmarshalSimAccount(d, opt)
+		case "token_ttl":
+			s.TokenTTL, err = simDuration(d)
+		case "overlap":
+			s.Overlap, err = simOptionalDuration(d)
+		case "force_refresh_interval":
+			s.ForceRefreshInterval, err = simOptionalDuration(d)
+		case "stable_force_grace":
+			s.StableForceGrace, err = simOptionalDuration(d)
+		case "stable_rotation":
+			s.StableRotation, err = simDuration(d)
+		case "wecom_early_invalidation":
+			s.WeComEarlyInvalidation, err = simDuration(d)
+		case "daily_token_quota":
+			s.DailyTokenQuota, err = simQuota(d)
+		case "stable_daily_quota":
+			s.StableDailyQuota, err = simQuota(d)
+		case "force_refresh_limit":
+			s.ForceRefreshDailyLimit, err = simQuota(d)
+		case "large_media_size":
+			s.LargeMediaSize, err = simSize(d)
+		case "media_store_limit":
+			s.MediaStoreLimit, err = simSize(d)
+		case "control_prefix":
+			s.ControlPrefix, err = simOneArg(d)
+		case "name":
+			s.Name, err = simOneArg(d)
+		case "enforce_api_quota":
+			s.EnforceAPIQuota, err = true, simNoArg(d)
+		case "frozen":
+			s.Frozen, err = true, simNoArg(d)
+		default:
+			return d.Errf("wechat_simulator: unknown subdirective %q", opt)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unmarshalSimAccount reads `official <appid> <secret>` or
+// `wecom <corpid> <secret> [<agentid>]` and its optional block.
+func (s *Simulator) unmarshalSimAccount(d *caddyfile.Dispenser, kind string) error {
+	args := d.RemainingArgs()
+	want := "official <appid> <secret>"
+	if kind == simulator.KindWeCom {
+		want = "wecom <corpid> <secret> [<agentid>]"
+	}
+	if len(args) < 2 || len(args) > 3 || (kind == simulator.KindOfficial && len(args) == 3) {
+		return d.Errf("%s: wrong argument count, want `%s`", kind, want)
+	}
+	acct := SimulatorAccount{Kind: kind, AppID: args[0], Secret: args[1]}
+	if len(args) == 3 {
+		if _, err := strconv.ParseUint(args[2], 10, 63); err != nil {
+			return d.Errf("wecom %s: agentid %q is not a number", args[0], args[2])
+		}
+		acct.AgentID = args[2]
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "daily_token_quota":
+			n, err := simQuota(d)
+			if err != nil {
+				return err
+			}
+			acct.DailyTokenQuota = n
+		default:
+			return d.Errf("%s %s: unknown subdirective %q", kind, args[0], d.Val())
+		}
+	}
+	s.Accounts = append(s.Accounts, acct)
+	return nil
+}
+
+func simNoArg(d *caddyfile.Dispenser) error {
+	opt := d.Val()
+	if d.NextArg() {
+		return d.Errf("%s takes no argument, got %q", opt, d.Val())
+	}
+	return nil
+}
+
+func simOneArg(d *caddyfile.Dispenser) (string, error) {
+	opt := d.Val()
+	var val string
+	if !d.AllArgs(&val) {
+		return "", d.Errf("%s: wrong argument count, want exactly one value", opt)
+	}
+	return val, nil
+}
+
+func simDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	opt := d.Val()
+	val, err := simOneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(val)
+	if err != nil {
+		return 0, d.Errf("%s: bad duration %q: %v", opt, val, err)
+	}
+	if dur < 0 {
+		return 0, d.Errf("%s: duration %q must not be negative", opt, val)
+	}
+	return caddy.Duration(dur), nil
+}
+
+func simOptionalDuration(d *caddyfile.Dispenser) (*caddy.Duration, error) {
+	dur, err := simDuration(d)
+	if err != nil {
+		return nil, err
+	}
+	return &dur, nil
+}
+
+func simQuota(d *caddyfile.Dispenser) (int, error) {
+	opt := d.Val()
+	val, err := simOneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(val)
+	if err != nil || n < -1 || n == 0 {
+		return 0, d.Errf("%s: %q is not a positive number of calls (or -1 for unlimited)", opt, val)
+	}
+	return n, nil
+}
+
+func simSize(d *caddyfile.Dispenser) (int64, error) {
+	opt := d.Val()
+	val, err := simOneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := humanize.ParseBytes(val)
+	if err == nil && (n == 0 || n > 1<<40) {
+		err = errors.New("must be between 1 byte and 1TiB")
+	}
+	if err != nil {
+		return 0, d.Errf("%s: bad size %q (bytes, or like 64MiB): %v", opt, val, err)
+	}
+	return int64(n), nil
+}
+
+// Interface guards
+var (
+	_ caddy.Module                = (*Simulator)(nil)
+	_ caddy.Provisioner           = (*Simulator)(nil)
+	_ caddy.CleanerUpper          = (*Simulator)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Simulator)(nil)
+	_ caddyfile.Unmarshaler       = (*Simulator)(nil)
+	_ caddy.Destructor            = (*simulatorEntry)(nil)
+)
