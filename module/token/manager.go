@@ -26,6 +26,9 @@ const (
 	DefaultExpirySkew = 30 * time.Second
 	// DefaultTick is how often Run looks for tokens due for a refresh.
 	DefaultTick = time.Second
+	// DefaultSyncInterval is how often a token in use is compared with the
+	// shared Store.
+	DefaultSyncInterval = time.Minute
 )
 
 // Options configure a Manager. Zero fields take the defaults above.
@@ -59,6 +62,12 @@ type Options struct {
 	ExpirySkew time.Duration
 	// Rand returns a float in [0,1) for backoff jitter. Default: math/rand/v2.
 	Rand func() float64
+	// Store, if set, shares tokens between the gateways of a cluster and
+	// keeps them across restarts (see Store). SetStore replaces it.
+	Store Store
+	// SyncInterval is how often a token in use is compared with the Store,
+	// so that instances converge on the newest token. Default: 1 min.
+	SyncInterval time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -80,6 +89,7 @@ func (o *Options) setDefaults() {
 	setDuration(&o.ProbeMin, DefaultProbeMin)
 	setDuration(&o.ProbeMax, DefaultProbeMax)
 	setDuration(&o.ExpirySkew, DefaultExpirySkew)
+	setDuration(&o.SyncInterval, DefaultSyncInterval)
 	if o.Rand == nil {
 		o.Rand = rand.Float64
 	}
@@ -108,8 +118,9 @@ type Token struct {
 // use. Create it with NewManager, add accounts with Register, and run Run in
 // the background for proactive refreshes.
 type Manager struct {
-	opts Options
-	log  *zap.Logger
+	opts  Options
+	log   *zap.Logger
+	store atomic.Pointer[storeBox]
 
 	mu      sync.RWMutex
 	entries map[string]*entry // by Account.Key()
@@ -118,8 +129,19 @@ type Manager struct {
 // NewManager returns a Manager with opts, defaults filled in.
 func NewManager(opts Options) *Manager {
 	opts.setDefaults()
-	return &Manager{opts: opts, log: opts.Logger, entries: make(map[string]*entry)}
+	m := &Manager{opts: opts, log: opts.Logger, entries: make(map[string]*entry)}
+	m.SetStore(opts.Store)
+	return m
 }
+
+// storeBox lets an interface value sit in an atomic.Pointer.
+type storeBox struct{ s Store }
+
+// SetStore sets the Store that tokens are shared through (nil: none). A
+// config reload hands the Manager the new config's storage this way.
+func (m *Manager) SetStore(s Store) { m.store.Store(&storeBox{s}) }
+
+func (m *Manager) sharedStore() Store { return m.store.Load().s }
 
 // Clock returns the Manager's clock.
 func (m *Manager) Clock() Clock { return m.opts.Clock }
@@ -217,7 +239,8 @@ type entry struct {
 	forceDay  int64
 	forces    int // force_refresh calls this quota day
 	lastForce time.Time
-	fetches   uint64 // token-endpoint calls since start, for stats
+	fetches   uint64    // token-endpoint calls since start, for stats
+	nextSync  time.Time // when the token is next compared with the Store
 	// nextProactive is when a background refresh is due: the token's expiry
 	// less the account's margin, and never sooner than minProactiveGap after
 	// the last refresh (stable_token hands back the same token until its
@@ -309,7 +332,7 @@ func (m *Manager) refresh(e *entry, f *flight, proactive bool) {
 	defer cancel()
 	a := e.acct.Load()
 
-	tok, err := m.fetch(ctx, e, a)
+	tok, err := m.obtain(ctx, e, a, proactive)
 
 	e.mu.Lock()
 	now := m.opts.Clock.Now()
@@ -373,7 +396,12 @@ func (m *Manager) failed(e *entry, a *Account, err error, now time.Time) *Unavai
 	}
 	e.retryAt = now.Add(wait)
 	ue.Until = e.retryAt
-	e.lastErr = ue
+	var postponed *storeError
+	if !errors.As(err, &postponed) {
+		// A refresh postponed for storage does not hold back a caller
+		// whose token is gone: that one fetches on its own (see alone).
+		e.lastErr = ue
+	}
 	return ue
 }
 
@@ -402,8 +430,11 @@ func (e *budgetError) Error() string {
 // fetch gets a new token: a normal call, and for a stable_token account
 // whose token was rejected and came back unchanged, one force_refresh if the
 // platform's limits (20 a day, 30 s apart) allow.
-func (m *Manager) fetch(ctx context.Context, e *entry, a *Account) (*Token, error) {
+func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token) (*Token, error) {
 	prev := e.cur.Load()
+	if stored != nil && (prev == nil || stored.Generation > prev.Generation) {
+		prev = stored
+	}
 	e.mu.Lock()
 	rejected := e.rejected
 	e.mu.Unlock()

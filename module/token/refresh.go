@@ -32,6 +32,16 @@ func (m *Manager) RefreshDue(ctx context.Context) int {
 			continue // not asked for since it was fetched
 		}
 		e.mu.Lock()
+		syncDue := e.flight == nil && !now.Before(e.nextSync)
+		if syncDue {
+			e.nextSync = now.Add(m.opts.SyncInterval)
+		}
+		e.mu.Unlock()
+		if syncDue {
+			m.sync(ctx, e)
+			cur = e.cur.Load()
+		}
+		e.mu.Lock()
 		if e.flight == nil && !now.Before(e.nextProactive) && !now.Before(e.retryAt) {
 			a := e.acct.Load()
 			m.log.Debug("refreshing access_token before expiry", zap.String("account", a.Name), zap.String("appid", a.AppID),

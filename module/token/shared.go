@@ -1,0 +1,140 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// storeTimeout bounds a Store call made outside a refresh (sync, unlock).
+const storeTimeout = 5 * time.Second
+
+// obtain returns a new token for e. Without a Store it fetches one. With a
+// Store it follows the cluster protocol: lock the account, re-read the
+// stored record, adopt it if another instance already refreshed, otherwise
+// fetch, store {token, expiry, generation} and unlock.
+func (m *Manager) obtain(ctx context.Context, e *entry, a *Account, proactive bool) (*Token, error) {
+	s := m.sharedStore()
+	if s == nil {
+		return m.fetch(ctx, e, a, nil)
+	}
+	if err := s.Lock(ctx, lockName(a)); err != nil {
+		return m.alone(ctx, e, a, proactive, err)
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		if err := s.Unlock(uctx, lockName(a)); err != nil {
+			m.log.Warn("could not release the token lock; it lapses on its own", zap.String("account", a.Name), zap.Error(err))
+		}
+	}()
+	stored, err := loadRecord(ctx, s, a)
+	var bad *badRecordError
+	switch {
+	case err == nil:
+		if m.adoptable(e, a, stored, proactive) {
+			m.log.Info("adopted the token another instance refreshed", zap.String("account", a.Name),
+				zap.String("appid", a.AppID), zap.Uint64("generation", stored.Generation))
+			return stored, nil
+		}
+	case errors.Is(err, errStoreMissing):
+		stored = nil
+	case errors.As(err, &bad):
+		m.log.Warn(bad.Error(), zap.String("account", a.Name), zap.String("key", recordKey(a)))
+		stored = nil
+	default:
+		return m.alone(ctx, e, a, proactive, err)
+	}
+	tok, err := m.fetch(ctx, e, a, stored)
+	if err != nil {
+		return nil, err
+	}
+	if err := saveRecord(ctx, s, a, tok); err != nil {
+		m.log.Warn("could not share the new token through storage; other instances fetch their own until it is back",
+			zap.String("account", a.Name), zap.Error(err))
+	}
+	return tok, nil
+}
+
+// adoptable reports whether a stored token can replace e's: still valid,
+// not the token that was rejected, and, for a background refresh, not due
+// for a refresh itself.
+func (m *Manager) adoptable(e *entry, a *Account, stored *Token, proactive bool) bool {
+	now := m.opts.Clock.Now()
+	if !m.usable(stored, now) {
+		return false
+	}
+	e.mu.Lock()
+	rejected := e.rejected
+	e.mu.Unlock()
+	if stored.Value == rejected {
+		return false
+	}
+	return !proactive || now.Before(stored.Expires.Add(-a.Margin))
+}
+
+// alone decides what to do when the Store cannot be reached. A background
+// refresh waits (with backoff) while the token in hand has more than two
+// expiry skews (1 min by default) to live; otherwise, and for a token that
+// is missing or was rejected, the instance fetches on its own: serving
+// beats holding exactly one token while storage is down, and instances
+// converge on the newest token once it is back (see sync).
+func (m *Manager) alone(ctx context.Context, e *entry, a *Account, proactive bool, cause error) (*Token, error) {
+	now := m.opts.Clock.Now()
+	if cur := e.cur.Load(); proactive && cur != nil && now.Before(cur.Expires.Add(-2*m.opts.ExpirySkew)) {
+		return nil, &storeError{err: cause}
+	}
+	m.log.Warn("token storage unreachable; fetching a token without it", zap.String("account", a.Name),
+		zap.String("appid", a.AppID), zap.Error(cause))
+	return m.fetch(ctx, e, a, nil)
+}
+
+// storeError is a refresh postponed because the Store cannot be reached.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return "token storage unreachable: " + e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+// sync compares e's token with the Store: it adopts a newer stored token,
+// and stores its own when it is the newer one (fetched while the Store was
+// unreachable), so that every instance converges on the newest token.
+func (m *Manager) sync(ctx context.Context, e *entry) {
+	s := m.sharedStore()
+	cur := e.cur.Load()
+	if s == nil || cur == nil {
+		return
+	}
+	a := e.acct.Load()
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	stored, err := loadRecord(ctx, s, a)
+	var bad *badRecordError
+	switch {
+	case err == nil && stored.Value == cur.Value:
+		return
+	case err == nil && stored.Fetched.After(cur.Fetched) && m.adoptable(e, a, stored, false):
+		m.log.Info("adopted a newer token from storage", zap.String("account", a.Name), zap.Uint64("generation", stored.Generation))
+		e.mu.Lock()
+		if e.cur.CompareAndSwap(cur, stored) {
+			e.nextProactive = stored.Expires.Add(-a.Margin)
+		}
+		e.mu.Unlock()
+		return
+	case err == nil, errors.Is(err, errStoreMissing), errors.As(err, &bad):
+		// Ours is newer, or storage holds nothing usable: share ours.
+		if err := s.Lock(ctx, lockName(a)); err != nil {
+			return
+		}
+		defer s.Unlock(context.Background(), lockName(a))
+		if again, err := loadRecord(ctx, s, a); err == nil && !again.Fetched.Before(cur.Fetched) {
+			return // someone stored a token at least as new meanwhile
+		}
+		if err := saveRecord(ctx, s, a, cur); err == nil {
+			m.log.Info("shared this instance's token through storage", zap.String("account", a.Name), zap.Uint64("generation", cur.Generation))
+		}
+	default:
+		m.log.Debug("token storage unreachable during sync", zap.String("account", a.Name), zap.Error(err))
+	}
+}
