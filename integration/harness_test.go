@@ -56,11 +56,14 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// gateway is one running Caddy process.
+// gateway is one Caddy process, which a test may stop and start again with
+// the same folder, ports and storage.
 type gateway struct {
 	t       testing.TB
 	cmd     *exec.Cmd
 	dir     string
+	cfgPath string
+	env     []string
 	logPath string
 	Admin   string // http://127.0.0.1:port of the admin API
 	Port    int    // the first HTTP port, for the site the test's Caddyfile puts at {PORT}
@@ -73,7 +76,7 @@ type gateway struct {
 // own XDG_DATA_HOME and XDG_CONFIG_HOME; env adds environment variables.
 func startGateway(t testing.TB, caddyfile, upstream string, env ...string) *gateway {
 	t.Helper()
-	g := &gateway{t: t, dir: t.TempDir(), Port: freePort(t), Port2: freePort(t), done: make(chan struct{})}
+	g := &gateway{t: t, dir: t.TempDir(), Port: freePort(t), Port2: freePort(t), env: env}
 	adminPort := freePort(t)
 	g.Admin = fmt.Sprintf("http://127.0.0.1:%d", adminPort)
 	cfg := strings.NewReplacer(
@@ -82,16 +85,25 @@ func startGateway(t testing.TB, caddyfile, upstream string, env ...string) *gate
 		"{PORT2}", strconv.Itoa(g.Port2),
 		"{UPSTREAM}", upstream,
 	).Replace(caddyfile)
-	cfgPath := filepath.Join(g.dir, "Caddyfile")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	g.cfgPath = filepath.Join(g.dir, "Caddyfile")
+	if err := os.WriteFile(g.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	g.logPath = filepath.Join(g.dir, "caddy.log")
-	logFile, err := os.Create(g.logPath)
+	t.Cleanup(g.stop)
+	g.start()
+	return g
+}
+
+// start runs the process and waits until it serves.
+func (g *gateway) start() {
+	g.t.Helper()
+	logFile, err := os.OpenFile(g.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		t.Fatal(err)
+		g.t.Fatal(err)
 	}
-	g.cmd = exec.Command(caddyBin, "run", "--config", cfgPath, "--adapter", "caddyfile")
+	g.done = make(chan struct{})
+	g.cmd = exec.Command(caddyBin, "run", "--config", g.cfgPath, "--adapter", "caddyfile")
 	g.cmd.Dir = g.dir
 	g.cmd.Stdout, g.cmd.Stderr = logFile, logFile
 	g.cmd.Env = append(os.Environ(),
@@ -99,18 +111,17 @@ func startGateway(t testing.TB, caddyfile, upstream string, env ...string) *gate
 		"XDG_CONFIG_HOME="+filepath.Join(g.dir, "config"),
 		"HOME="+g.dir,
 	)
-	g.cmd.Env = append(g.cmd.Env, env...)
+	g.cmd.Env = append(g.cmd.Env, g.env...)
 	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
+		g.t.Fatal(err)
 	}
+	done := g.done
 	go func() {
 		_ = g.cmd.Wait()
 		logFile.Close()
-		close(g.done)
+		close(done)
 	}()
-	t.Cleanup(g.stop)
 	g.waitReady()
-	return g
 }
 
 func (g *gateway) waitReady() {
@@ -137,6 +148,9 @@ func (g *gateway) waitReady() {
 
 // stop ends the process (SIGINT: a graceful stop) and waits for it.
 func (g *gateway) stop() {
+	if g.done == nil {
+		return
+	}
 	select {
 	case <-g.done:
 		return
@@ -149,6 +163,12 @@ func (g *gateway) stop() {
 		_ = g.cmd.Process.Kill()
 		<-g.done
 	}
+}
+
+// kill ends the process at once (SIGKILL), as a crash would.
+func (g *gateway) kill() {
+	_ = g.cmd.Process.Kill()
+	<-g.done
 }
 
 // logs returns everything the process has logged.
@@ -372,3 +392,68 @@ func errcodeOf(b []byte) int {
 	_ = json.Unmarshal(b, &v)
 	return v.Errcode
 }
+
+// redisServer is a real redis-server on a free loopback port, with no
+// persistence, that a test may stop and start again.
+type redisServer struct {
+	t    testing.TB
+	Port int
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startRedis runs redis-server. .ci/test installs it when it is missing.
+func startRedis(t testing.TB) *redisServer {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatal("redis-server is not installed: run .ci/test, which installs it")
+	}
+	r := &redisServer{t: t, Port: freePort(t), dir: t.TempDir()}
+	t.Cleanup(r.stop)
+	r.start()
+	return r
+}
+
+func (r *redisServer) start() {
+	r.t.Helper()
+	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir)
+	r.done = make(chan struct{})
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	done := r.done
+	go func() { _ = r.cmd.Wait(); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if conn, err := net.Dial("tcp", r.Addr()); err == nil {
+			_, _ = conn.Write([]byte("PING\r\n"))
+			buf := make([]byte, 7)
+			n, _ := io.ReadFull(conn, buf)
+			conn.Close()
+			if n == 7 && string(buf) == "+PONG\r\n" {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the server to come up
+	}
+	r.t.Fatal("redis-server did not come up")
+}
+
+// stop ends redis-server and waits for it.
+func (r *redisServer) stop() {
+	if r.cmd == nil {
+		return
+	}
+	select {
+	case <-r.done:
+		return
+	default:
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	<-r.done
+}
+
+// Addr is host:port of the server.
+func (r *redisServer) Addr() string { return fmt.Sprintf("127.0.0.1:%d", r.Port) }

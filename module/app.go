@@ -115,6 +115,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.tokens = val.(*tokenService)
+	// Tokens are shared through the config's storage (file_system by
+	// default): a restart reuses them, and a cluster on one storage holds
+	// one token per account.
+	a.tokens.manager.SetStore(ctx.Storage())
 
 	repl := caddy.NewReplacer()
 	a.handles = make(map[string]*token.Handle, len(a.Accounts))

@@ -1,10 +1,12 @@
 package caddywechat
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -125,6 +127,15 @@ type SimulatorAccount struct {
 	// DailyTokenQuota overrides the simulator's daily_token_quota for this
 	// account (200 imitates a test account). Default: the simulator's.
 	DailyTokenQuota int `json:"daily_token_quota,omitempty"`
+
+	// Menu is the custom menu an official account starts with: a JSON
+	// document in the shape /cgi-bin/menu/create takes ({"button":[...]}),
+	// served by /cgi-bin/menu/get until a client replaces or deletes it.
+	// A value that is not itself JSON is resolved as placeholders at
+	// provisioning, so {file.examples/demo-menu.json} reads a file. It is
+	// checked like menu/create checks a menu. A reload that changes it
+	// replaces the current menu. Default: none (menu/get answers 46003).
+	Menu string `json:"menu,omitempty"`
 }
 
 // simulatorEntry is a simulator held in simulatorPool.
@@ -148,9 +159,9 @@ func (Simulator) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision resolves the placeholders of the account credentials, then
-// creates the named simulator or reconfigures the one that survived a
-// reload.
+// Provision resolves the placeholders of the account credentials and
+// menus, then creates the named simulator or reconfigures the one that
+// survived a reload.
 func (s *Simulator) Provision(ctx caddy.Context) error {
 	s.logger = ctx.Logger()
 	name := s.Name
@@ -187,7 +198,7 @@ func (s *Simulator) Provision(ctx caddy.Context) error {
 }
 
 // simulatorConfig builds the simulator configuration, resolving the
-// placeholders of appids and secrets with repl.
+// placeholders of appids, secrets and menus with repl.
 func (s *Simulator) simulatorConfig(repl *caddy.Replacer) (simulator.Config, error) {
 	cfg := simulator.Config{
 		TokenTTL:               time.Duration(s.TokenTTL),
@@ -221,18 +232,38 @@ func (s *Simulator) simulatorConfig(repl *caddy.Replacer) (simulator.Config, err
 		case secret == "":
 			return cfg, fmt.Errorf("%s: secret is empty", where)
 		}
+		menu, err := resolveSimMenu(repl, a.Menu)
+		if err != nil {
+			return cfg, fmt.Errorf("%s: %w", where, err)
+		}
 		cfg.Accounts = append(cfg.Accounts, simulator.Account{
 			Kind:            kind,
 			AppID:           appid,
 			Secret:          secret,
 			AgentID:         a.AgentID,
 			DailyTokenQuota: a.DailyTokenQuota,
+			Menu:            menu,
 		})
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// resolveSimMenu returns the menu document of an account: menu itself when
+// it is already JSON (its braces are not placeholders), else menu with its
+// placeholders resolved, such as {file.menu.json} or {env.SIM_MENU}.
+func resolveSimMenu(repl *caddy.Replacer, menu string) (string, error) {
+	trimmed := strings.TrimSpace(menu)
+	if trimmed == "" || json.Valid([]byte(trimmed)) {
+		return trimmed, nil
+	}
+	resolved := strings.TrimSpace(repl.ReplaceKnown(menu, ""))
+	if resolved == "" {
+		return "", fmt.Errorf("menu %s resolved to an empty string", menu)
+	}
+	return resolved, nil
 }
 
 // zeroMeansNone maps an optional Caddy duration to the simulator's
@@ -276,7 +307,10 @@ func parseSimulatorDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandle
 // UnmarshalCaddyfile reads the directive:
 //
 //	wechat_simulator [<matcher>] {
-//		official <appid> <secret> [{ daily_token_quota <n> }]
+//		official <appid> <secret> [{
+//			daily_token_quota <n>
+//			menu              <json>
+//		}]
 //		wecom    <corpid> <secret> [<agentid>] [{ daily_token_quota <n> }]
 //		token_ttl                <duration>
 //		overlap                  <duration>
@@ -297,7 +331,11 @@ func parseSimulatorDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandle
 //
 // Sizes are bytes or humanized sizes (64MiB, 10MB); quotas accept -1 for
 // unlimited; overlap, force_refresh_interval and stable_force_grace accept 0
-// for none.
+// for none. menu (official accounts only) is the menu the account starts
+// with, in the shape /cgi-bin/menu/create takes: a JSON document as one
+// token (in backquotes or a heredoc), or a placeholder such as
+// {file.examples/demo-menu.json} resolved at provisioning. Without it
+// /cgi-bin/menu/get answers 46003 until a client creates a menu.
 func (s *Simulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
 	if d.NextArg() {
@@ -375,6 +413,15 @@ func (s *Simulator) unmarshalSimAccount(d *caddyfile.Dispenser, kind string) err
 				return err
 			}
 			acct.DailyTokenQuota = n
+		case "menu":
+			if kind != simulator.KindOfficial {
+				return d.Errf("%s %s: menu: only official accounts have menus", kind, args[0])
+			}
+			menu, err := simOneArg(d)
+			if err != nil {
+				return err
+			}
+			acct.Menu = menu
 		default:
 			return d.Errf("%s %s: unknown subdirective %q", kind, args[0], d.Val())
 		}

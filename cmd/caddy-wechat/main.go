@@ -7,6 +7,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	_ "github.com/pberkel/caddy-storage-redis"
 
 	_ "github.com/wxgate/caddy-wechat/module"
 )

@@ -26,7 +26,8 @@ type account struct {
 	// usage counts today's calls per business route (indexed by route.index),
 	// reported by /cgi-bin/openapi/quota/get.
 	usage []dayCounter
-	// menu is the /cgi-bin/menu/get answer, nil when no menu was created.
+	// menu is the /cgi-bin/menu/get answer, nil when there is no menu
+	// (none seeded by Account.Menu, or deleted).
 	menu atomic.Pointer[[]byte]
 
 	mu         sync.Mutex // guards the fields below
@@ -67,7 +68,19 @@ func newAccount(a Account, routes int) *account {
 		wecom:   a.Kind == KindWeCom,
 		usage:   make([]dayCounter, routes),
 	}
+	acct.seedMenu()
 	return acct
+}
+
+// seedMenu makes Account.Menu the current menu (none when it is empty).
+// The configuration was validated: the menu is known to be good.
+func (a *account) seedMenu() {
+	body, err := seededMenu(a.Menu)
+	if err != nil || body == nil {
+		a.menu.Store(nil)
+		return
+	}
+	a.menu.Store(&body)
 }
 
 // settings is an immutable snapshot of the configuration and the account
@@ -99,6 +112,10 @@ func buildSettings(cfg Config, previous *settings, routes int) *settings {
 			if old := previous.byLabel[a.Label()]; old != nil && sameIdentity(old.Account, a) {
 				acct = old
 				acct.Account.DailyTokenQuota = a.DailyTokenQuota
+				if acct.Account.Menu != a.Menu {
+					acct.Account.Menu = a.Menu
+					acct.seedMenu()
+				}
 			}
 		}
 		if acct == nil {

@@ -49,6 +49,17 @@ type Account struct {
 	// (for example 200 for a test account). 0 keeps the Config value;
 	// negative means unlimited.
 	DailyTokenQuota int
+	// Menu is the custom menu the account starts with: a JSON document in
+	// the shape POST /cgi-bin/menu/create takes ({"button":[...]}), which
+	// GET /cgi-bin/menu/get then serves until a client replaces it
+	// (menu/create) or deletes it (menu/delete). New and Reconfigure check
+	// it like menu/create does (1 to 3 buttons, names, types, sub buttons)
+	// and also refuse unknown fields and trailing data. Only official
+	// accounts have menus. A Reconfigure that changes Menu replaces the
+	// account's current menu (removes it when Menu became empty); one that
+	// keeps it leaves whatever the clients made of it. Default "": no menu,
+	// menu/get answers 46003 "menu no exist" as for a new account.
+	Menu string
 }
 
 // Label names the account in counters and the control API: the appid of an
@@ -260,6 +271,14 @@ func checkAccounts(accounts []Account) error {
 			}
 			if !isDigits(a.AgentID) {
 				return fmt.Errorf("%s: %q must be digits", field("AgentID"), a.AgentID)
+			}
+		}
+		if a.Menu != "" {
+			if a.Kind != KindOfficial {
+				return fmt.Errorf("%s: only official accounts have menus (account %s)", field("Menu"), a.AppID)
+			}
+			if _, err := seededMenu(a.Menu); err != nil {
+				return fmt.Errorf("%s: %w (account %s)", field("Menu"), err, a.AppID)
 			}
 		}
 		if a.Kind == KindWeCom {

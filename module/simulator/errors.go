@@ -91,6 +91,8 @@ var mpMessages = map[int]string{
 	codeInvalidButtonType: "invalid button type",
 	codeInvalidButtonName: "invalid button name size",
 	codeInvalidSubButton:  "invalid sub button size",
+	codeSubButtonTyp:      "invalid sub button type",
+	codeSubButtonNam:      "invalid sub button name size",
 	codeInvalidCode:       "invalid code",
 	codeInvalidArgs:       "invalid args",
 	codeInvalidAppSecret:  "invalid appsecret",

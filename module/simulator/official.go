@@ -3,7 +3,11 @@ package simulator
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"math"
+	"strings"
 	"sync"
 )
 
@@ -114,52 +118,88 @@ func handleMenuCreate(s *Simulator, c *call) {
 	if !c.decodeJSON(&req) {
 		return
 	}
-	if code := checkMenu(req.Button); code != codeOK {
+	if code, _ := checkMenu(req.Button); code != codeOK {
 		c.fail(code)
 		return
 	}
-	var answer menuAnswer
-	answer.Menu.Button = req.Button
-	body := marshal(answer)
+	body := menuGetBody(req.Button)
 	c.acct.menu.Store(&body)
 	c.json(codeOK, okBody)
 }
 
-func checkMenu(buttons []menuButton) int {
+// menuGetBody encodes the menu/get answer of checked buttons.
+func menuGetBody(buttons []menuButton) []byte {
+	var answer menuAnswer
+	answer.Menu.Button = buttons
+	return marshal(answer)
+}
+
+// checkMenu applies the checks of menu/create to buttons, giving each leaf
+// button its empty sub_button list. It returns codeOK, or the errcode to
+// answer and a description of the problem naming the button.
+func checkMenu(buttons []menuButton) (code int, problem string) {
 	if len(buttons) == 0 || len(buttons) > maxButtons {
-		return codeInvalidButtonSize
+		return codeInvalidButtonSize, fmt.Sprintf("%d buttons, want 1 to %d", len(buttons), maxButtons)
 	}
 	for i := range buttons {
 		b := &buttons[i]
 		if b.Name == "" || len(b.Name) > maxButtonName {
-			return codeInvalidButtonName
+			return codeInvalidButtonName, fmt.Sprintf("button[%d]: name %q: want 1 to %d bytes", i, b.Name, maxButtonName)
 		}
 		if len(b.SubButton) == 0 {
 			if !menuButtonTypes[b.Type] {
-				return codeInvalidButtonType
+				return codeInvalidButtonType, fmt.Sprintf("button[%d] (%s): type %q is not a menu button type", i, b.Name, b.Type)
 			}
 			b.SubButton = []menuButton{}
 			continue
 		}
 		if len(b.SubButton) > maxSubButtons {
-			return codeInvalidSubButton
+			return codeInvalidSubButton, fmt.Sprintf("button[%d] (%s): %d sub_button entries, want at most %d", i, b.Name, len(b.SubButton), maxSubButtons)
 		}
 		for j := range b.SubButton {
 			sb := &b.SubButton[j]
 			if sb.Name == "" || len(sb.Name) > maxSubButtonName {
-				return codeSubButtonNam
+				return codeSubButtonNam, fmt.Sprintf("button[%d].sub_button[%d]: name %q: want 1 to %d bytes", i, j, sb.Name, maxSubButtonName)
 			}
-			if !menuButtonTypes[sb.Type] || len(sb.SubButton) > 0 {
-				return codeSubButtonTyp
+			if !menuButtonTypes[sb.Type] {
+				return codeSubButtonTyp, fmt.Sprintf("button[%d].sub_button[%d] (%s): type %q is not a menu button type", i, j, sb.Name, sb.Type)
+			}
+			if len(sb.SubButton) > 0 {
+				return codeSubButtonTyp, fmt.Sprintf("button[%d].sub_button[%d] (%s): a sub button cannot have sub buttons", i, j, sb.Name)
 			}
 			sb.SubButton = []menuButton{}
 		}
 	}
-	return codeOK
+	return codeOK, ""
 }
 
-// handleMenuGet serves GET /cgi-bin/menu/get: the menu last created, or
-// 46003 when there is none. The answer is pre-encoded: this is the cheap
+// seededMenu checks an Account.Menu document and returns the menu/get answer
+// it seeds, nil when menu is empty. The document has the shape menu/create
+// takes; it is decoded strictly (unknown fields and trailing data are
+// errors) and then checked like menu/create.
+func seededMenu(menu string) ([]byte, error) {
+	if menu == "" {
+		return nil, nil
+	}
+	var req struct {
+		Button []menuButton `json:"button"`
+	}
+	dec := json.NewDecoder(strings.NewReader(menu))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, fmt.Errorf(`want a JSON document like {"button":[...]}: %w`, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON document")
+	}
+	if code, problem := checkMenu(req.Button); code != codeOK {
+		return nil, fmt.Errorf("menu/create would answer errcode %d: %s", code, problem)
+	}
+	return menuGetBody(req.Button), nil
+}
+
+// handleMenuGet serves GET /cgi-bin/menu/get: the menu last created (or
+// seeded by Account.Menu), or 46003 when there is none. The answer is pre-encoded: this is the cheap
 // token-checked call of the benchmarks.
 func handleMenuGet(s *Simulator, c *call) {
 	body := c.acct.menu.Load()

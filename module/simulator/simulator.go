@@ -60,9 +60,10 @@ func New(cfg Config) (*Simulator, error) {
 
 // Reconfigure applies a new configuration while keeping the state: accounts
 // whose kind, appid, secret and agentid did not change keep their tokens,
-// quotas and counters; removed accounts' tokens stop working; the clock keeps
-// its time and is frozen or unfrozen only if Config.Frozen changed
-// (Config.Start is ignored). On error nothing changes.
+// quotas, counters and menu (unless their Menu changed: the new Menu then
+// replaces it); removed accounts' tokens stop working; the clock keeps its
+// time and is frozen or unfrozen only if Config.Frozen changed (Config.Start
+// is ignored). On error nothing changes.
 func (s *Simulator) Reconfigure(cfg Config) error {
 	cfg, err := cfg.normalize()
 	if err != nil {

@@ -114,27 +114,47 @@ func (m *Manager) sync(ctx context.Context, e *entry) {
 	switch {
 	case err == nil && stored.Value == cur.Value:
 		return
-	case err == nil && stored.Fetched.After(cur.Fetched) && m.adoptable(e, a, stored, false):
-		m.log.Info("adopted a newer token from storage", zap.String("account", a.Name), zap.Uint64("generation", stored.Generation))
-		e.mu.Lock()
-		if e.cur.CompareAndSwap(cur, stored) {
-			e.nextProactive = stored.Expires.Add(-a.Margin)
-		}
-		e.mu.Unlock()
+	case err == nil && m.adoptNewer(e, a, cur, stored):
 		return
 	case err == nil, errors.Is(err, errStoreMissing), errors.As(err, &bad):
 		// Ours is newer, or storage holds nothing usable: share ours.
+		// (Some storage modules report an unreachable server as a missing
+		// key; the lock then fails.)
 		if err := s.Lock(ctx, lockName(a)); err != nil {
+			m.log.Warn("token storage unreachable; comparing the token with it later", zap.String("account", a.Name), zap.Error(err))
 			return
 		}
-		defer s.Unlock(context.Background(), lockName(a))
-		if again, err := loadRecord(ctx, s, a); err == nil && !again.Fetched.Before(cur.Fetched) {
-			return // someone stored a token at least as new meanwhile
+		defer func() {
+			uctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+			defer cancel()
+			_ = s.Unlock(uctx, lockName(a))
+		}()
+		again, err := loadRecord(ctx, s, a)
+		if err == nil && (again.Value == cur.Value || m.adoptNewer(e, a, cur, again)) {
+			return
 		}
 		if err := saveRecord(ctx, s, a, cur); err == nil {
 			m.log.Info("shared this instance's token through storage", zap.String("account", a.Name), zap.Uint64("generation", cur.Generation))
 		}
 	default:
-		m.log.Debug("token storage unreachable during sync", zap.String("account", a.Name), zap.Error(err))
+		m.log.Warn("token storage unreachable; comparing the token with it later", zap.String("account", a.Name), zap.Error(err))
 	}
+}
+
+// adoptNewer makes stored e's token if it was fetched after cur and can be
+// used, and reports whether it did.
+func (m *Manager) adoptNewer(e *entry, a *Account, cur, stored *Token) bool {
+	if !stored.Fetched.After(cur.Fetched) || !m.adoptable(e, a, stored, false) {
+		return false
+	}
+	e.mu.Lock()
+	adopted := e.cur.CompareAndSwap(cur, stored)
+	if adopted {
+		e.nextProactive = stored.Expires.Add(-a.Margin)
+	}
+	e.mu.Unlock()
+	if adopted {
+		m.log.Info("adopted a newer token from storage", zap.String("account", a.Name), zap.Uint64("generation", stored.Generation))
+	}
+	return adopted
 }
