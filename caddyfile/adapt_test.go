@@ -7,7 +7,8 @@
 //   - "validate error: TEXT": adapting succeeds, validating fails with TEXT.
 //
 // The environment variable WX_FIXTURE_SECRET is set while fixtures run, so
-// that {env.WX_FIXTURE_SECRET} resolves; WX_FIXTURE_EMPTY is set empty.
+// that {env.WX_FIXTURE_SECRET} resolves, WX_FIXTURE_KEY and WX_FIXTURE_KEY_OLD
+// (client keys) likewise; WX_FIXTURE_EMPTY is set empty.
 package caddyfile_test
 
 import (
@@ -35,6 +36,8 @@ func TestAdaptFixtures(t *testing.T) {
 	// Secrets in fixtures are placeholders; these resolve them for validate.
 	t.Setenv("WX_FIXTURE_SECRET", "fixture-secret")
 	t.Setenv("WX_FIXTURE_EMPTY", "")
+	t.Setenv("WX_FIXTURE_KEY", "fixture-client-key-0123456789")
+	t.Setenv("WX_FIXTURE_KEY_OLD", "fixture-client-key-old-0123456789")
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			raw, err := os.ReadFile(file)

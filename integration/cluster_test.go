@@ -34,7 +34,9 @@ const clusterCaddyfile = `{
 }
 
 :{PORT} {
-	wechat mp
+	wechat mp {
+		trusted
+	}
 	reverse_proxy {UPSTREAM}
 }
 `

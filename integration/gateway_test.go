@@ -30,8 +30,9 @@ const (
 )
 
 // gatewayCaddyfile is the config most tests run: an official account on
-// {PORT} and a WeCom app on {PORT2}, both in front of the simulator, with
-// debug logging so that the leak check sees every log line there is.
+// {PORT} and a WeCom app on {PORT2}, both in front of the simulator, in
+// trusted mode (client authentication has tests of its own), with debug
+// logging so that the leak check sees every log line there is.
 const gatewayCaddyfile = `{
 	admin {ADMIN}
 	debug
@@ -52,12 +53,16 @@ const gatewayCaddyfile = `{
 }
 
 :{PORT} {
-	wechat mp
+	wechat mp {
+		trusted
+	}
 	reverse_proxy {UPSTREAM}
 }
 
 :{PORT2} {
-	wechat corp
+	wechat corp {
+		trusted
+	}
 	reverse_proxy {UPSTREAM}
 }
 `
@@ -154,13 +159,34 @@ func TestClientTokenIsReplaced(t *testing.T) {
 	}
 }
 
-func TestTokenEndpointsAreNotForwarded(t *testing.T) {
+func TestTokenEndpointsAreAnsweredLocally(t *testing.T) {
 	e := newEnv(t, "stable_token")
-	for _, p := range []string{"/cgi-bin/token?grant_type=client_credential&appid=x&secret=y", "/cgi-bin/stable_token", "/cgi-bin/gettoken?corpid=x&corpsecret=y"} {
-		_, body := get(t, e.gw.URL(p))
-		if errcodeOf(body) != 48001 || !strings.Contains(string(body), "wechat gateway") {
-			t.Errorf("%s: %s", p, body)
+	for _, c := range []struct {
+		url, method, body string
+	}{
+		{e.gw.URL("/cgi-bin/token?grant_type=client_credential&appid=" + mpAppID + "&secret=anything"), "GET", ""},
+		{e.gw.URL("/cgi-bin/stable_token"), "POST", `{"grant_type":"client_credential","appid":"` + mpAppID + `","secret":"anything"}`},
+		{e.gw.URL2("/cgi-bin/gettoken?corpid=" + corpID + "&corpsecret=anything"), "GET", ""},
+	} {
+		req, _ := http.NewRequest(c.method, c.url, strings.NewReader(c.body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var ans struct {
+			Errcode     int    `json:"errcode"`
+			AccessToken string `json:"access_token"`
+			ExpiresIn   int    `json:"expires_in"`
+		}
+		if json.Unmarshal(body, &ans) != nil || ans.Errcode != 0 || ans.AccessToken == "" || ans.ExpiresIn != 7200 {
+			t.Errorf("%s %s: %s", c.method, c.url, body)
+		}
+	}
+	_, body := get(t, e.gw.URL("/cgi-bin/token?grant_type=client_credential&appid=wxOTHER&secret=x"))
+	if errcodeOf(body) != 40013 {
+		t.Errorf("token call for another appid: %s", body)
 	}
 	if e.tokenCalls() != 0 {
 		t.Fatalf("a token endpoint call reached WeChat")
@@ -454,7 +480,7 @@ func TestReloadKeepsTokens(t *testing.T) {
 	e.call()
 	cfgPath := filepath.Join(e.gw.dir, "Caddyfile")
 	cfg, _ := os.ReadFile(cfgPath)
-	cfg = bytes.Replace(cfg, []byte("wechat mp\n"), []byte("wechat mp {\n\t\tmax_replay_body 1MiB\n\t}\n"), 1)
+	cfg = bytes.Replace(cfg, []byte("wechat mp {\n"), []byte("wechat mp {\n\t\tmax_replay_body 1MiB\n"), 1)
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/wxgate/caddy-wechat/module/clientauth"
 	"github.com/wxgate/caddy-wechat/module/token"
 )
 
@@ -37,6 +38,15 @@ type App struct {
 	// FetchTimeout bounds one token refresh. Default: 10s.
 	FetchTimeout caddy.Duration `json:"fetch_timeout,omitempty"`
 
+	// Clients are the apps allowed to call the gateway, by name (see
+	// Client). Sites in the handler's default clients mode require them.
+	Clients map[string]*Client `json:"clients,omitempty"`
+
+	// ClientTokenTTL is the lifetime of the gateway tokens handed to
+	// clients, and the expires_in they are told. Default: 2h, WeChat's
+	// own, which SDKs cache well.
+	ClientTokenTTL caddy.Duration `json:"client_token_ttl,omitempty"`
+
 	// TestClock lets the admin API move the gateway's clock
 	// (POST /wechat/clock), so tests can run a day of token lifetimes in
 	// seconds against the simulator. Never enable it in production.
@@ -46,6 +56,7 @@ type App struct {
 	tokens     *tokenService
 	serviceKey string
 	handles    map[string]*token.Handle
+	auth       *clientauth.Authority
 	logger     *zap.Logger
 }
 
@@ -137,7 +148,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 		a.handles[name] = h
 	}
-	return nil
+	return a.provisionClients(repl)
 }
 
 // Start runs the background refresh loop, once per token service.
@@ -157,6 +168,9 @@ func (a *App) Cleanup() error {
 		h.Release()
 	}
 	a.handles = nil
+	if a.auth != nil {
+		a.auth.Close()
+	}
 	if a.tokens != nil {
 		_, err := services.Delete(a.serviceKey)
 		return err

@@ -29,6 +29,13 @@ func init() {
 //				refresh_margin <duration>
 //				daily_budget   <calls>
 //			}
+//			client <name> {
+//				key      {env.NAME}|{file./path}   # repeatable: several valid at once
+//				accounts <account...>
+//				paths    <path|prefix*...>
+//				raw_token
+//			}
+//			client_token_ttl <duration>
 //			refresh_cooldown <duration>
 //			fetch_timeout    <duration>
 //			test_clock
@@ -75,6 +82,31 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.Accounts = make(map[string]*Account)
 			}
 			a.Accounts[name] = acct
+		case "client":
+			var name string
+			if !d.Args(&name) {
+				return d.Errf("client: want `client <name> { ... }`")
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if _, dup := a.Clients[name]; dup {
+				return d.Errf("client %s: defined twice", name)
+			}
+			c := new(Client)
+			if err := c.unmarshalBlock(d, name); err != nil {
+				return err
+			}
+			if a.Clients == nil {
+				a.Clients = make(map[string]*Client)
+			}
+			a.Clients[name] = c
+		case "client_token_ttl":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			a.ClientTokenTTL = dur
 		case "refresh_cooldown":
 			dur, err := durationArg(d)
 			if err != nil {
@@ -134,9 +166,43 @@ func (a *Account) unmarshalBlock(d *caddyfile.Dispenser, name string) error {
 	return nil
 }
 
+func (c *Client) unmarshalBlock(d *caddyfile.Dispenser, name string) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "key":
+			var key string
+			if !d.AllArgs(&key) {
+				return d.Errf("client %s: key takes exactly one value (repeat the line for several keys)", name)
+			}
+			c.Keys = append(c.Keys, key)
+		case "accounts":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("client %s: accounts needs at least one account name", name)
+			}
+			c.Accounts = append(c.Accounts, args...)
+		case "paths":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("client %s: paths needs at least one path", name)
+			}
+			c.Paths = append(c.Paths, args...)
+		case "raw_token":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			c.RawToken = true
+		default:
+			return d.Errf("client %s: unknown subdirective %q", name, opt)
+		}
+	}
+	return nil
+}
+
 // parseHandlerDirective sets up the handler from
 //
-//	wechat <account> {
+//	wechat [<account>] {
+//		trusted
 //		max_replay_body <size>
 //	}
 func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -147,11 +213,18 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 // UnmarshalCaddyfile reads the `wechat` directive into h.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
-	if !d.AllArgs(&h.Account) {
-		return d.Errf("wechat: want `wechat <account>`, naming an account of the global wechat option")
+	if args := d.RemainingArgs(); len(args) > 1 {
+		return d.Errf("wechat: want `wechat [<account>]`, naming at most one account of the global wechat option")
+	} else if len(args) == 1 {
+		h.Account = args[0]
 	}
 	for d.NextBlock(0) {
 		switch d.Val() {
+		case "trusted":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Trusted = true
 		case "max_replay_body":
 			var val string
 			if !d.AllArgs(&val) {

@@ -24,23 +24,39 @@ func init() {
 // 20 MB WeCom file upload and its multipart framing.
 const DefaultMaxReplayBody = 24 << 20
 
-// Handler injects the named account's access token into calls to the
-// WeChat API and replays a call once, with a fresh token, when WeChat
-// answers that the token is no longer good (errcode 40001, 40014 or 42001).
-// It sits in front of `reverse_proxy` to the WeChat host; apps call the
-// usual paths with no token.
+// Handler injects an account's access token into calls to the WeChat API
+// and replays a call once, with a fresh token, when WeChat answers that the
+// token is no longer good (errcode 40001, 40014 or 42001). It sits in front
+// of `reverse_proxy` to the WeChat host.
+//
+// It runs in one of two modes:
+//   - clients (the default): callers authenticate as a client of the
+//     `wechat` app. Their SDK fetches a token from the usual token endpoint
+//     (/cgi-bin/token, /cgi-bin/stable_token, /cgi-bin/gettoken) with the
+//     client's key in place of the secret; the handler answers it with a
+//     gateway token and, on every later call, checks that token, the
+//     client's accounts and paths, and swaps in the real token.
+//   - trusted: for sites Caddy already restricts (remote_ip, mTLS). No keys;
+//     any token the caller sends is ignored and replaced, and the token
+//     endpoints answer a placeholder token so that SDKs work unchanged.
 //
 // It acts on the paths that take ?access_token= (/cgi-bin/, /wxa/,
 // /datacube/ and the other families of the WeChat API) and passes every
 // other request on untouched: /sns/ (user OAuth tokens), /cgi-bin/component/
 // and /cgi-bin/service/ (third-party tokens) in particular. Use Caddy
-// matchers to narrow it further. The token endpoints themselves
-// (/cgi-bin/token, /cgi-bin/stable_token, /cgi-bin/gettoken) are never
-// forwarded: the gateway alone fetches tokens.
+// matchers to narrow it further. The token endpoints are never forwarded.
 type Handler struct {
-	// Account is the name of the account (in the `wechat` app) whose token
-	// is injected. Required.
-	Account string `json:"account"`
+	// Account is the name of the account (in the `wechat` app) this site
+	// serves. Required in trusted mode. In clients mode it may be left out:
+	// the account then comes from each caller's gateway token, so one site
+	// serves every account of every client; when it is set, tokens for other
+	// accounts are refused. Default: none.
+	Account string `json:"account,omitempty"`
+
+	// Trusted turns client authentication off: anyone who reaches the site
+	// acts as Account. Only for sites that Caddy itself restricts (a
+	// remote_ip matcher, mTLS client authentication). Default: false.
+	Trusted bool `json:"trusted,omitempty"`
 
 	// MaxReplayBody is the largest request body, in bytes, held in memory so
 	// that the call can be replayed after a token refresh. A larger body is
@@ -48,7 +64,8 @@ type Handler struct {
 	// (25165824), which covers WeCom's 20 MB file uploads.
 	MaxReplayBody int64 `json:"max_replay_body,omitempty"`
 
-	tokens *token.Handle
+	app    *App
+	fixed  *token.Handle // the handle of Account, if set
 	logger *zap.Logger
 }
 
@@ -60,12 +77,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision finds the handler's account in the `wechat` app.
+// Provision finds the handler's account and clients in the `wechat` app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	if h.Account == "" {
-		return errors.New("account: the name of an account of the global `wechat` option is required")
-	}
 	if h.MaxReplayBody < 0 {
 		return errors.New("max_replay_body must not be negative")
 	}
@@ -76,11 +90,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading the wechat app: %v", err)
 	}
-	handle, err := appIface.(*App).handle(h.Account)
-	if err != nil {
-		return err
+	h.app = appIface.(*App)
+	if h.Trusted && h.Account == "" {
+		return errors.New("account: a trusted site serves one account; name it (`wechat <account> { trusted }`)")
 	}
-	h.tokens = handle
+	if h.Account != "" {
+		if h.fixed, err = h.app.handle(h.Account); err != nil {
+			return err
+		}
+	}
+	if !h.Trusted && h.app.auth == nil {
+		return errors.New("no clients are configured in the global `wechat` option: add `client` blocks, or mark this site `trusted` if Caddy already restricts who reaches it (remote_ip, mTLS)")
+	}
 	return nil
 }
 
@@ -88,16 +109,24 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // reverse_proxy), and replays it once if WeChat rejects the token.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	path := r.URL.Path
+	if path == RawTokenPath {
+		h.serveRawToken(w, r)
+		return nil
+	}
 	if hasAnyPrefix(path, neverTokenPaths) || !hasAnyPrefix(path, defaultTokenPaths) {
 		return next.ServeHTTP(w, r)
 	}
 	if isTokenEndpoint(path) {
-		wxapi.WriteError(w, wxapi.CodeAPIUnauthorized,
-			"wechat gateway: "+path+" is not forwarded: the gateway fetches and injects access tokens itself; call the API without access_token")
+		h.serveTokenEndpoint(w, r)
+		return nil
+	}
+	account, refusal := h.authorize(r)
+	if refusal != nil {
+		wxapi.WriteError(w, refusal.Code, refusal.Msg)
 		return nil
 	}
 	ctx := r.Context()
-	tok, err := h.tokens.Token(ctx)
+	tok, err := account.Token(ctx)
 	if err != nil {
 		h.unavailable(w, err)
 		return nil
@@ -110,7 +139,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if stream != nil {
 		h.logger.Debug("request body too large to replay; forwarding without retry",
-			zap.String("account", h.Account), zap.Int64("max_replay_body", h.MaxReplayBody))
+			zap.String("account", account.Account().Name), zap.Int64("max_replay_body", h.MaxReplayBody))
 		return next.ServeHTTP(w, upstreamRequest(r, tok.Value, nil, stream))
 	}
 
@@ -129,11 +158,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	rid := string(wxapi.ScanRid(held))
-	fresh, err := h.tokens.Reject(ctx, tok, code)
+	acct := account.Account()
+	fresh, err := account.Reject(ctx, tok, code)
 	switch {
 	case err != nil:
 		h.logger.Warn("access_token rejected and no new one could be had",
-			zap.String("account", h.Account), zap.Int("errcode", code), zap.String("rid", rid), zap.Error(err))
+			zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.Int("errcode", code), zap.String("rid", rid), zap.Error(err))
 		h.unavailable(w, err)
 		return nil
 	case fresh == nil: // rejected too soon after its fetch: not the token's age, pass the answer on
@@ -141,7 +171,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	h.logger.Info("access_token rejected; replaying with a fresh token",
-		zap.String("account", h.Account), zap.String("path", path), zap.Int("errcode", code), zap.String("rid", rid),
+		zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code), zap.String("rid", rid),
 		zap.Uint64("generation", fresh.Generation))
 	return next.ServeHTTP(w, upstreamRequest(r, fresh.Value, body, nil))
 }

@@ -1,0 +1,208 @@
+package clientauth
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var accounts = []Account{
+	{Name: "mp", Kind: "official", AppID: "wx1"},
+	{Name: "mp2", Kind: "official", AppID: "wx2"},
+	{Name: "corp-a", Kind: "wecom", AppID: "ww1"},
+	{Name: "corp-b", Kind: "wecom", AppID: "ww1"},
+}
+
+const (
+	keyShop    = "shop-key-0123456789abcdef"
+	keyShopOld = "shop-old-key-0123456789abcdef"
+	keyCRM     = "crm-key-0123456789abcdef"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+func newAuthority(t *testing.T, clients ...Client) (*Authority, *clock) {
+	t.Helper()
+	if clients == nil {
+		clients = []Client{
+			{Name: "shop", Keys: []string{keyShop, keyShopOld}, Accounts: []string{"mp", "corp-a"}, Paths: []string{"/cgi-bin/user/*", "/cgi-bin/menu/get"}},
+			{Name: "crm", Keys: []string{keyCRM}, Accounts: []string{"mp2"}, RawToken: true},
+		}
+	}
+	c := &clock{t: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)}
+	a, err := New(clients, accounts, 0, c.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	return a, c
+}
+
+func mustIssue(t *testing.T, a *Authority, kind, appid, key string) string {
+	t.Helper()
+	tok, err := a.Issue(kind, appid, key)
+	if err != nil {
+		t.Fatalf("Issue(%s, %s): %v", kind, appid, err)
+	}
+	return tok
+}
+
+func TestIssueAndVerify(t *testing.T) {
+	a, _ := newAuthority(t)
+	tok := mustIssue(t, a, "official", "wx1", keyShop)
+	if !strings.HasPrefix(tok, "gw1.") || len(tok) > 512 || strings.Contains(tok, keyShop) {
+		t.Fatalf("token %q", tok)
+	}
+	for range 2 { // the second time from the cache
+		cl, err := a.Verify(tok)
+		if err != nil || cl.Client != "shop" || cl.Account != "mp" {
+			t.Fatalf("Verify: %+v %v", cl, err)
+		}
+	}
+	if tok := mustIssue(t, a, "wecom", "ww1", keyShopOld); tok == "" {
+		t.Fatal("no WeCom token with the second key")
+	}
+}
+
+func TestIssueRefusals(t *testing.T) {
+	a, _ := newAuthority(t)
+	for _, c := range []struct {
+		kind, appid, key string
+		code             int
+	}{
+		{"official", "wx1", "", CodeBadCredential},
+		{"official", "wx1", "wrong-key-0123456789abcdef", CodeBadCredential},
+		{"official", "wx2", keyShop, CodeAccountNotAllowed},   // another client's account
+		{"wecom", "wx1", keyShop, CodeAccountNotAllowed},      // wrong kind
+		{"official", "", keyShop, CodeAccountNotAllowed},      // no appid
+		{"official", "wx1", keyShop + "x", CodeBadCredential}, // near miss
+		{"official", "wx1", keyCRM, CodeAccountNotAllowed},    // the crm client has mp2 only
+	} {
+		_, err := a.Issue(c.kind, c.appid, c.key)
+		if err == nil || err.Code != c.code {
+			t.Errorf("Issue(%s, %s, key %d chars) = %v, want errcode %d", c.kind, c.appid, len(c.key), err, c.code)
+		}
+		if err != nil && c.key != "" && strings.Contains(err.Msg, c.key) {
+			t.Errorf("refusal holds the key")
+		}
+	}
+}
+
+func TestVerifyRefusals(t *testing.T) {
+	a, clock := newAuthority(t)
+	tok := mustIssue(t, a, "official", "wx1", keyShop)
+	payload, _, _ := strings.Cut(strings.TrimPrefix(tok, "gw1."), ".")
+	forged := "gw1." + payload + "." + sign([]byte("not-the-key-0123456789"), payload)
+	for name, c := range map[string]struct {
+		tok  string
+		code int
+	}{
+		"garbage":   {"hello", CodeBadCredential},
+		"real-like": {"86_AbCdEf0123", CodeBadCredential},
+		"truncated": {tok[:len(tok)-3], CodeBadCredential},
+		"forged":    {forged, CodeBadCredential},
+		"no mac":    {"gw1." + payload, CodeBadCredential},
+		"bad b64":   {"gw1.!!!.x", CodeBadCredential},
+	} {
+		if _, err := a.Verify(c.tok); err == nil || err.Code != c.code {
+			t.Errorf("%s: Verify = %v, want %d", name, err, c.code)
+		}
+	}
+	clock.advance(DefaultTTL)
+	if _, err := a.Verify(tok); err == nil || err.Code != CodeExpired {
+		t.Fatalf("expired token: %v", err)
+	}
+}
+
+func TestExpiryAfterCaching(t *testing.T) {
+	a, clock := newAuthority(t)
+	tok := mustIssue(t, a, "official", "wx1", keyShop)
+	if _, err := a.Verify(tok); err != nil {
+		t.Fatal(err)
+	}
+	a.verified.Wait()
+	clock.advance(DefaultTTL + time.Second)
+	if _, err := a.Verify(tok); err == nil || err.Code != CodeExpired {
+		t.Fatalf("cached token past expiry: %v", err)
+	}
+}
+
+func TestRotatingKeysRevokesTheirTokens(t *testing.T) {
+	a, _ := newAuthority(t)
+	oldTok := mustIssue(t, a, "official", "wx1", keyShopOld)
+	newTok := mustIssue(t, a, "official", "wx1", keyShop)
+	// The config after rotation: the old key removed.
+	b, _ := newAuthority(t, Client{Name: "shop", Keys: []string{keyShop}, Accounts: []string{"mp"}})
+	if _, err := b.Verify(oldTok); err == nil || err.Code != CodeBadCredential || !strings.Contains(err.Msg, "revoked") {
+		t.Fatalf("token of a removed key: %v", err)
+	}
+	if _, err := b.Verify(newTok); err != nil {
+		t.Fatalf("token of the kept key: %v", err)
+	}
+	if _, err := b.Issue("official", "wx1", keyShopOld); err == nil {
+		t.Fatal("a removed key still authenticates")
+	}
+}
+
+func TestMayCall(t *testing.T) {
+	a, _ := newAuthority(t)
+	cl, _ := a.Verify(mustIssue(t, a, "official", "wx1", keyShop))
+	for path, want := range map[string]bool{
+		"/cgi-bin/user/info": true, "/cgi-bin/user/get": true, "/cgi-bin/menu/get": true,
+		"/cgi-bin/menu/create": false, "/cgi-bin/message/custom/send": false,
+	} {
+		if err := a.MayCall(cl, path); (err == nil) != want {
+			t.Errorf("MayCall(%s) = %v, want allowed %v", path, err, want)
+		}
+	}
+	if err := a.ForAccount(cl, "mp2"); err == nil || err.Code != CodeAccountNotAllowed {
+		t.Errorf("token for mp on a site serving mp2: %v", err)
+	}
+	if err := a.MayReadRawToken(cl); err == nil {
+		t.Errorf("shop may read the raw token")
+	}
+	crm, _ := a.Verify(mustIssue(t, a, "official", "wx2", keyCRM))
+	if err := a.MayReadRawToken(crm); err != nil || a.MayCall(crm, "/anything") != nil || a.ForAccount(crm, "mp2") != nil {
+		t.Errorf("crm: %v", err)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	for want, clients := range map[string][]Client{
+		"at least one key":         {{Name: "a", Accounts: []string{"mp"}}},
+		"shorter than 16":          {{Name: "a", Keys: []string{"short"}, Accounts: []string{"mp"}}},
+		`"nope" is not an account`: {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"nope"}}},
+		"same corp":                {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"corp-a", "corp-b"}}},
+		"also a key of client":     {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"mp"}}, {Name: "b", Keys: []string{keyShop}, Accounts: []string{"mp"}}},
+		"must start with /":        {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"mp"}, Paths: []string{"cgi-bin"}}},
+		"name at least one":        {{Name: "a", Keys: []string{keyShop}}},
+	} {
+		if _, err := New(clients, accounts, 0, nil); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New: %v, want %q", err, want)
+		}
+	}
+}
+
+func BenchmarkVerifyCached(b *testing.B) {
+	a, err := New([]Client{{Name: "shop", Keys: []string{keyShop}, Accounts: []string{"mp"}}}, accounts, 0, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	tok, _ := a.Issue("official", "wx1", keyShop)
+	_, _ = a.Verify(tok)
+	a.verified.Wait()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := a.Verify(tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

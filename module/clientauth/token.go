@@ -1,0 +1,143 @@
+package clientauth
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// tokenPrefix starts every gateway token (format version 1).
+const tokenPrefix = "gw1."
+
+// Claims is what a verified gateway token says.
+type Claims struct {
+	// Client is the client's name.
+	Client string `json:"c"`
+	// Account is the name of the account the token is for.
+	Account string `json:"a"`
+	// KeyID names the key that signed the token (a digest prefix, not the key).
+	KeyID string `json:"k"`
+	// Expiry is the Unix time the token expires at.
+	Expiry int64 `json:"e"`
+}
+
+// keyID is the public name of a key: the first 8 bytes of its SHA-256.
+func keyID(key string) string {
+	sum := sha256.Sum256([]byte("caddy-wechat client key id\x00" + key))
+	return hex.EncodeToString(sum[:8])
+}
+
+var b64 = base64.RawURLEncoding
+
+func sign(key []byte, payload string) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(payload))
+	return b64.EncodeToString(mac.Sum(nil))
+}
+
+// Issue authenticates a token-endpoint call, in which the client gave its
+// key in place of the secret, and returns a gateway token for the account
+// with appid (of kind "official" for /cgi-bin/token and stable_token,
+// "wecom" for gettoken).
+func (a *Authority) Issue(kind, appid, key string) (string, *Error) {
+	if appid == "" {
+		return "", refuse(CodeAccountNotAllowed, "appid (or corpid) is missing")
+	}
+	if key == "" {
+		return "", refuse(CodeBadCredential, "the client key is missing: send it where the SDK sends the secret")
+	}
+	c, ok := a.byKey[sha256.Sum256([]byte(key))]
+	if !ok {
+		return "", refuse(CodeBadCredential, "invalid credential: no client has this key (revoked or mistyped?)")
+	}
+	account := ""
+	for name := range c.accounts {
+		if acct := a.accounts[name]; acct.AppID == appid && acct.Kind == kind {
+			account = name
+			break
+		}
+	}
+	if account == "" {
+		return "", refuse(CodeAccountNotAllowed, "client "+c.Name+" may not use "+kind+" account "+appid)
+	}
+	claims := Claims{Client: c.Name, Account: account, KeyID: keyID(key), Expiry: a.now().Add(a.ttl).Unix()}
+	raw, _ := json.Marshal(claims)
+	payload := b64.EncodeToString(raw)
+	return tokenPrefix + payload + "." + sign([]byte(key), payload), nil
+}
+
+// Verify checks a gateway token and returns its claims: signed by a key the
+// client still has, not expired. Verified tokens are cached until they
+// expire, so the hot path is a cache lookup.
+func (a *Authority) Verify(token string) (*Claims, *Error) {
+	now := a.now().Unix()
+	if cl, ok := a.verified.Get(token); ok {
+		if now >= cl.Expiry {
+			return nil, refuse(CodeExpired, "access_token expired: fetch a new gateway token")
+		}
+		return cl, nil
+	}
+	rest, ok := strings.CutPrefix(token, tokenPrefix)
+	if !ok {
+		return nil, refuse(CodeBadCredential, "invalid credential: not a gateway token (fetch one from the gateway's token endpoint with the client key)")
+	}
+	payload, mac, ok := strings.Cut(rest, ".")
+	if !ok {
+		return nil, refuse(CodeBadCredential, "invalid credential: malformed gateway token")
+	}
+	raw, err := b64.DecodeString(payload)
+	var cl Claims
+	if err != nil || json.Unmarshal(raw, &cl) != nil {
+		return nil, refuse(CodeBadCredential, "invalid credential: malformed gateway token")
+	}
+	c, ok := a.clients[cl.Client]
+	if !ok {
+		return nil, refuse(CodeBadCredential, "invalid credential: the token's client is not configured")
+	}
+	key, ok := c.keys[cl.KeyID]
+	if !ok {
+		return nil, refuse(CodeBadCredential, "invalid credential: the key this token was issued with was revoked")
+	}
+	if subtle.ConstantTimeCompare([]byte(sign(key, payload)), []byte(mac)) != 1 {
+		return nil, refuse(CodeBadCredential, "invalid credential: bad gateway token signature")
+	}
+	if !c.accounts[cl.Account] {
+		return nil, refuse(CodeAccountNotAllowed, "client "+c.Name+" may no longer use account "+cl.Account)
+	}
+	if now >= cl.Expiry {
+		return nil, refuse(CodeExpired, "access_token expired: fetch a new gateway token")
+	}
+	a.verified.SetWithTTL(token, &cl, 1, time.Duration(cl.Expiry-now)*time.Second)
+	return &cl, nil
+}
+
+// ForAccount checks that a token is for account (the account a site
+// serves).
+func (a *Authority) ForAccount(cl *Claims, account string) *Error {
+	if cl.Account != account {
+		return refuse(CodeAccountNotAllowed, "client "+cl.Client+" holds a token for account "+cl.Account+", not for "+account+" which this site serves")
+	}
+	return nil
+}
+
+// MayCall checks that the token's client may call path.
+func (a *Authority) MayCall(cl *Claims, path string) *Error {
+	if !a.clients[cl.Client].mayCall(path) {
+		return refuse(CodePathNotAllowed, "api unauthorized: client "+cl.Client+" may not call "+path)
+	}
+	return nil
+}
+
+// MayReadRawToken reports whether the token's client may read the real
+// access token.
+func (a *Authority) MayReadRawToken(cl *Claims) *Error {
+	if !a.clients[cl.Client].RawToken {
+		return refuse(CodePathNotAllowed, "api unauthorized: client "+cl.Client+" may not read the raw access_token (grant it raw_token)")
+	}
+	return nil
+}
