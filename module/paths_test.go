@@ -64,3 +64,24 @@ func BenchmarkRequestRewrite(b *testing.B) {
 		_ = upstreamRequest(r, tok, nil, nil)
 	}
 }
+
+func TestQueryParam(t *testing.T) {
+	for _, c := range []struct {
+		raw, name, want string
+		n               int
+	}{
+		{"a=1&access_token=T&b=2", "access_token", "T", 1},
+		{"access_token=T1&access%5Ftoken=T2", "access_token", "T1", 2},
+		{"access_token=&x=1", "access_token", "", 1},
+		{"secret=a%2Bb+c", "secret", "a+b c", 1},
+		{"appid=wx1&appid=wx2", "appid", "wx1", 2},
+		{"x=1", "access_token", "", 0},
+		{"", "access_token", "", 0},
+		{"bad=%zz&access_token=%", "access_token", "%", 1},
+	} {
+		got, n := queryParam(c.raw, c.name)
+		if got != c.want || n != c.n {
+			t.Errorf("queryParam(%q, %q) = %q, %d; want %q, %d", c.raw, c.name, got, n, c.want, c.n)
+		}
+	}
+}
