@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -276,5 +278,30 @@ func TestRestartReusesStoredTokens(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(e.gw.logs()), []byte("adopted the token")) {
 		t.Fatalf("the restarted gateway did not say it adopted the stored token")
+	}
+}
+
+func TestCorruptStoredRecordIsIgnored(t *testing.T) {
+	for name, garbage := range map[string]string{
+		"not json": "\x00\x01garbage",
+		"foreign":  `{"v":1,"kind":"official","appid":"wxSOMEONEELSE","endpoint":"token","access_token":"FOREIGN","fetched":"2026-01-01T00:00:00Z","expires":"2026-01-01T02:00:00Z","generation":7}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, "token")
+			dir := filepath.Join(e.gw.dir, "data", "caddy", "wechat", "tokens", "official", "token")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, mpAppID+".json"), []byte(garbage), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			e.call()
+			if e.tokenCalls() != 1 || e.tap.lastSent() == "FOREIGN" {
+				t.Fatalf("%d token calls, sent %q", e.tokenCalls(), e.tap.lastSent())
+			}
+			if !strings.Contains(e.gw.logs(), "ignoring the stored token record") {
+				t.Fatal("no warning about the bad record")
+			}
+		})
 	}
 }
