@@ -218,6 +218,13 @@ func TestClientRefusals(t *testing.T) {
 		{"smuggled secret", "GET", e.gw.URL(user + "&access_token=" + app + "&secret=" + mpSecret), "", 40001, "parameter secret"},
 		{"smuggled appid", "GET", e.gw.URL(user + "&access_token=" + app + "&appid=" + mp2AppID), "", 40013, "not the account"},
 		{"raw token not granted", "GET", e.gw.URL("/wechat-gateway/raw_token?access_token=" + app), "", 48001, "raw access_token"},
+		{"dot segments past the allowed paths", "GET", e.gw.URL("/cgi-bin/user/../menu/create?access_token=" + reader), "", 40066, "dot segment"},
+		{"encoded dot segments", "GET", e.gw.URL("/cgi-bin/user/%2e%2e/menu/create?access_token=" + reader), "", 40066, "encoded"},
+		{"encoded slash", "GET", e.gw.URL("/cgi-bin/user/..%2fmenu%2fcreate?access_token=" + reader), "", 40066, "encoded"},
+		{"empty segment before a token endpoint", "GET", e.gw.URL("//cgi-bin/token?grant_type=client_credential&appid=" + mpAppID + "&secret=" + mpSecret), "", 40066, "empty path segment"},
+		{"sns traversal to the token endpoint", "GET", e.gw.URL("/sns/../cgi-bin/token?grant_type=client_credential&appid=" + mpAppID + "&secret=" + mpSecret), "", 40066, "dot segment"},
+		{"third-party path", "GET", e.gw.URL("/cgi-bin/component/api_component_token"), "", 48001, "not an API this gateway serves"},
+		{"unknown path", "GET", e.gw.URL("/index.html"), "", 48001, "not an API this gateway serves"},
 	} {
 		before := e.upstreamCalls()
 		a := e.answer(c.method, c.url, c.body)

@@ -387,6 +387,24 @@ func TestStickyInvalidTokenIsRetriedExactlyOnce(t *testing.T) {
 	if got := e.tap.count(userInfoPath) - before; got != 5 || e.tokenCalls() != 2 {
 		t.Fatalf("%d attempts for 5 calls, %d token calls; want 5 and 2", got, e.tokenCalls())
 	}
+	// Past the refresh cooldown the path is still known to want another
+	// kind of token: still no refresh, so a stream of such calls never
+	// burns the quota.
+	e.advance(time.Minute)
+	before = e.tap.count(userInfoPath)
+	for range 5 {
+		_, body = get(t, e.gw.URL(userInfoPath+"?openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M"))
+		if errcodeOf(body) != 40014 {
+			t.Fatalf("got %s", body)
+		}
+	}
+	if got := e.tap.count(userInfoPath) - before; got != 5 || e.tokenCalls() != 2 {
+		t.Fatalf("after the cooldown: %d attempts for 5 calls, %d token calls; want 5 and 2", got, e.tokenCalls())
+	}
+	// Other paths of the account still work.
+	if _, body := get(t, e.gw.URL("/cgi-bin/menu/get")); errcodeOf(body) != 46003 {
+		t.Fatalf("menu/get: %s", body)
+	}
 }
 
 func TestSnsUserTokenErrorsDoNotRefresh(t *testing.T) {

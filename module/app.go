@@ -146,6 +146,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return err
 		}
+		for other, oh := range a.handles {
+			if oh.Key() == h.Key() {
+				h.Release()
+				return fmt.Errorf("account %q: the same credential as account %q (same kind, appid and token endpoint, or for WeCom the same corpid and secret); define it once", name, other)
+			}
+		}
 		a.handles[name] = h
 	}
 	return a.provisionClients(repl)

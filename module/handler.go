@@ -7,11 +7,13 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/wxgate/caddy-wechat/module/clientauth"
 	"github.com/wxgate/caddy-wechat/module/token"
 	"github.com/wxgate/caddy-wechat/module/wxapi"
 )
@@ -66,6 +68,7 @@ type Handler struct {
 
 	app    *App
 	fixed  *token.Handle // the handle of Account, if set
+	stuck  *stuckPaths
 	logger *zap.Logger
 }
 
@@ -80,6 +83,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision finds the handler's account and clients in the `wechat` app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.stuck = new(stuckPaths)
 	if h.MaxReplayBody < 0 {
 		return errors.New("max_replay_body must not be negative")
 	}
@@ -108,15 +112,24 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // ServeHTTP injects the token, forwards the call to next (the
 // reverse_proxy), and replays it once if WeChat rejects the token.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	path := r.URL.Path
-	if path == RawTokenPath {
-		h.serveRawToken(w, r)
+	if reason := unsafePath(r.URL); reason != "" {
+		wxapi.WriteError(w, CodeInvalidURL, "wechat gateway: invalid url: "+reason)
 		return nil
 	}
-	if hasAnyPrefix(path, neverTokenPaths) || !hasAnyPrefix(path, defaultTokenPaths) {
-		return next.ServeHTTP(w, r)
-	}
-	if isTokenEndpoint(path) {
+	path := r.URL.Path
+	switch {
+	case path == RawTokenPath:
+		h.serveRawToken(w, r)
+		return nil
+	case hasAnyPrefix(path, neverTokenPaths) || !hasAnyPrefix(path, defaultTokenPaths):
+		if h.Trusted || strings.HasPrefix(path, "/sns/") {
+			// Calls that carry a credential of their own (a user's OAuth
+			// token under /sns/): the gateway adds nothing to them.
+			return next.ServeHTTP(w, r)
+		}
+		wxapi.WriteError(w, clientauth.CodePathNotAllowed, "wechat gateway: api unauthorized: "+path+" is not an API this gateway serves to clients")
+		return nil
+	case isTokenEndpoint(path):
 		h.serveTokenEndpoint(w, r)
 		return nil
 	}
@@ -125,55 +138,73 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		wxapi.WriteError(w, refusal.Code, refusal.Msg)
 		return nil
 	}
+	body, stream, err := readReplayable(r, h.MaxReplayBody)
+	if err != nil {
+		wxapi.WriteError(w, wxapi.CodeSystemBusy, "wechat gateway: reading the request body: "+err.Error())
+		return nil
+	}
 	ctx := r.Context()
 	tok, err := account.Token(ctx)
 	if err != nil {
 		h.unavailable(w, err)
 		return nil
 	}
-
-	body, stream, err := readReplayable(r, h.MaxReplayBody)
-	if err != nil {
-		wxapi.WriteError(w, wxapi.CodeSystemBusy, "wechat gateway: reading the request body: "+err.Error())
-		return nil
-	}
+	acct := account.Account()
+	replayable := stream == nil && !h.stuck.has(acct.Name, path, h.app.tokens.manager.Clock().Now())
 	if stream != nil {
 		h.logger.Debug("request body too large to replay; forwarding without retry",
-			zap.String("account", account.Account().Name), zap.Int64("max_replay_body", h.MaxReplayBody))
-		return next.ServeHTTP(w, upstreamRequest(r, tok.Value, nil, stream))
+			zap.String("account", acct.Name), zap.Int64("max_replay_body", h.MaxReplayBody))
 	}
 
 	first := newInspector(w)
 	defer first.release()
-	if err := next.ServeHTTP(first, upstreamRequest(r, tok.Value, body, nil)); err != nil {
+	if err := next.ServeHTTP(first, upstreamRequest(r, tok.Value, body, stream)); err != nil {
 		return err
 	}
-	held, ok := first.held()
-	if !ok {
-		return nil // streamed through: not a token error
-	}
-	code, hasCode := wxapi.ScanErrcode(held)
-	if !hasCode || !wxapi.Refreshable(code) {
+	code, rid, rejected := first.tokenError()
+	if !rejected {
 		first.pass()
 		return nil
 	}
-	rid := string(wxapi.ScanRid(held))
-	acct := account.Account()
+	if !replayable {
+		// Pass the answer on; a body that streamed cannot be sent again, and
+		// a path where a fresh token failed too wants another kind of token.
+		// A streamed call still reports the token, so the next calls get a
+		// fresh one.
+		if stream != nil {
+			_, _ = account.Reject(ctx, tok, code)
+		}
+		first.pass()
+		return nil
+	}
 	fresh, err := account.Reject(ctx, tok, code)
 	switch {
 	case err != nil:
 		h.logger.Warn("access_token rejected and no new one could be had",
 			zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.Int("errcode", code), zap.String("rid", rid), zap.Error(err))
-		h.unavailable(w, err)
+		first.pass()
 		return nil
-	case fresh == nil: // rejected too soon after its fetch: not the token's age, pass the answer on
+	case fresh == nil: // the rejected token was just fetched: not its age; pass the answer on
 		first.pass()
 		return nil
 	}
 	h.logger.Info("access_token rejected; replaying with a fresh token",
 		zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code), zap.String("rid", rid),
 		zap.Uint64("generation", fresh.Generation))
-	return next.ServeHTTP(w, upstreamRequest(r, fresh.Value, body, nil))
+	first.release()
+	second := newInspector(w)
+	defer second.release()
+	if err := next.ServeHTTP(second, upstreamRequest(r, fresh.Value, body, nil)); err != nil {
+		return err
+	}
+	if code, rid, rejected := second.tokenError(); rejected {
+		h.stuck.add(acct.Name, path, h.app.tokens.manager.Clock().Now())
+		h.logger.Warn("a fresh access_token was refused too: this path wants another kind of token; not refreshing for it for a while",
+			zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code),
+			zap.String("rid", rid), zap.Duration("for", stuckFor))
+	}
+	second.pass()
+	return nil
 }
 
 // unavailable answers a call for which no token can be had, saying why.
@@ -216,6 +247,8 @@ func upstreamRequest(r *http.Request, tok string, body []byte, stream io.Reader)
 	// RequestURI is what Caddy's debug log shows of the upstream request:
 	// keep the client's, without any token the client sent.
 	out.RequestURI = redactedURI(r)
+	// The answer is inspected for token errors: it must come uncompressed.
+	out.Header.Del("Accept-Encoding")
 	switch {
 	case stream != nil:
 		out.Body = io.NopCloser(stream)

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/wxgate/caddy-wechat/module/wxapi"
 )
 
 // inspectWindow is how much of a JSON or text answer the handler holds back
@@ -46,8 +48,13 @@ func (i *inspector) WriteHeader(status int) {
 		return
 	}
 	if status < 200 { // informational answers go straight through
-		copyHeader(i.w.Header(), i.header)
+		h := i.w.Header()
+		copyHeader(h, i.header)
 		i.w.WriteHeader(status)
+		for k := range i.header { // their headers are not the final answer's
+			h.Del(k)
+		}
+		clear(i.header)
 		return
 	}
 	i.status = status
@@ -130,6 +137,20 @@ func (i *inspector) held() (body []byte, ok bool) {
 		return nil, true
 	}
 	return *i.buf, true
+}
+
+// tokenError reports whether the whole answer was held back and is a
+// WeChat token error (errcode 40001, 40014 or 42001), with WeChat's rid.
+func (i *inspector) tokenError() (code int, rid string, ok bool) {
+	held, whole := i.held()
+	if !whole {
+		return 0, "", false
+	}
+	code, has := wxapi.ScanErrcode(held)
+	if !has || !wxapi.Refreshable(code) {
+		return 0, "", false
+	}
+	return code, string(wxapi.ScanRid(held)), true
 }
 
 // release returns the window buffer to the pool.

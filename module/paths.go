@@ -2,7 +2,10 @@ package caddywechat
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
+	"sync"
+	"time"
 )
 
 // defaultTokenPaths are the path prefixes that take ?access_token= on
@@ -63,10 +66,40 @@ func withToken(rawQuery, tok string) string {
 	return b.String()
 }
 
+// CodeInvalidURL is WeChat's errcode for a bad URL, which the gateway
+// answers to paths it refuses to interpret.
+const CodeInvalidURL = 40066
+
+// unsafePath says why a request path is refused, or "": dot segments, empty
+// segments and encoded slashes, dots or backslashes would let a path that
+// the gateway checks (a client's allowed paths, /sns/, the token endpoints)
+// mean another path to WeChat.
+func unsafePath(u *url.URL) string {
+	p := u.EscapedPath()
+	if strings.Contains(p, "//") {
+		return "empty path segment"
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return "dot segment"
+		}
+	}
+	lower := strings.ToLower(p)
+	for _, enc := range []string{"%2e", "%2f", "%5c"} {
+		if strings.Contains(lower, enc) {
+			return "encoded dot, slash or backslash"
+		}
+	}
+	if strings.ContainsRune(u.Path, '\\') {
+		return "backslash"
+	}
+	return ""
+}
+
 // redactedURI returns the request's URI with the values of any
 // access_token parameters the client sent replaced by REDACTED.
 func redactedURI(r *http.Request) string {
-	if !strings.Contains(r.URL.RawQuery, "token") {
+	if !strings.ContainsAny(r.URL.RawQuery, "%+") && !strings.Contains(r.URL.RawQuery, "token") {
 		return r.RequestURI
 	}
 	var b strings.Builder
@@ -123,4 +156,39 @@ func unhex(c byte) byte {
 	default:
 		return c - 'A' + 10
 	}
+}
+
+// stuckFor is how long a path where a fresh token was refused too is left
+// alone: its token errors are passed on with no refresh and no replay.
+const stuckFor = 10 * time.Minute
+
+// maxStuck bounds the paths remembered; past it the memory starts afresh.
+const maxStuck = 1024
+
+// stuckPaths remembers (account, path) pairs where WeChat refused a token
+// the gateway had just fetched: a refresh cannot fix those (40014 for a token
+// of the wrong kind), and refreshing on every call would burn the quota.
+type stuckPaths struct {
+	mu    sync.Mutex
+	until map[[2]string]time.Time
+}
+
+func (s *stuckPaths) add(account, path string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.until == nil || len(s.until) >= maxStuck {
+		s.until = make(map[[2]string]time.Time)
+	}
+	s.until[[2]string{account, path}] = now.Add(stuckFor)
+}
+
+func (s *stuckPaths) has(account, path string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, ok := s.until[[2]string{account, path}]
+	if ok && !now.Before(until) {
+		delete(s.until, [2]string{account, path})
+		return false
+	}
+	return ok
 }

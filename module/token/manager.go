@@ -112,6 +112,12 @@ type Token struct {
 	Fetched time.Time
 	// Generation counts the tokens the account has had.
 	Generation uint64
+
+	// untilExpiry marks a token that is handed out up to its expiry rather
+	// than ExpirySkew before it: its endpoint (WeCom's gettoken) answers
+	// with this same token until it expires, so asking again sooner only
+	// spends quota and brings it back.
+	untilExpiry bool
 }
 
 // Manager keeps the tokens of a set of accounts. It is safe for concurrent
@@ -190,6 +196,9 @@ func (h *Handle) Release() {
 // Account returns the account's current configuration.
 func (h *Handle) Account() *Account { return h.e.acct.Load() }
 
+// Key is the account's Account.Key: handles with equal keys share a token.
+func (h *Handle) Key() string { return h.e.key }
+
 // Token returns a valid token for the account, fetching one if it has none
 // (one fetch however many callers wait). In steady state it takes no lock
 // and does not allocate. It fails at once with an *UnavailableError when
@@ -216,7 +225,21 @@ func (h *Handle) Reject(ctx context.Context, failed *Token, errcode int) (*Token
 }
 
 func (m *Manager) usable(t *Token, now time.Time) bool {
+	if t.untilExpiry {
+		return now.Before(t.Expires)
+	}
 	return now.Before(t.Expires.Add(-m.opts.ExpirySkew))
+}
+
+// refreshAt is when a background refresh of t is due: the account's margin
+// before t expires, or when it expires for an endpoint that hands out the
+// same token until then (gettoken): a refresh before that would only bring
+// t back.
+func refreshAt(a *Account, t *Token) time.Time {
+	if a.Endpoint == GetToken {
+		return t.Expires
+	}
+	return t.Expires.Add(-a.Margin)
 }
 
 // entry is the state of one account.
@@ -338,7 +361,7 @@ func (m *Manager) refresh(e *entry, f *flight, proactive bool) {
 	now := m.opts.Clock.Now()
 	if err == nil {
 		e.cur.Store(tok)
-		e.nextProactive = tok.Expires.Add(-a.Margin)
+		e.nextProactive = refreshAt(a, tok)
 		if min := now.Add(minProactiveGap); e.nextProactive.Before(min) {
 			e.nextProactive = min
 		}
@@ -465,13 +488,19 @@ func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token
 		}
 	}
 	var gen uint64 = 1
+	fetched := start
 	switch {
 	case prev != nil && prev.Value == got.Value:
-		gen = prev.Generation // stable_token's normal mode before its rotation window
+		// Handed back unchanged (stable_token's normal mode before its
+		// rotation window, gettoken before expiry): the same token, as old
+		// as when it was first fetched, so that the refresh cooldown does
+		// not take it for a fresh one.
+		gen, fetched = prev.Generation, prev.Fetched
 	case prev != nil:
 		gen = prev.Generation + 1
 	}
-	tok := &Token{Value: got.Value, Fetched: start, Expires: start.Add(got.ExpiresIn), Generation: gen}
+	tok := &Token{Value: got.Value, Fetched: fetched, Expires: start.Add(got.ExpiresIn), Generation: gen,
+		untilExpiry: a.Endpoint == GetToken}
 	e.mu.Lock()
 	e.rejected = ""
 	e.mu.Unlock()

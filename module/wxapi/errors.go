@@ -1,6 +1,7 @@
 package wxapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 )
@@ -21,11 +22,14 @@ func WriteError(w http.ResponseWriter, code int, msg string) {
 	_, _ = w.Write(body)
 }
 
-// AppendError appends {"errcode":code,"errmsg":msg} to dst.
+// AppendError appends {"errcode":code,"errmsg":msg} to dst. msg is
+// escaped as a JSON string (invalid UTF-8 becomes U+FFFD), so the body stays
+// valid JSON whatever a client put in the request it echoes.
 func AppendError(dst []byte, code int, msg string) []byte {
 	dst = append(dst, `{"errcode":`...)
 	dst = strconv.AppendInt(dst, int64(code), 10)
 	dst = append(dst, `,"errmsg":`...)
-	dst = strconv.AppendQuote(dst, msg)
+	quoted, _ := json.Marshal(msg)
+	dst = append(dst, quoted...)
 	return append(dst, '}')
 }

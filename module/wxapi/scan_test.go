@@ -61,6 +61,14 @@ func TestScanAllocationFree(t *testing.T) {
 	}
 }
 
+func TestAppendErrorIsValidJSON(t *testing.T) {
+	for _, msg := range []string{"\x01\xff<>&", "appid \u2028 ok", `"quoted" \back`} {
+		if b := AppendError(nil, 40013, msg); !json.Valid(b) {
+			t.Errorf("AppendError(%q) = %s: not JSON", msg, b)
+		}
+	}
+}
+
 func TestAppendError(t *testing.T) {
 	b := AppendError(nil, -1, `token "x" unavailable`)
 	var v struct {
