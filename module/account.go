@@ -41,8 +41,9 @@ type Account struct {
 
 	// RefreshMargin is how long before expiry a token in use is refreshed in
 	// the background, so that no request waits for it. Default: 4m for
-	// stable_token (inside the platform's last-300-s rotation window), 10m
-	// otherwise.
+	// stable_token (inside the platform's last-300-s rotation window), 5m
+	// for token. WeCom tokens are refreshed when they expire, whatever the
+	// margin: gettoken hands out the same token until then.
 	RefreshMargin caddy.Duration `json:"refresh_margin,omitempty"`
 
 	// DailyBudget caps the token-endpoint calls the gateway makes for this

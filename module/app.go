@@ -57,6 +57,7 @@ type App struct {
 	serviceKey string
 	handles    map[string]*token.Handle
 	auth       *clientauth.Authority
+	storage    token.Store
 	logger     *zap.Logger
 }
 
@@ -126,10 +127,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.tokens = val.(*tokenService)
-	// Tokens are shared through the config's storage (file_system by
-	// default): a restart reuses them, and a cluster on one storage holds
-	// one token per account.
-	a.tokens.manager.SetStore(ctx.Storage())
+	a.storage = ctx.Storage()
 
 	repl := caddy.NewReplacer()
 	a.handles = make(map[string]*token.Handle, len(a.Accounts))
@@ -157,8 +155,18 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return a.provisionClients(repl)
 }
 
-// Start runs the background refresh loop, once per token service.
+// Start applies this config to the token service (account settings, its
+// storage and logger; a config that fails to load never gets here) and runs
+// the background refresh loop, once per token service.
 func (a *App) Start() error {
+	for _, h := range a.handles {
+		h.Activate()
+	}
+	// Tokens are shared through the config's storage (file_system by
+	// default): a restart reuses them, and a cluster on one storage holds
+	// one token per account.
+	a.tokens.manager.SetStore(a.storage)
+	a.tokens.manager.SetLogger(a.logger)
 	a.tokens.run()
 	a.logger.Info("wechat gateway started", zap.Strings("accounts", slices.Sorted(maps.Keys(a.Accounts))))
 	return nil

@@ -67,7 +67,12 @@ type HTTPFetcher struct {
 	Client *http.Client
 }
 
-var defaultClient = &http.Client{Timeout: 10 * time.Second}
+// defaultClient follows no redirect: a redirected stable_token call would
+// send its body, secret included, wherever the redirect points.
+var defaultClient = &http.Client{
+	Timeout:       10 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
 
 // Fetch calls a's token endpoint.
 func (f *HTTPFetcher) Fetch(ctx context.Context, a *Account, force bool) (Fetched, error) {

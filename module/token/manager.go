@@ -125,7 +125,7 @@ type Token struct {
 // the background for proactive refreshes.
 type Manager struct {
 	opts  Options
-	log   *zap.Logger
+	log   atomic.Pointer[zap.Logger]
 	store atomic.Pointer[storeBox]
 
 	mu      sync.RWMutex
@@ -135,10 +135,21 @@ type Manager struct {
 // NewManager returns a Manager with opts, defaults filled in.
 func NewManager(opts Options) *Manager {
 	opts.setDefaults()
-	m := &Manager{opts: opts, log: opts.Logger, entries: make(map[string]*entry)}
+	m := &Manager{opts: opts, entries: make(map[string]*entry)}
 	m.SetStore(opts.Store)
+	m.SetLogger(opts.Logger)
 	return m
 }
+
+// SetLogger sets the logger (a config reload hands over its own).
+func (m *Manager) SetLogger(l *zap.Logger) {
+	if l == nil {
+		l = zap.NewNop()
+	}
+	m.log.Store(l)
+}
+
+func (m *Manager) lg() *zap.Logger { return m.log.Load() }
 
 // storeBox lets an interface value sit in an atomic.Pointer.
 type storeBox struct{ s Store }
@@ -155,14 +166,16 @@ func (m *Manager) Clock() Clock { return m.opts.Clock }
 // Handle is a registered account: what a request handler holds to ask for
 // its token without a map lookup.
 type Handle struct {
-	m *Manager
-	e *entry
+	m    *Manager
+	e    *entry
+	acct *Account // this registration's configuration
 }
 
-// Register adds an account, or takes a new configuration for one already
-// registered under the same Key (a config reload), keeping its token. Each
-// Register must be paired with a Release. It returns an error naming the
-// first bad field.
+// Register adds an account, or prepares a new configuration for one already
+// registered under the same Key (a config reload), keeping its token; the
+// new configuration applies at Activate, so a reload that fails changes
+// nothing. Each Register must be paired with a Release. It returns an error
+// naming the first bad field.
 func (m *Manager) Register(a Account) (*Handle, error) {
 	a, err := a.withDefaults()
 	if err != nil {
@@ -174,11 +187,27 @@ func (m *Manager) Register(a Account) (*Handle, error) {
 	e := m.entries[key]
 	if e == nil {
 		e = &entry{key: key}
+		e.acct.Store(&a)
 		m.entries[key] = e
 	}
-	e.acct.Store(&a)
 	e.refs++
-	return &Handle{m: m, e: e}, nil
+	return &Handle{m: m, e: e, acct: &a}, nil
+}
+
+// Activate makes this registration's configuration the account's. A
+// changed secret, endpoint or base URL clears a stopped refresh and its
+// backoff, so that fixing a wrong secret by a reload takes effect at once.
+func (h *Handle) Activate() {
+	e := h.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	old := e.acct.Swap(h.acct)
+	if old != h.acct && (old.Secret != h.acct.Secret || old.BaseURL != h.acct.BaseURL || old.Endpoint != h.acct.Endpoint) {
+		if e.tripped || e.lastErr != nil {
+			h.m.lg().Info("account credentials changed; refreshing resumes now", zap.String("account", h.acct.Name), zap.String("appid", h.acct.AppID))
+		}
+		e.retryAt, e.lastErr, e.tripped, e.failures = time.Time{}, nil, false, 0
+	}
 }
 
 // Release undoes one Register. The account's token is dropped when the
@@ -193,8 +222,8 @@ func (h *Handle) Release() {
 	}
 }
 
-// Account returns the account's current configuration.
-func (h *Handle) Account() *Account { return h.e.acct.Load() }
+// Account returns this registration's configuration.
+func (h *Handle) Account() *Account { return h.acct }
 
 // Key is the account's Account.Key: handles with equal keys share a token.
 func (h *Handle) Key() string { return h.e.key }
@@ -249,21 +278,24 @@ type entry struct {
 	cur      atomic.Pointer[Token]
 	lastUsed atomic.Int64 // unix seconds of the Clock
 
-	mu        sync.Mutex
-	refs      int       // guarded by Manager.mu
-	flight    *flight   // the fetch under way, if any
-	rejected  string    // the value last dropped by Reject
-	retryAt   time.Time // no fetch before this (backoff or guard)
-	failures  int       // consecutive failed refreshes
-	lastErr   *UnavailableError
-	tripped   bool // a configuration or quota error stopped refreshing
-	day       int64
-	calls     int // token-endpoint calls this quota day
-	forceDay  int64
-	forces    int // force_refresh calls this quota day
-	lastForce time.Time
-	fetches   uint64    // token-endpoint calls since start, for stats
-	nextSync  time.Time // when the token is next compared with the Store
+	mu     sync.Mutex
+	refs   int     // guarded by Manager.mu
+	flight *flight // the fetch under way, if any
+	// rejected is the token Reject last dropped: never adopted again, and
+	// served again only if no replacement can be had.
+	rejected        *Token
+	rejectedMayWork bool      // rejected was refused with 40014 only
+	retryAt         time.Time // no fetch before this (backoff or guard)
+	failures        int       // consecutive failed refreshes
+	lastErr         *UnavailableError
+	tripped         bool // a configuration or quota error stopped refreshing
+	day             int64
+	calls           int // token-endpoint calls this quota day
+	forceDay        int64
+	forces          int // force_refresh calls this quota day
+	lastForce       time.Time
+	fetches         uint64    // token-endpoint calls since start, for stats
+	nextSync        time.Time // when the token is next compared with the Store
 	// nextProactive is when a background refresh is due: the token's expiry
 	// less the account's margin, and never sooner than minProactiveGap after
 	// the last refresh (stable_token hands back the same token until its
@@ -297,15 +329,24 @@ func (m *Manager) acquire(ctx context.Context, e *entry, failed string, errcode 
 	if failed != "" && cur != nil && cur.Value == failed {
 		if m.opts.RefreshCooldown > 0 && now.Sub(cur.Fetched) < m.opts.RefreshCooldown {
 			e.mu.Unlock()
-			m.log.Warn("fresh access_token rejected; not refreshing again",
+			m.lg().Warn("fresh access_token rejected; not refreshing again",
 				zap.String("account", e.acct.Load().Name), zap.Ints("errcode", errcode),
 				zap.Duration("token_age", now.Sub(cur.Fetched)))
 			return nil, nil
 		}
-		m.log.Info("access_token rejected; invalidated",
+		if err := m.blocked(e, now); err != nil {
+			// No fetch may start (backoff, guard, budget): keep the token,
+			// which may still work elsewhere, and pass WeChat's answer on.
+			e.mu.Unlock()
+			return nil, nil
+		}
+		m.lg().Info("access_token rejected; invalidated",
 			zap.String("account", e.acct.Load().Name), zap.Ints("errcode", errcode), zap.Uint64("generation", cur.Generation))
 		e.cur.Store(nil)
-		e.rejected = failed
+		e.rejected = cur
+		// 40014 may mean a token of the wrong kind for one path, not a
+		// dead token: such a token is served again if no new one comes.
+		e.rejectedMayWork = len(errcode) > 0 && errcode[0] == wxapi.CodeInvalidToken
 		cur = nil
 	}
 	if cur != nil && m.usable(cur, now) {
@@ -369,14 +410,20 @@ func (m *Manager) refresh(e *entry, f *flight, proactive bool) {
 		e.retryAt = time.Time{}
 		e.lastErr = nil
 		if e.tripped {
-			m.log.Info("token endpoint works again; refreshing resumed", zap.String("account", a.Name), zap.String("appid", a.AppID))
+			m.lg().Info("token endpoint works again; refreshing resumed", zap.String("account", a.Name), zap.String("appid", a.AppID))
 			e.tripped = false
 		}
 		f.tok = tok
 	} else {
 		ue := m.failed(e, a, err, now)
 		f.err = ue
-		if cur := e.cur.Load(); cur != nil && m.usable(cur, now) {
+		if cur := e.cur.Load(); cur == nil && e.rejectedMayWork && e.rejected != nil && m.usable(e.rejected, now) {
+			// No replacement: a token refused with 40014 that has not
+			// expired may still work on other paths; serve it rather than
+			// nothing.
+			e.cur.Store(e.rejected)
+		}
+		if cur := e.cur.Load(); cur != nil && m.usable(cur, now) && proactive {
 			f.tok, f.err = cur, nil // keep serving the token that still works
 		}
 	}
@@ -407,14 +454,14 @@ func (m *Manager) failed(e *entry, a *Account, err error, now time.Time) *Unavai
 	case budget != nil:
 		wait = budget.until.Sub(now)
 		e.tripped = true
-		m.log.Error("token fetch budget exhausted; refreshing stopped until the next WeChat day", fields...)
+		m.lg().Error("token fetch budget exhausted; refreshing stopped until the next WeChat day", fields...)
 	case class == wxapi.Transient:
 		wait = m.backoff(m.opts.BackoffMin, m.opts.BackoffMax, e.failures)
-		m.log.Warn("token refresh failed; will retry", append(fields, zap.Duration("retry_in", wait))...)
+		m.lg().Warn("token refresh failed; will retry", append(fields, zap.Duration("retry_in", wait))...)
 	default:
 		wait = m.backoff(m.opts.ProbeMin, m.opts.ProbeMax, e.failures)
 		e.tripped = true
-		m.log.Error("token endpoint refused the account; refreshing stopped, fix the configuration or wait",
+		m.lg().Error("token endpoint refused the account; refreshing stopped, fix the configuration or wait",
 			append(fields, zap.Duration("probe_in", wait))...)
 	}
 	e.retryAt = now.Add(wait)
@@ -454,19 +501,22 @@ func (e *budgetError) Error() string {
 // whose token was rejected and came back unchanged, one force_refresh if the
 // platform's limits (20 a day, 30 s apart) allow.
 func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token) (*Token, error) {
-	prev := e.cur.Load()
-	if stored != nil && (prev == nil || stored.Generation > prev.Generation) {
-		prev = stored
-	}
 	e.mu.Lock()
 	rejected := e.rejected
 	e.mu.Unlock()
+	prev := e.cur.Load()
+	if prev == nil {
+		prev = rejected
+	}
+	if stored != nil && (prev == nil || stored.Generation > prev.Generation) {
+		prev = stored
+	}
 
 	got, start, err := m.call(ctx, e, a, false)
 	if err != nil {
 		return nil, err
 	}
-	if a.Endpoint == StableToken && rejected != "" && got.Value == rejected {
+	if a.Endpoint == StableToken && rejected != nil && got.Value == rejected.Value {
 		e.mu.Lock()
 		now := m.opts.Clock.Now()
 		day := quotaDay(now)
@@ -479,12 +529,16 @@ func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token
 			e.lastForce = now
 		}
 		e.mu.Unlock()
-		if !allowed {
-			return nil, &FetchError{Endpoint: a.Endpoint.Path(), Err: errors.New("stable token rejected and the platform's force_refresh limit (20 a day, 30 s apart) is reached")}
-		}
-		m.log.Info("stable token rejected and unchanged; force refreshing", zap.String("account", a.Name), zap.String("appid", a.AppID))
-		if got, start, err = m.call(ctx, e, a, true); err != nil {
-			return nil, err
+		if allowed {
+			m.lg().Info("stable token rejected and unchanged; force refreshing", zap.String("account", a.Name), zap.String("appid", a.AppID))
+			if got, start, err = m.call(ctx, e, a, true); err != nil {
+				return nil, err
+			}
+		} else {
+			// Keep the token the platform hands out: failing instead would
+			// leave the account with no token at all.
+			m.lg().Warn("stable token rejected and unchanged, and the platform's force_refresh limit (20 a day, 30 s apart) is reached; keeping it",
+				zap.String("account", a.Name), zap.String("appid", a.AppID))
 		}
 	}
 	var gen uint64 = 1
@@ -499,12 +553,13 @@ func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token
 	case prev != nil:
 		gen = prev.Generation + 1
 	}
-	tok := &Token{Value: got.Value, Fetched: fetched, Expires: start.Add(got.ExpiresIn), Generation: gen,
+	expires := start.Add(got.ExpiresIn)
+	if prev != nil && prev.Value == got.Value && prev.Expires.Before(expires) {
+		expires = prev.Expires // the same token does not live longer for being asked for again
+	}
+	tok := &Token{Value: got.Value, Fetched: fetched, Expires: expires, Generation: gen,
 		untilExpiry: a.Endpoint == GetToken}
-	e.mu.Lock()
-	e.rejected = ""
-	e.mu.Unlock()
-	m.log.Info("access_token refreshed", zap.String("account", a.Name), zap.String("appid", a.AppID),
+	m.lg().Info("access_token refreshed", zap.String("account", a.Name), zap.String("appid", a.AppID),
 		zap.String("endpoint", string(a.Endpoint)), zap.Duration("expires_in", got.ExpiresIn), zap.Uint64("generation", gen))
 	return tok, nil
 }

@@ -370,9 +370,11 @@ func TestStableForceRefreshLimits(t *testing.T) {
 		}
 		clock.Advance(31 * time.Second)
 	}
-	err := reject()
-	if err == nil || !strings.Contains(err.Error(), "force_refresh limit") || f.forces != 20 {
-		t.Fatalf("21st force: %v (%d forces)", err, f.forces)
+	// Past the limit the platform's own (refused) token is kept rather
+	// than the account left with none.
+	before := tok.Value
+	if err := reject(); err != nil || f.forces != 20 || tok.Value != before {
+		t.Fatalf("21st force: %v (%d forces, token changed: %v)", err, f.forces, tok.Value != before)
 	}
 }
 
@@ -384,11 +386,15 @@ func TestRegisterKeepsTokenAcrossReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if h.e.acct.Load().Name != "mp" {
+		t.Fatalf("a registration took effect before Activate")
+	}
+	h2.Activate()
 	h.Release()
 	if got := mustToken(t, h2); got.Value != tok.Value || f.count() != 1 {
 		t.Fatalf("reload fetched again")
 	}
-	if h2.Account().Name != "renamed" {
+	if h2.e.acct.Load().Name != "renamed" {
 		t.Fatalf("new configuration not taken")
 	}
 	h2.Release()

@@ -39,12 +39,14 @@ func (m *Manager) RefreshDue(ctx context.Context) int {
 		e.mu.Unlock()
 		if syncDue {
 			m.sync(ctx, e)
-			cur = e.cur.Load()
+			if cur = e.cur.Load(); cur == nil {
+				continue
+			}
 		}
 		e.mu.Lock()
 		if e.flight == nil && !now.Before(e.nextProactive) && !now.Before(e.retryAt) {
 			a := e.acct.Load()
-			m.log.Debug("refreshing access_token before expiry", zap.String("account", a.Name), zap.String("appid", a.AppID),
+			m.lg().Debug("refreshing access_token before expiry", zap.String("account", a.Name), zap.String("appid", a.AppID),
 				zap.Duration("remaining", cur.Expires.Sub(now)))
 			flights = append(flights, m.startLocked(e, true))
 		}

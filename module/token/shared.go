@@ -27,22 +27,22 @@ func (m *Manager) obtain(ctx context.Context, e *entry, a *Account, proactive bo
 		uctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 		defer cancel()
 		if err := s.Unlock(uctx, lockName(a)); err != nil {
-			m.log.Warn("could not release the token lock; it lapses on its own", zap.String("account", a.Name), zap.Error(err))
+			m.lg().Warn("could not release the token lock; it lapses on its own", zap.String("account", a.Name), zap.Error(err))
 		}
 	}()
-	stored, err := loadRecord(ctx, s, a)
+	stored, err := loadRecord(ctx, s, a, m.opts.Clock.Now())
 	var bad *badRecordError
 	switch {
 	case err == nil:
 		if m.adoptable(e, a, stored, proactive) {
-			m.log.Info("adopted the token another instance refreshed", zap.String("account", a.Name),
+			m.lg().Info("adopted the token another instance refreshed", zap.String("account", a.Name),
 				zap.String("appid", a.AppID), zap.Uint64("generation", stored.Generation))
 			return stored, nil
 		}
 	case errors.Is(err, errStoreMissing):
 		stored = nil
 	case errors.As(err, &bad):
-		m.log.Warn(bad.Error(), zap.String("account", a.Name), zap.String("key", recordKey(a)))
+		m.lg().Warn(bad.Error(), zap.String("account", a.Name), zap.String("key", recordKey(a)))
 		stored = nil
 	default:
 		return m.alone(ctx, e, a, proactive, err)
@@ -52,7 +52,7 @@ func (m *Manager) obtain(ctx context.Context, e *entry, a *Account, proactive bo
 		return nil, err
 	}
 	if err := saveRecord(ctx, s, a, tok); err != nil {
-		m.log.Warn("could not share the new token through storage; other instances fetch their own until it is back",
+		m.lg().Warn("could not share the new token through storage; other instances fetch their own until it is back",
 			zap.String("account", a.Name), zap.Error(err))
 	}
 	return tok, nil
@@ -69,10 +69,10 @@ func (m *Manager) adoptable(e *entry, a *Account, stored *Token, proactive bool)
 	e.mu.Lock()
 	rejected := e.rejected
 	e.mu.Unlock()
-	if stored.Value == rejected {
+	if rejected != nil && stored.Value == rejected.Value {
 		return false
 	}
-	return !proactive || now.Before(stored.Expires.Add(-a.Margin))
+	return !proactive || now.Before(refreshAt(a, stored))
 }
 
 // alone decides what to do when the Store cannot be reached. A background
@@ -86,7 +86,7 @@ func (m *Manager) alone(ctx context.Context, e *entry, a *Account, proactive boo
 	if cur := e.cur.Load(); proactive && cur != nil && now.Before(cur.Expires.Add(-2*m.opts.ExpirySkew)) {
 		return nil, &storeError{err: cause}
 	}
-	m.log.Warn("token storage unreachable; fetching a token without it", zap.String("account", a.Name),
+	m.lg().Warn("token storage unreachable; fetching a token without it", zap.String("account", a.Name),
 		zap.String("appid", a.AppID), zap.Error(cause))
 	return m.fetch(ctx, e, a, nil)
 }
@@ -109,7 +109,7 @@ func (m *Manager) sync(ctx context.Context, e *entry) {
 	a := e.acct.Load()
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	stored, err := loadRecord(ctx, s, a)
+	stored, err := loadRecord(ctx, s, a, m.opts.Clock.Now())
 	var bad *badRecordError
 	switch {
 	case err == nil && stored.Value == cur.Value:
@@ -121,7 +121,7 @@ func (m *Manager) sync(ctx context.Context, e *entry) {
 		// (Some storage modules report an unreachable server as a missing
 		// key; the lock then fails.)
 		if err := s.Lock(ctx, lockName(a)); err != nil {
-			m.log.Warn("token storage unreachable; comparing the token with it later", zap.String("account", a.Name), zap.Error(err))
+			m.lg().Warn("token storage unreachable; comparing the token with it later", zap.String("account", a.Name), zap.Error(err))
 			return
 		}
 		defer func() {
@@ -129,32 +129,34 @@ func (m *Manager) sync(ctx context.Context, e *entry) {
 			defer cancel()
 			_ = s.Unlock(uctx, lockName(a))
 		}()
-		again, err := loadRecord(ctx, s, a)
-		if err == nil && (again.Value == cur.Value || m.adoptNewer(e, a, cur, again)) {
-			return
+		again, err := loadRecord(ctx, s, a, m.opts.Clock.Now())
+		if err == nil && (again.Value == cur.Value || m.adoptNewer(e, a, cur, again) || again.Generation > cur.Generation) {
+			return // never write an older generation over a newer one
 		}
 		if err := saveRecord(ctx, s, a, cur); err == nil {
-			m.log.Info("shared this instance's token through storage", zap.String("account", a.Name), zap.Uint64("generation", cur.Generation))
+			m.lg().Info("shared this instance's token through storage", zap.String("account", a.Name), zap.Uint64("generation", cur.Generation))
 		}
 	default:
-		m.log.Warn("token storage unreachable; comparing the token with it later", zap.String("account", a.Name), zap.Error(err))
+		m.lg().Warn("token storage unreachable; comparing the token with it later", zap.String("account", a.Name), zap.Error(err))
 	}
 }
 
 // adoptNewer makes stored e's token if it was fetched after cur and can be
 // used, and reports whether it did.
 func (m *Manager) adoptNewer(e *entry, a *Account, cur, stored *Token) bool {
-	if !stored.Fetched.After(cur.Fetched) || !m.adoptable(e, a, stored, false) {
+	newer := stored.Generation > cur.Generation ||
+		(stored.Generation == cur.Generation && stored.Fetched.After(cur.Fetched))
+	if !newer || !m.adoptable(e, a, stored, false) {
 		return false
 	}
 	e.mu.Lock()
 	adopted := e.cur.CompareAndSwap(cur, stored)
 	if adopted {
-		e.nextProactive = stored.Expires.Add(-a.Margin)
+		e.nextProactive = refreshAt(a, stored)
 	}
 	e.mu.Unlock()
 	if adopted {
-		m.log.Info("adopted a newer token from storage", zap.String("account", a.Name), zap.Uint64("generation", stored.Generation))
+		m.lg().Info("adopted a newer token from storage", zap.String("account", a.Name), zap.Uint64("generation", stored.Generation))
 	}
 	return adopted
 }

@@ -226,7 +226,7 @@ func TestCorruptOrForeignRecordsAreIgnored(t *testing.T) {
 			if logs.FilterMessageSnippet("ignoring the stored token record").Len() != 1 {
 				t.Fatalf("no warning about the bad record")
 			}
-			if rec, err := loadRecord(context.Background(), store, &a); err != nil || rec.Value != "tok-1" {
+			if rec, err := loadRecord(context.Background(), store, &a, t0); err != nil || rec.Value != "tok-1" {
 				t.Fatalf("the bad record was not replaced: %v", err)
 			}
 		})

@@ -27,6 +27,14 @@ type Store interface {
 // storePrefix is where token records live in the Store.
 const storePrefix = "wechat/tokens/"
 
+// maxLifetime is the longest plausible token lifetime (WeChat's tokens
+// live 7200 s at most), and maxClockSkew how far ahead of this instance's
+// clock another instance's fetch time may be.
+const (
+	maxLifetime  = 3 * time.Hour
+	maxClockSkew = 5 * time.Minute
+)
+
 // recordVersion is the format version of stored records.
 const recordVersion = 1
 
@@ -52,7 +60,7 @@ var errStoreMissing = errors.New("no stored token")
 // loadRecord reads and checks the account's record. A record that does not
 // parse, belongs to another account, or holds something that is not a
 // token is reported as a *badRecordError, never returned as a token.
-func loadRecord(ctx context.Context, s Store, a *Account) (*Token, error) {
+func loadRecord(ctx context.Context, s Store, a *Account, now time.Time) (*Token, error) {
 	raw, err := s.Load(ctx, recordKey(a))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errStoreMissing
@@ -71,10 +79,13 @@ func loadRecord(ctx context.Context, s Store, a *Account) (*Token, error) {
 		return nil, &badRecordError{why: "it belongs to another account"}
 	case !plausibleToken(r.Token):
 		return nil, &badRecordError{why: "it holds no usable token"}
-	case !r.Expires.After(r.Fetched) || r.Expires.Sub(r.Fetched) > 24*time.Hour:
+	case !r.Expires.After(r.Fetched) || r.Expires.Sub(r.Fetched) > maxLifetime:
 		return nil, &badRecordError{why: "its lifetime is implausible"}
+	case r.Fetched.After(now.Add(maxClockSkew)):
+		return nil, &badRecordError{why: "it was fetched in the future"}
 	}
-	return &Token{Value: r.Token, Fetched: r.Fetched, Expires: r.Expires, Generation: r.Generation}, nil
+	return &Token{Value: r.Token, Fetched: r.Fetched, Expires: r.Expires, Generation: r.Generation,
+		untilExpiry: a.Endpoint == GetToken}, nil
 }
 
 // saveRecord writes the account's record.

@@ -1,0 +1,86 @@
+package token
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A 40014 while the token endpoint is down must not take away a token
+// that still works on other paths.
+func TestRejectDuringOutageKeepsServing(t *testing.T) {
+	var down atomic.Bool
+	f := &fakeFetcher{fail: func() error {
+		if down.Load() {
+			return &FetchError{Endpoint: "api/cgi-bin/stable_token", Errcode: -1, Errmsg: "system error"}
+		}
+		return nil
+	}}
+	_, h, clock := newTestManager(t, f, Account{})
+	ctx := context.Background()
+	tok := mustToken(t, h)
+	clock.Advance(time.Minute)
+	down.Store(true)
+	if got, err := h.Reject(ctx, tok, 40014); got != nil || err == nil {
+		t.Fatalf("Reject with the endpoint down: %v, %v; want no token and the reason", got, err)
+	}
+	// While backing off, a further rejection keeps the token and asks nothing.
+	calls := f.count()
+	if got, err := h.Reject(ctx, tok, 40014); got != nil || err != nil || f.count() != calls {
+		t.Fatalf("Reject in backoff: %v, %v, %d calls", got, err, f.count()-calls)
+	}
+	for range 3 {
+		if got := mustToken(t, h); got.Value != tok.Value {
+			t.Fatalf("the still-valid token was dropped")
+		}
+		clock.Advance(5 * time.Minute)
+	}
+}
+
+func TestGenerationSurvivesReject(t *testing.T) {
+	_, h, clock := newTestManager(t, &fakeFetcher{}, Account{Endpoint: ClientCredential, Name: "mp", Kind: Official, AppID: "wx1", Secret: "s"})
+	tok := mustToken(t, h)
+	for want := uint64(2); want <= 4; want++ {
+		clock.Advance(time.Minute)
+		got, err := h.Reject(context.Background(), tok, 40001)
+		if err != nil || got.Generation != want {
+			t.Fatalf("generation %d after a reject, want %d (%v)", got.Generation, want, err)
+		}
+		tok = got
+	}
+}
+
+func TestRecordFromTheFutureIsIgnored(t *testing.T) {
+	store := newMemStore()
+	a, _ := testAccount.withDefaults()
+	future := &Token{Value: "FUTURE", Fetched: t0.Add(time.Hour), Expires: t0.Add(3 * time.Hour), Generation: 9}
+	if err := saveRecord(context.Background(), store, &a, future); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadRecord(context.Background(), store, &a, t0); err == nil {
+		t.Fatal("a record fetched an hour from now was accepted")
+	}
+}
+
+func TestSyncNeverWritesAnOlderGeneration(t *testing.T) {
+	store := newMemStore()
+	ms, hs, _, clock := cluster(t, 1, store)
+	mustToken(t, hs[0])
+	a, _ := testAccount.withDefaults()
+	// Another instance stored a newer generation whose fetch time reads
+	// earlier (its clock is behind).
+	newer := &Token{Value: "NEWER", Fetched: t0.Add(-time.Minute), Expires: t0.Add(2 * time.Hour), Generation: 5}
+	if err := saveRecord(context.Background(), store, &a, newer); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(DefaultSyncInterval)
+	ms[0].RefreshDue(context.Background())
+	rec, err := loadRecord(context.Background(), store, &a, clock.Now())
+	if err != nil || rec.Generation != 5 {
+		t.Fatalf("stored generation %v (%v); want 5 kept", rec, err)
+	}
+	if got := mustToken(t, hs[0]); got.Value != "NEWER" {
+		t.Fatalf("the instance did not adopt the newer generation: %s", got.Value)
+	}
+}
