@@ -1,7 +1,6 @@
 package caddywechat
 
 import (
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -64,7 +63,8 @@ func (i *inspector) WriteHeader(status int) {
 }
 
 // holdBack decides whether an answer might be a token error: HTTP 200, a
-// JSON or text body (or none said), and not known to exceed the window.
+// JSON or text body (or none said), and not known to exceed the window. It
+// runs on every answer, so it reads the headers without allocating.
 func holdBack(status int, h http.Header) bool {
 	if status != http.StatusOK {
 		return false
@@ -78,14 +78,18 @@ func holdBack(status int, h http.Header) bool {
 		return false
 	}
 	ct := h.Get("Content-Type")
-	if ct == "" {
-		return true
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return false
-	}
-	return mt == "application/json" || strings.HasPrefix(mt, "text/")
+	return ct == "" || jsonOrText(ct)
+}
+
+// jsonOrText reports whether a Content-Type is application/json or a text/
+// type, whatever its parameters (WeChat sends "application/json;
+// encoding=utf-8"): the media type compared case-insensitively, spaces
+// trimmed, as mime.ParseMediaType reads it, without its allocations.
+func jsonOrText(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.TrimSpace(mt)
+	return strings.EqualFold(mt, "application/json") ||
+		len(mt) > len("text/") && strings.EqualFold(mt[:len("text/")], "text/")
 }
 
 func (i *inspector) Write(p []byte) (int, error) {
