@@ -1,0 +1,290 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The accounts of the main run. The gateway holds tokens for the mp*
+// and day-* accounts; the baseline's app fetches its own token for
+// base, so that the two never share a token.
+const (
+	appMP        = "wxb00000000000mp01" // gateway, stable_token: throughput, media, stable storm
+	appMPT       = "wxb00000000000mp02" // gateway, /cgi-bin/token: token storm
+	appBase      = "wxb0000000000base1" // the baseline's app
+	appDayStable = "wxb0000000000day01" // the day, stable_token
+	appDayToken  = "wxb0000000000day02" // the day, /cgi-bin/token
+	corpDay      = "wwb0000000000day03" // the day, WeCom gettoken
+	agentDay     = "1000002"
+)
+
+// idleUpstreamConns is the reverse_proxy's keepalive_idle_conns_per_host,
+// for the baseline and the gateway alike: above the largest concurrency
+// of the throughput runs.
+const idleUpstreamConns = 1024
+
+// userInfoPath is the small JSON call: a token-checked GET that always
+// works and answers about 300 bytes.
+const userInfoPath = "/cgi-bin/user/info?openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M&lang=zh_CN"
+
+// accountHeader selects the account on the gateway's second site.
+const accountHeader = "X-Wechat-Account"
+
+// bench is one run: the processes and what they measured.
+type bench struct {
+	opts options
+	root string
+	tmp  string
+	bin  string
+	wrk  *wrkRunner
+	res  results
+
+	secret  string
+	trusted bool // the gateway takes the handler's `trusted` option
+
+	mu        sync.Mutex
+	procs     []*proc
+	sim       *proc
+	simc      simClient
+	base, gw  *proc
+	gwPort2   int
+	baseToken string
+}
+
+// runSection runs one section, starting the processes it needs.
+func (b *bench) runSection(name string) error {
+	switch name {
+	case "gobench":
+		return b.runGoBench()
+	case "accounts":
+		b.stopMain() // its own processes: measured alone
+		return b.runAccounts()
+	}
+	if err := b.startMain(); err != nil {
+		return err
+	}
+	switch name {
+	case "json":
+		return b.runJSON()
+	case "download":
+		return b.runDownload()
+	case "upload":
+		return b.runUpload()
+	case "storm":
+		return b.runStorms()
+	case "day":
+		return b.runDay()
+	}
+	return fmt.Errorf("unknown section")
+}
+
+// track remembers a process so that stopAll ends it.
+func (b *bench) track(p *proc) *proc {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.procs = append(b.procs, p)
+	return p
+}
+
+// stopAll ends every process wxbench started.
+func (b *bench) stopAll() {
+	b.mu.Lock()
+	procs := b.procs
+	b.procs = nil
+	b.mu.Unlock()
+	for _, p := range procs {
+		p.stop()
+	}
+}
+
+// stopMain ends the simulator, baseline and gateway of the main run.
+func (b *bench) stopMain() {
+	for _, p := range []*proc{b.gw, b.base, b.sim} {
+		p.stop()
+	}
+	b.gw, b.base, b.sim = nil, nil, nil
+}
+
+// randomSecret returns a fresh secret for the run's accounts. It reaches
+// Caddy only through {env.WXB_SECRET}: the gateway refuses literal secrets.
+func randomSecret() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// trustedBlock is what follows `wechat <account>` in a Caddyfile: the
+// `trusted` option when the gateway has client authentication (its sites
+// then need it to serve callers that carry no credentials), nothing on
+// gateways from before it.
+func (b *bench) trustedBlock() string {
+	if b.trusted {
+		return " {\n\t\ttrusted\n\t}"
+	}
+	return ""
+}
+
+// probeTrusted finds out whether the gateway being measured has the
+// handler's `trusted` option.
+func (b *bench) probeTrusted() {
+	probe := "{\n\twechat {\n\t\taccount a official {\n\t\t\tappid wx0\n\t\t\tsecret {env.WXB_PROBE_SECRET}\n\t\t}\n\t}\n}\n" +
+		":1 {\n\twechat a {\n\t\ttrusted\n\t}\n\treverse_proxy 127.0.0.1:2\n}\n"
+	b.trusted = adapts(b.bin, b.tmp, probe)
+}
+
+// startMain starts the simulator, the baseline and the gateway, once.
+func (b *bench) startMain() error {
+	if b.gw != nil {
+		return nil
+	}
+	b.secret = randomSecret()
+	b.probeTrusted()
+	env := []string{"WXB_SECRET=" + b.secret}
+	ports := make([]int, 7)
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		ports[i] = p
+	}
+	simAdmin, simPort, baseAdmin, basePort, gwAdmin, gwPort, gwPort2 := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
+	upstream := "127.0.0.1:" + strconv.Itoa(simPort)
+	// The same reverse_proxy for the baseline and the gateway: Caddy's
+	// HTTP transport with room for an idle upstream connection per client
+	// connection (Caddy keeps 32 by default; past that, under 64 or more
+	// concurrent calls, every few calls closes a connection and dials a new
+	// one, which left 15,000 sockets in TIME_WAIT per run and made runs of
+	// the same target vary by ±20%).
+	proxyTo := func(indent string) string {
+		return "reverse_proxy " + upstream + " {\n" + indent + "\ttransport http {\n" + indent +
+			"\t\tkeepalive_idle_conns_per_host " + strconv.Itoa(idleUpstreamConns) + "\n" + indent + "\t}\n" + indent + "}"
+	}
+
+	simCfg := fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+}
+
+:%d {
+	bind 127.0.0.1
+	wechat_simulator {
+		official %s {env.WXB_SECRET}
+		official %s {env.WXB_SECRET}
+		official %s {env.WXB_SECRET}
+		official %s {env.WXB_SECRET}
+		official %s {env.WXB_SECRET}
+		wecom %s {env.WXB_SECRET} %s
+		large_media_size 64MiB
+	}
+}
+`, simAdmin, simPort, appMP, appMPT, appBase, appDayStable, appDayToken, corpDay, agentDay)
+	logf("starting the simulator, the baseline and the gateway (handler option trusted: %v)", b.trusted)
+	sim, err := startCaddy(b.bin, b.tmp, "simulator", simCfg, "caddyfile", simAdmin, simPort, env)
+	if err != nil {
+		return err
+	}
+	b.sim = b.track(sim)
+	b.simc = simClient{base: "http://" + upstream}
+
+	baseCfg := fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+}
+
+:%d {
+	bind 127.0.0.1
+	%s
+}
+`, baseAdmin, basePort, proxyTo("\t"))
+	base, err := startCaddy(b.bin, b.tmp, "baseline", baseCfg, "caddyfile", baseAdmin, basePort, nil)
+	if err != nil {
+		return err
+	}
+	b.base = b.track(base)
+
+	t := b.trustedBlock()
+	account := func(name, kind, idKey, id, endpoint string) string {
+		s := fmt.Sprintf("\t\taccount %s %s {\n\t\t\t%s %s\n\t\t\tsecret {env.WXB_SECRET}\n\t\t\tapi_base http://%s\n", name, kind, idKey, id, upstream)
+		if endpoint != "" {
+			s += "\t\t\ttoken_endpoint " + endpoint + "\n"
+		}
+		return s + "\t\t}\n"
+	}
+	site := func(name string) string {
+		return fmt.Sprintf("\t@%s header %s %s\n\thandle @%s {\n\t\twechat %s%s\n\t\t%s\n\t}\n",
+			name, accountHeader, name, name, name, strings.ReplaceAll(t, "\n", "\n\t"), proxyTo("\t\t"))
+	}
+	gwCfg := fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	wechat {
+%s%s%s%s%s		test_clock
+	}
+}
+
+# The measured site: the same as the baseline's, plus the wechat handler.
+:%d {
+	bind 127.0.0.1
+	wechat mp%s
+	%s
+}
+
+# The storm and day accounts, chosen by a header.
+:%d {
+	bind 127.0.0.1
+%s%s%s%s}
+`, gwAdmin,
+		account("mp", "official", "appid", appMP, ""),
+		account("mpt", "official", "appid", appMPT, "token"),
+		account("day-stable", "official", "appid", appDayStable, ""),
+		account("day-token", "official", "appid", appDayToken, "token"),
+		account("day-wecom", "wecom", "corpid", corpDay, ""),
+		gwPort, t, proxyTo("\t"),
+		gwPort2, site("mpt"), site("day-stable"), site("day-token"), site("day-wecom"))
+	gw, err := startCaddy(b.bin, b.tmp, "gateway", gwCfg, "caddyfile", gwAdmin, gwPort, env)
+	if err != nil {
+		return err
+	}
+	b.gw = b.track(gw)
+	b.gwPort2 = gwPort2
+
+	// The baseline's app handles its token itself: one stable_token call.
+	if b.baseToken, err = b.simc.stableToken(appBase, b.secret); err != nil {
+		return err
+	}
+	// Both answer the small JSON call, and the gateway holds its token.
+	for _, u := range []string{b.base.url(userInfoPath + "&access_token=" + b.baseToken), b.gw.url(userInfoPath)} {
+		code, body, err := get(u, nil)
+		if err != nil {
+			return err
+		}
+		if !okJSON(`"openid"`)(code, body) {
+			return fmt.Errorf("GET %s: %d %s", strings.Split(u, "access_token=")[0], code, body)
+		}
+	}
+	return nil
+}
+
+// gw2URL is the URL of path on the gateway's second site; the account
+// header picks the account.
+func (b *bench) gw2URL(path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", b.gwPort2, path)
+}
+
+func accountHeaderOf(name string) http.Header {
+	return http.Header{accountHeader: []string{name}}
+}
+
+// advanceBoth moves the simulator's and the gateway's clocks together,
+// the simulator's first, so that the refreshes the gateway starts see
+// WeChat's time.
+func (b *bench) advanceBoth(d time.Duration) error {
+	if err := b.simc.advance(d); err != nil {
+		return err
+	}
+	return b.gw.advanceGatewayClock(d)
+}

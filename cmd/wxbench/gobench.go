@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// goBench is one line of `go test -bench -benchmem`.
+type goBench struct {
+	pkg, name          string
+	nsPerOp            float64
+	bytesPerOp, allocs int64
+}
+
+// goBenchPackages are the hot paths: the errcode scan, the token lookup and
+// the upstream request rewrite.
+var goBenchPackages = []string{"./module/wxapi/", "./module/token/", "./module/"}
+
+const goBenchPattern = "^(BenchmarkScanErrcode|BenchmarkTokenLookup|BenchmarkRequestRewrite)$"
+
+// runGoBench runs the Go benchmarks of the hot paths, before any server
+// runs, and keeps their ns/op, B/op and allocs/op.
+func (b *bench) runGoBench() error {
+	logf("7. go test -bench of the hot paths")
+	args := append([]string{"test", "-run", "^$", "-bench", goBenchPattern, "-benchmem", "-count", "1"}, goBenchPackages...)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = b.root
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err != nil {
+		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out.String())
+	}
+	benches := parseGoBench(out.String())
+	b.res.gobench = benches
+	for _, g := range benches {
+		logf("7. %s %s: %.1f ns/op, %d B/op, %d allocs/op", g.pkg, g.name, g.nsPerOp, g.bytesPerOp, g.allocs)
+	}
+	return nil
+}
+
+// parseGoBench reads the benchmark lines of go test's output, each with
+// its package (from the "pkg:" line before it).
+func parseGoBench(out string) []goBench {
+	var list []goBench
+	pkg := ""
+	s := bufio.NewScanner(strings.NewReader(out))
+	for s.Scan() {
+		line := s.Text()
+		if rest, ok := strings.CutPrefix(line, "pkg: "); ok {
+			pkg = strings.TrimPrefix(rest, "github.com/wxgate/caddy-wechat/")
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 8 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		g := goBench{pkg: pkg, name: f[0]}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			switch f[i+1] {
+			case "ns/op":
+				g.nsPerOp = v
+			case "B/op":
+				g.bytesPerOp = int64(v)
+			case "allocs/op":
+				g.allocs = int64(v)
+			}
+		}
+		list = append(list, g)
+	}
+	return list
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// jsonPoint is the small-JSON measurement at one concurrency.
+type jsonPoint struct {
+	conns         int
+	base, gateway measure
+}
+
+// jsonConcurrencies are the connection counts of section 1; the targets
+// are judged at 64.
+func (b *bench) jsonConcurrencies() []int {
+	if b.opts.quick {
+		return []int{16, 64}
+	}
+	return []int{1, 16, 64, 256}
+}
+
+// targetConns is the concurrency at which the small-JSON targets apply.
+const targetConns = 64
+
+// runJSON measures GET /cgi-bin/user/info through the baseline (with the
+// app's own token) and through the gateway (with none), at each
+// concurrency, in rounds that alternate which of the two goes first, and
+// checks in the simulator's counters that every call succeeded upstream.
+func (b *bench) runJSON() error {
+	gwURL := b.gw.url(userInfoPath)
+	baseURL := b.base.url(userInfoPath + "&access_token=" + b.baseToken)
+	logf("1. small JSON calls: warming up")
+	for _, u := range []string{baseURL, gwURL} {
+		if _, err := b.wrk.run(wrkJob{url: u, conns: targetConns, duration: time.Second}); err != nil {
+			return err
+		}
+	}
+	before, err := b.simc.counters()
+	if err != nil {
+		return err
+	}
+	concs := b.jsonConcurrencies()
+	points := make([]jsonPoint, len(concs))
+	for round := 0; round < b.opts.rounds; round++ {
+		for i, c := range concs {
+			points[i].conns = c
+			first, second := &points[i].base, &points[i].gateway
+			firstURL, secondURL := baseURL, gwURL
+			if (round+i)%2 == 1 {
+				first, second = second, first
+				firstURL, secondURL = secondURL, firstURL
+			}
+			firstProc, secondProc := b.base, b.gw
+			if first != &points[i].base {
+				firstProc, secondProc = secondProc, firstProc
+			}
+			for _, run := range []struct {
+				m   *measure
+				url string
+				p   *proc
+			}{{first, firstURL, firstProc}, {second, secondURL, secondProc}} {
+				mem0, err := run.p.memNow()
+				if err != nil {
+					return err
+				}
+				cpu0, sim0 := run.p.cpuTime(), b.sim.cpuTime()
+				r, err := b.wrk.run(wrkJob{url: run.url, conns: c, duration: b.opts.duration})
+				if err != nil {
+					return err
+				}
+				run.m.cpu += run.p.cpuTime() - cpu0
+				run.m.simCPU += b.sim.cpuTime() - sim0
+				mem1, err := run.p.memNow()
+				if err != nil {
+					return err
+				}
+				run.m.mallocs += mem1.Mallocs - mem0.Mallocs
+				run.m.allocBytes += mem1.TotalAlloc - mem0.TotalAlloc
+				run.m.add(r)
+			}
+			p := &points[i]
+			logf("1. round %d/%d, %3d connections: baseline %.0f req/s, gateway %.0f req/s so far",
+				round+1, b.opts.rounds, c, p.base.rate(), p.gateway.rate())
+		}
+	}
+	after, err := b.simc.counters()
+	if err != nil {
+		return err
+	}
+	const p = "/cgi-bin/user/info"
+	calls := after.Paths[p].Calls - before.Paths[p].Calls
+	ok := after.Paths[p].OK - before.Paths[p].OK
+	rejected := after.AppTokenRejections - before.AppTokenRejections
+	b.res.jsonCheck = fmt.Sprintf("the simulator answered %d of %d user/info calls with success, refused %d tokens", ok, calls, rejected)
+	if calls != ok || rejected != 0 {
+		b.res.warnings = append(b.res.warnings, "small JSON calls: "+b.res.jsonCheck)
+	}
+	b.res.json = points
+	if b.opts.profile != "" {
+		return b.profileJSON(baseURL, gwURL)
+	}
+	return nil
+}
+
+// profileJSON saves CPU profiles of the baseline and the gateway under
+// 64 connections.
+func (b *bench) profileJSON(baseURL, gwURL string) error {
+	return b.profileLoad("json", wrkJob{url: baseURL, conns: targetConns}, wrkJob{url: gwURL, conns: targetConns})
+}
+
+// profileLoad saves CPU profiles of the baseline and the gateway, each
+// taken over 10 s of its job (the admin API's /debug/pprof/profile), as
+// <name>.baseline.cpu.pprof and <name>.gateway.cpu.pprof in the -profile
+// folder, for `go tool pprof`.
+func (b *bench) profileLoad(name string, baseJob, gwJob wrkJob) error {
+	for _, t := range []struct {
+		p    *proc
+		job  wrkJob
+		name string
+	}{{b.base, baseJob, "baseline"}, {b.gw, gwJob, "gateway"}} {
+		path := filepath.Join(b.opts.profile, name+"."+t.name+".cpu.pprof")
+		var wg sync.WaitGroup
+		var perr error
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			perr = t.p.cpuProfile(10*time.Second, path)
+		}()
+		t.job.duration = 11 * time.Second
+		_, err := b.wrk.run(t.job)
+		wg.Wait()
+		if err != nil {
+			return err
+		}
+		if perr != nil {
+			return perr
+		}
+		logf("saved %s", path)
+	}
+	return nil
+}
