@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -79,14 +80,19 @@ func unsafePath(u *url.URL) string {
 	if strings.Contains(p, "//") {
 		return "empty path segment"
 	}
-	for _, seg := range strings.Split(p, "/") {
+	for rest := p; rest != ""; {
+		var seg string
+		seg, rest, _ = strings.Cut(rest, "/")
 		if seg == "." || seg == ".." {
 			return "dot segment"
 		}
 	}
-	lower := strings.ToLower(p)
-	for _, enc := range []string{"%2e", "%2f", "%5c"} {
-		if strings.Contains(lower, enc) {
+	for i := 0; i+2 < len(p); i++ {
+		if p[i] != '%' {
+			continue
+		}
+		hi, lo := p[i+1], p[i+2]|0x20 // lower-case the second hex digit
+		if (hi == '2' && (lo == 'e' || lo == 'f')) || (hi == '5' && lo == 'c') {
 			return "encoded dot, slash or backslash"
 		}
 	}
@@ -169,6 +175,7 @@ const maxStuck = 1024
 // the gateway had just fetched: a refresh cannot fix those (40014 for a token
 // of the wrong kind), and refreshing on every call would burn the quota.
 type stuckPaths struct {
+	n     atomic.Int32 // entries: lets the common case skip the lock
 	mu    sync.Mutex
 	until map[[2]string]time.Time
 }
@@ -180,14 +187,19 @@ func (s *stuckPaths) add(account, path string, now time.Time) {
 		s.until = make(map[[2]string]time.Time)
 	}
 	s.until[[2]string{account, path}] = now.Add(stuckFor)
+	s.n.Store(int32(len(s.until)))
 }
 
 func (s *stuckPaths) has(account, path string, now time.Time) bool {
+	if s.n.Load() == 0 {
+		return false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	until, ok := s.until[[2]string{account, path}]
 	if ok && !now.Before(until) {
 		delete(s.until, [2]string{account, path})
+		s.n.Store(int32(len(s.until)))
 		return false
 	}
 	return ok

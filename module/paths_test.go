@@ -2,6 +2,7 @@ package caddywechat
 
 import (
 	"net/http/httptest"
+	"net/url"
 	"testing"
 )
 
@@ -83,5 +84,34 @@ func TestQueryParam(t *testing.T) {
 		if got != c.want || n != c.n {
 			t.Errorf("queryParam(%q, %q) = %q, %d; want %q, %d", c.raw, c.name, got, n, c.want, c.n)
 		}
+	}
+}
+
+func TestUnsafePath(t *testing.T) {
+	for path, bad := range map[string]bool{
+		"/cgi-bin/user/info":           false,
+		"/cgi-bin/user/info%20x":       false,
+		"/cgi-bin/user/../menu/create": true,
+		"/cgi-bin/./token":             true,
+		"/cgi-bin/user/%2e%2e/menu":    true,
+		"/cgi-bin/user/%2E%2e/menu":    true,
+		"/cgi-bin/user/..%2fmenu":      true,
+		"/cgi-bin/user%5cmenu":         true,
+		"//cgi-bin/token":              true,
+		"/cgi-bin/user/info/..":        true,
+		"/cgi-bin/%41%42/x":            false,
+		"/cgi-bin/a%20b/%25/c":         false,
+	} {
+		u, err := url.Parse("http://h" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := unsafePath(u) != ""; got != bad {
+			t.Errorf("unsafePath(%s) = %q, want refused %v", path, unsafePath(u), bad)
+		}
+	}
+	u, _ := url.Parse("http://h/cgi-bin/user/info?openid=x")
+	if n := testing.AllocsPerRun(100, func() { _ = unsafePath(u) }); n != 0 {
+		t.Errorf("unsafePath allocates %v times", n)
 	}
 }
