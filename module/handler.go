@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -157,7 +156,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	first := newInspector(w)
-	defer first.release()
+	defer first.free()
 	if err := next.ServeHTTP(first, upstreamRequest(r, tok.Value, body, stream)); err != nil {
 		return err
 	}
@@ -193,7 +192,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		zap.Uint64("generation", fresh.Generation))
 	first.release()
 	second := newInspector(w)
-	defer second.release()
+	defer second.free()
 	if err := next.ServeHTTP(second, upstreamRequest(r, fresh.Value, body, nil)); err != nil {
 		return err
 	}
@@ -241,14 +240,23 @@ func readReplayable(r *http.Request, limit int64) (body []byte, stream io.Reader
 // (stream). r itself, which the access log and placeholders read, is left
 // as the client sent it.
 func upstreamRequest(r *http.Request, tok string, body []byte, stream io.Reader) *http.Request {
-	out := r.Clone(r.Context())
-	out.URL.RawQuery = withToken(r.URL.RawQuery, tok)
-	out.URL.ForceQuery = false
+	// A shallow copy with its own URL: reverse_proxy clones the request
+	// again before it changes anything, so only what this handler changes
+	// needs a copy of its own.
+	out := new(http.Request)
+	*out = *r
+	u := *r.URL
+	u.RawQuery = withToken(r.URL.RawQuery, tok)
+	u.ForceQuery = false
+	out.URL = &u
 	// RequestURI is what Caddy's debug log shows of the upstream request:
 	// keep the client's, without any token the client sent.
 	out.RequestURI = redactedURI(r)
 	// The answer is inspected for token errors: it must come uncompressed.
-	out.Header.Del("Accept-Encoding")
+	if _, ok := r.Header["Accept-Encoding"]; ok {
+		out.Header = r.Header.Clone()
+		out.Header.Del("Accept-Encoding")
+	}
 	switch {
 	case stream != nil:
 		out.Body = io.NopCloser(stream)
@@ -259,7 +267,6 @@ func upstreamRequest(r *http.Request, tok string, body []byte, stream io.Reader)
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.ContentLength = int64(len(body))
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-		out.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	}
 	return out
 }

@@ -31,8 +31,22 @@ type inspector struct {
 	passing bool
 }
 
+var inspectorPool = sync.Pool{New: func() any { return &inspector{header: make(http.Header)} }}
+
+// newInspector returns an inspector for w from the pool; free puts it back.
 func newInspector(w http.ResponseWriter) *inspector {
-	return &inspector{w: w, header: make(http.Header)}
+	i := inspectorPool.Get().(*inspector)
+	i.w = w
+	return i
+}
+
+// free returns the inspector and its buffer to their pools. Nothing may use
+// it afterwards.
+func (i *inspector) free() {
+	i.release()
+	clear(i.header)
+	*i = inspector{header: i.header}
+	inspectorPool.Put(i)
 }
 
 func (i *inspector) Header() http.Header {
