@@ -365,40 +365,31 @@ func TestStickyInvalidTokenIsRetriedExactlyOnce(t *testing.T) {
 	if _, err := e.sim.InjectFault(simulator.Fault{Path: userInfoPath, Sticky40014: true}); err != nil {
 		t.Fatal(err)
 	}
-	before := e.tap.count(userInfoPath)
-	_, body := get(t, e.gw.URL(userInfoPath+"?openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M"))
-	if errcodeOf(body) != 40014 {
-		t.Fatalf("want the 40014 passed on, got %s", body)
+	// calls makes n user/info calls, checks each got the 40014, and returns
+	// how many attempts reached WeChat.
+	calls := func(n int) int {
+		t.Helper()
+		before := e.tap.count(userInfoPath)
+		for range n {
+			_, body := get(t, e.gw.URL(userInfoPath+"?openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M"))
+			if errcodeOf(body) != 40014 {
+				t.Fatalf("want the 40014 passed on, got %s", body)
+			}
+		}
+		return e.tap.count(userInfoPath) - before
 	}
-	if got := e.tap.count(userInfoPath) - before; got != 2 {
-		t.Fatalf("%d attempts; want exactly 2 (one retry)", got)
-	}
-	if got := e.tokenCalls(); got != 2 {
-		t.Fatalf("%d token calls; want 2", got)
+	if got := calls(1); got != 2 || e.tokenCalls() != 2 {
+		t.Fatalf("%d attempts, %d token calls; want exactly 2 attempts (one retry) and 2 token calls", got, e.tokenCalls())
 	}
 	// The fresh token fails the same way: no more refreshes, no more retries.
-	before = e.tap.count(userInfoPath)
-	for range 5 {
-		_, body = get(t, e.gw.URL(userInfoPath+"?openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M"))
-		if errcodeOf(body) != 40014 {
-			t.Fatalf("got %s", body)
-		}
-	}
-	if got := e.tap.count(userInfoPath) - before; got != 5 || e.tokenCalls() != 2 {
+	if got := calls(5); got != 5 || e.tokenCalls() != 2 {
 		t.Fatalf("%d attempts for 5 calls, %d token calls; want 5 and 2", got, e.tokenCalls())
 	}
 	// Past the refresh cooldown the path is still known to want another
 	// kind of token: still no refresh, so a stream of such calls never
 	// burns the quota.
 	e.advance(time.Minute)
-	before = e.tap.count(userInfoPath)
-	for range 5 {
-		_, body = get(t, e.gw.URL(userInfoPath+"?openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M"))
-		if errcodeOf(body) != 40014 {
-			t.Fatalf("got %s", body)
-		}
-	}
-	if got := e.tap.count(userInfoPath) - before; got != 5 || e.tokenCalls() != 2 {
+	if got := calls(5); got != 5 || e.tokenCalls() != 2 {
 		t.Fatalf("after the cooldown: %d attempts for 5 calls, %d token calls; want 5 and 2", got, e.tokenCalls())
 	}
 	// Other paths of the account still work.
