@@ -354,6 +354,7 @@ func (m *Manager) acquire(ctx context.Context, e *entry, failed string, errcode 
 		return cur, nil
 	}
 	f := e.flight
+	joined := f != nil
 	if f == nil {
 		if err := m.blocked(e, now); err != nil {
 			e.mu.Unlock()
@@ -364,6 +365,12 @@ func (m *Manager) acquire(ctx context.Context, e *entry, failed string, errcode 
 	e.mu.Unlock()
 	select {
 	case <-f.done:
+		if joined && failed != "" && f.tok != nil && f.tok.Value == failed {
+			// The refresh joined had started before the rejection (a
+			// background one, say) and brought the rejected token back:
+			// report it again, which now starts a refresh of its own.
+			return m.acquire(ctx, e, failed, errcode...)
+		}
 		return f.tok, f.err
 	case <-ctx.Done():
 		return nil, ctx.Err()

@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,5 +83,45 @@ func TestSyncNeverWritesAnOlderGeneration(t *testing.T) {
 	}
 	if got := mustToken(t, hs[0]); got.Value != "NEWER" {
 		t.Fatalf("the instance did not adopt the newer generation: %s", got.Value)
+	}
+}
+
+// A rejection that joins a background refresh which brings the rejected
+// token back starts a refresh of its own instead of returning it.
+func TestRejectJoiningAStaleRefresh(t *testing.T) {
+	f := &fakeFetcher{}
+	m, h, clock := newTestManager(t, f, Account{})
+	tok := mustToken(t, h)
+	clock.Advance(2*time.Hour - DefaultStableMargin)
+	f.mu.Lock()
+	f.same = true // the background refresh gets the same token back
+	f.gate = make(chan struct{})
+	f.mu.Unlock()
+	done := make(chan struct{})
+	go func() { m.RefreshDue(context.Background()); close(done) }()
+	for { // wait for the background refresh to be under way
+		h.e.mu.Lock()
+		inFlight := h.e.flight != nil
+		h.e.mu.Unlock()
+		if inFlight {
+			break
+		}
+		runtime.Gosched()
+	}
+	got := make(chan *Token)
+	go func() {
+		fresh, _ := h.Reject(context.Background(), tok, 40001)
+		got <- fresh
+	}()
+	for { // wait for the rejection to join it
+		if h.e.cur.Load() == nil {
+			break
+		}
+		runtime.Gosched()
+	}
+	close(f.gate)
+	<-done
+	if fresh := <-got; fresh == nil || fresh.Value == tok.Value {
+		t.Fatalf("Reject returned %v; want a token other than the rejected one", fresh)
 	}
 }
