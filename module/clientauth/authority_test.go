@@ -206,3 +206,19 @@ func BenchmarkVerifyCached(b *testing.B) {
 		}
 	}
 }
+
+func TestRenamedAccountInvalidatesTokens(t *testing.T) {
+	a, _ := newAuthority(t)
+	tok := mustIssue(t, a, "official", "wx1", keyShop)
+	// The next config calls wx2 "mp": the token for "mp" (wx1) must not
+	// reach wx2.
+	renamed := []Account{{Name: "mp", Kind: "official", AppID: "wx2"}}
+	b, err := New([]Client{{Name: "shop", Keys: []string{keyShop}, Accounts: []string{"mp"}}}, renamed, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Verify(tok); err == nil || err.Code != CodeAccountNotAllowed {
+		t.Fatalf("token for a renamed account: %v", err)
+	}
+}

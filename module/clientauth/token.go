@@ -20,6 +20,9 @@ type Claims struct {
 	Client string `json:"c"`
 	// Account is the name of the account the token is for.
 	Account string `json:"a"`
+	// AppID is that account's appid (or corpid) when the token was issued:
+	// a config that renames accounts cannot point a live token at another.
+	AppID string `json:"p"`
 	// KeyID names the key that signed the token (a digest prefix, not the key).
 	KeyID string `json:"k"`
 	// Expiry is the Unix time the token expires at.
@@ -65,7 +68,7 @@ func (a *Authority) Issue(kind, appid, key string) (string, *Error) {
 	if account == "" {
 		return "", refuse(CodeAccountNotAllowed, "client "+c.Name+" may not use "+kind+" account "+appid)
 	}
-	claims := Claims{Client: c.Name, Account: account, KeyID: keyID(key), Expiry: a.now().Add(a.ttl).Unix()}
+	claims := Claims{Client: c.Name, Account: account, AppID: appid, KeyID: keyID(key), Expiry: a.now().Add(a.ttl).Unix()}
 	raw, _ := json.Marshal(claims)
 	payload := b64.EncodeToString(raw)
 	return tokenPrefix + payload + "." + sign([]byte(key), payload), nil
@@ -106,8 +109,8 @@ func (a *Authority) Verify(token string) (*Claims, *Error) {
 	if subtle.ConstantTimeCompare([]byte(sign(key, payload)), []byte(mac)) != 1 {
 		return nil, refuse(CodeBadCredential, "invalid credential: bad gateway token signature")
 	}
-	if !c.accounts[cl.Account] {
-		return nil, refuse(CodeAccountNotAllowed, "client "+c.Name+" may no longer use account "+cl.Account)
+	if !c.accounts[cl.Account] || a.accounts[cl.Account].AppID != cl.AppID {
+		return nil, refuse(CodeAccountNotAllowed, "client "+c.Name+" may no longer use account "+cl.Account+" "+cl.AppID)
 	}
 	if now >= cl.Expiry {
 		return nil, refuse(CodeExpired, "access_token expired: fetch a new gateway token")

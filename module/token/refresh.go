@@ -23,6 +23,7 @@ func (m *Manager) RefreshDue(ctx context.Context) int {
 	m.mu.RUnlock()
 
 	var flights []*flight
+	storeDown := false
 	for _, e := range entries {
 		cur := e.cur.Load()
 		if cur == nil {
@@ -37,8 +38,11 @@ func (m *Manager) RefreshDue(ctx context.Context) int {
 			e.nextSync = now.Add(m.opts.SyncInterval)
 		}
 		e.mu.Unlock()
-		if syncDue {
-			m.sync(ctx, e)
+		if syncDue && !storeDown {
+			// One unreachable storage call is enough for this pass: the
+			// rest would each wait out their timeout and hold back the
+			// refreshes below.
+			storeDown = !m.sync(ctx, e)
 			if cur = e.cur.Load(); cur == nil {
 				continue
 			}

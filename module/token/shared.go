@@ -99,12 +99,13 @@ func (e *storeError) Unwrap() error { return e.err }
 
 // sync compares e's token with the Store: it adopts a newer stored token,
 // and stores its own when it is the newer one (fetched while the Store was
-// unreachable), so that every instance converges on the newest token.
-func (m *Manager) sync(ctx context.Context, e *entry) {
+// unreachable), so that every instance converges on the newest token. It
+// reports false when the Store could not be reached.
+func (m *Manager) sync(ctx context.Context, e *entry) bool {
 	s := m.sharedStore()
 	cur := e.cur.Load()
 	if s == nil || cur == nil {
-		return
+		return true
 	}
 	a := e.acct.Load()
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
@@ -113,16 +114,16 @@ func (m *Manager) sync(ctx context.Context, e *entry) {
 	var bad *badRecordError
 	switch {
 	case err == nil && stored.Value == cur.Value:
-		return
+		return true
 	case err == nil && m.adoptNewer(e, a, cur, stored):
-		return
+		return true
 	case err == nil, errors.Is(err, errStoreMissing), errors.As(err, &bad):
 		// Ours is newer, or storage holds nothing usable: share ours.
 		// (Some storage modules report an unreachable server as a missing
 		// key; the lock then fails.)
 		if err := s.Lock(ctx, lockName(a)); err != nil {
 			m.lg().Warn("token storage unreachable; comparing the token with it later", zap.String("account", a.Name), zap.Error(err))
-			return
+			return false
 		}
 		defer func() {
 			uctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
@@ -131,13 +132,16 @@ func (m *Manager) sync(ctx context.Context, e *entry) {
 		}()
 		again, err := loadRecord(ctx, s, a, m.opts.Clock.Now())
 		if err == nil && (again.Value == cur.Value || m.adoptNewer(e, a, cur, again) || again.Generation > cur.Generation) {
-			return // never write an older generation over a newer one
+			return true // never write an older generation over a newer one
 		}
-		if err := saveRecord(ctx, s, a, cur); err == nil {
-			m.lg().Info("shared this instance's token through storage", zap.String("account", a.Name), zap.Uint64("generation", cur.Generation))
+		if err := saveRecord(ctx, s, a, cur); err != nil {
+			return false
 		}
+		m.lg().Info("shared this instance's token through storage", zap.String("account", a.Name), zap.Uint64("generation", cur.Generation))
+		return true
 	default:
 		m.lg().Warn("token storage unreachable; comparing the token with it later", zap.String("account", a.Name), zap.Error(err))
+		return false
 	}
 }
 
