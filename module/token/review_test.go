@@ -2,6 +2,8 @@ package token
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -123,5 +125,44 @@ func TestRejectJoiningAStaleRefresh(t *testing.T) {
 	<-done
 	if fresh := <-got; fresh == nil || fresh.Value == tok.Value {
 		t.Fatalf("Reject returned %v; want a token other than the rejected one", fresh)
+	}
+}
+
+func TestFetcherFollowsNoRedirect(t *testing.T) {
+	var reached atomic.Bool
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Store(true) }))
+	defer elsewhere.Close()
+	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirecting.Close()
+	a := Account{Name: "mp", Kind: Official, AppID: "wx1", Secret: "s3cret", Endpoint: StableToken, BaseURL: redirecting.URL}
+	if _, err := (&HTTPFetcher{}).Fetch(context.Background(), &a, false); err == nil {
+		t.Fatal("a redirect answered a token")
+	}
+	if reached.Load() {
+		t.Fatal("the stable_token body, secret included, followed a redirect")
+	}
+}
+
+func TestChangedSecretClearsAStoppedRefresh(t *testing.T) {
+	f := &fakeFetcher{fail: func() error {
+		return &FetchError{Endpoint: "api/cgi-bin/stable_token", Errcode: 40125, Errmsg: "invalid appsecret"}
+	}}
+	m, h, _ := newTestManager(t, f, Account{})
+	if _, err := h.Token(context.Background()); err == nil {
+		t.Fatal("no error with a wrong secret")
+	}
+	f.mu.Lock()
+	f.fail = nil
+	f.mu.Unlock()
+	fixed, err := m.Register(Account{Name: "mp", Kind: Official, AppID: "wx1", Secret: "the-right-one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed.Activate()
+	h.Release()
+	if tok, err := fixed.Token(context.Background()); err != nil || tok == nil {
+		t.Fatalf("after fixing the secret: %v (the stop lasted past the reload)", err)
 	}
 }
