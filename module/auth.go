@@ -212,7 +212,7 @@ func queryParam(raw, name string) (value string, n int) {
 		var part string
 		part, rest, _ = strings.Cut(rest, "&")
 		key, val, _ := strings.Cut(part, "=")
-		if key != name && !(strings.ContainsAny(key, "%+") && unescape(key) == name) {
+		if !keyIs(key, name) {
 			continue
 		}
 		if n == 0 {
@@ -221,24 +221,4 @@ func queryParam(raw, name string) (value string, n int) {
 		n++
 	}
 	return value, n
-}
-
-// unescape decodes a query component; an invalid escape is kept as it is.
-func unescape(s string) string {
-	if !strings.ContainsAny(s, "%+") {
-		return s
-	}
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '+':
-			b = append(b, ' ')
-		case s[i] == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]):
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-		default:
-			b = append(b, s[i])
-		}
-	}
-	return string(b)
 }

@@ -130,23 +130,32 @@ func redactedURI(r *http.Request) string {
 // access_token, however the client encoded the key.
 func isTokenParam(part string) bool {
 	key, _, _ := strings.Cut(part, "=")
-	if key == "access_token" {
-		return true
+	return keyIs(key, "access_token")
+}
+
+// keyIs reports whether a raw query key, once unescaped, is name.
+func keyIs(key, name string) bool {
+	return key == name || (strings.ContainsAny(key, "%+") && unescape(key) == name)
+}
+
+// unescape decodes a query component; an invalid escape is kept as it is.
+func unescape(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
 	}
-	if !strings.ContainsAny(key, "%+") {
-		return false
-	}
-	k := strings.ReplaceAll(key, "+", " ")
-	var out []byte
-	for i := 0; i < len(k); i++ {
-		if k[i] == '%' && i+2 < len(k) && ishex(k[i+1]) && ishex(k[i+2]) {
-			out = append(out, unhex(k[i+1])<<4|unhex(k[i+2]))
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '+':
+			b = append(b, ' ')
+		case s[i] == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
 			i += 2
-			continue
+		default:
+			b = append(b, s[i])
 		}
-		out = append(out, k[i])
 	}
-	return string(out) == "access_token"
+	return string(b)
 }
 
 func ishex(c byte) bool {
