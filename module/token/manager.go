@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -501,7 +502,7 @@ type budgetError struct {
 }
 
 func (e *budgetError) Error() string {
-	return "the gateway's daily token-fetch budget (" + itoa(e.budget) + " calls) is used up"
+	return "the gateway's daily token-fetch budget (" + strconv.Itoa(e.budget) + " calls) is used up"
 }
 
 // fetch gets a new token: a normal call, and for a stable_token account

@@ -2,7 +2,6 @@ package token
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -137,5 +136,3 @@ func (m *Manager) Statuses() []Status {
 	}
 	return out
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
