@@ -24,6 +24,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/wxgate/caddy-wechat/module"
+	_ "github.com/wxgate/caddy-wechat/module/simulator/caddysim"
 )
 
 func TestAdaptFixtures(t *testing.T) {

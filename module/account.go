@@ -7,7 +7,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/wxgate/caddy-wechat/module/token"
+	"github.com/wxgate/caddy-wechat/module/internal/token"
 )
 
 // Account is one WeChat credential the gateway holds tokens for.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/wxgate/caddy-wechat/module/token"
+	"github.com/wxgate/caddy-wechat/module/internal/token"
 )
 
 func init() {

@@ -12,8 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/wxgate/caddy-wechat/module/clientauth"
-	"github.com/wxgate/caddy-wechat/module/token"
+	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
+	"github.com/wxgate/caddy-wechat/module/internal/token"
 )
 
 func init() {

@@ -10,9 +10,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/wxgate/caddy-wechat/module/clientauth"
-	"github.com/wxgate/caddy-wechat/module/token"
-	"github.com/wxgate/caddy-wechat/module/wxapi"
+	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
+	"github.com/wxgate/caddy-wechat/module/internal/token"
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // RawTokenPath is where a client granted raw_token reads the real access

@@ -8,7 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/wxgate/caddy-wechat/module/clientauth"
+	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
 )
 
 // Client is an app allowed to call the gateway (in the handler's default

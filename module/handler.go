@@ -12,9 +12,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/wxgate/caddy-wechat/module/clientauth"
-	"github.com/wxgate/caddy-wechat/module/token"
-	"github.com/wxgate/caddy-wechat/module/wxapi"
+	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
+	"github.com/wxgate/caddy-wechat/module/internal/token"
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 func init() {

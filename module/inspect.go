@@ -6,7 +6,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/wxgate/caddy-wechat/module/wxapi"
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // inspectWindow is how much of a JSON or text answer the handler holds back

@@ -10,6 +10,7 @@ import (
 	_ "github.com/pberkel/caddy-storage-redis"
 
 	_ "github.com/wxgate/caddy-wechat/module"
+	_ "github.com/wxgate/caddy-wechat/module/simulator/caddysim"
 )
 
 func main() {

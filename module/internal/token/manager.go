@@ -11,7 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/wxgate/caddy-wechat/module/wxapi"
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // Defaults of Options.

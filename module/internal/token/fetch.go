@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wxgate/caddy-wechat/module/wxapi"
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // Fetched is a token as a token endpoint answered it.

@@ -1,4 +1,4 @@
-package caddywechat
+package caddysim
 
 import (
 	"context"
