@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/wxgate/caddy-wechat/module/simulator"
-	"github.com/wxgate/caddy-wechat/module/token"
+	"github.com/wxgate/caddy-wechat/module/internal/token"
 )
 
 // clusterCaddyfile is one instance of a cluster sharing Redis storage.

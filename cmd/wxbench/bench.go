@@ -158,10 +158,10 @@ func (b *bench) startMain() error {
 	upstream := "127.0.0.1:" + strconv.Itoa(simPort)
 	// The same reverse_proxy for the baseline and the gateway: Caddy's
 	// HTTP transport with room for an idle upstream connection per client
-	// connection (Caddy keeps 32 by default; past that, under 64 or more
+	// connection. Caddy keeps 32 by default; past that, under 64 or more
 	// concurrent calls, every few calls closes a connection and dials a new
-	// one, which left 15,000 sockets in TIME_WAIT per run and made runs of
-	// the same target vary by ±20%).
+	// one, which fills the machine with sockets in TIME_WAIT and makes the
+	// throughput of the same target vary from run to run.
 	proxyTo := func(indent string) string {
 		return "reverse_proxy " + upstream + " {\n" + indent + "\ttransport http {\n" + indent +
 			"\t\tkeepalive_idle_conns_per_host " + strconv.Itoa(idleUpstreamConns) + "\n" + indent + "\t}\n" + indent + "}"

@@ -18,7 +18,9 @@ import (
 )
 
 // buildGateway builds ./cmd/caddy-wechat (Caddy with the standard modules,
-// the wechat modules and the simulator) into dir and returns its path.
+// the wechat modules and the simulator) into dir and returns its path. It
+// builds in root, the repository root: the gateway belongs to the root
+// module and is built with its go.mod, not with wxbench's.
 func buildGateway(root, dir string) (string, error) {
 	bin := filepath.Join(dir, "caddy-wechat")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/caddy-wechat")

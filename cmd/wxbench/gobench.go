@@ -17,8 +17,10 @@ type goBench struct {
 }
 
 // goBenchPackages are the hot paths: the errcode scan, the token lookup and
-// the upstream request rewrite.
-var goBenchPackages = []string{"./module/wxapi/", "./module/token/", "./module/"}
+// the upstream request rewrite. They belong to the root module, not to
+// wxbench's, so go test runs in the repository root (b.root) and names them
+// relative to it.
+var goBenchPackages = []string{"./module/internal/wxapi/", "./module/internal/token/", "./module/"}
 
 const goBenchPattern = "^(BenchmarkScanErrcode|BenchmarkTokenLookup|BenchmarkRequestRewrite)$"
 

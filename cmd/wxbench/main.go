@@ -18,10 +18,17 @@
 //  7. Go benchmarks of the hot paths (errcode scan, token lookup, request
 //     rewrite).
 //
-// Run it from the repository root:
+// wxbench is a module of its own (cmd/wxbench/go.mod), so that its load
+// generator and chart libraries stay out of the plugin's go.mod. Run it
+// from the repository root with
 //
-//	go run ./cmd/wxbench            # the documented run (about 4½ minutes)
-//	go run ./cmd/wxbench -quick     # a short run, for trying changes; writes nothing
+//	go -C cmd/wxbench run .          # the documented run (about 4½ minutes)
+//	go -C cmd/wxbench run . -quick   # a short run, for trying changes; writes nothing
+//
+// or with `go run .` in cmd/wxbench. It finds the repository root from its
+// working folder up, and builds and tests the plugin's packages there, with
+// the root module's go.mod. Relative paths given to -profile are relative
+// to cmd/wxbench.
 //
 // It builds ./cmd/caddy-wechat, installs Debian's wrk with apt-get when it
 // is missing, and runs the WeChat simulator, the baseline and the gateway as
@@ -206,22 +213,39 @@ func run(o options) error {
 	return nil
 }
 
-// repoRoot finds the module root (the folder with go.mod) from the working
-// folder up.
+// rootModule is the module path of the repository root's go.mod.
+const rootModule = "github.com/wxgate/caddy-wechat"
+
+// repoRoot finds the repository root: the nearest folder, from the working
+// folder up, whose go.mod declares rootModule. wxbench's own go.mod (a
+// nested module, github.com/wxgate/caddy-wechat/cmd/wxbench) is passed
+// over on the way up.
 func repoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			strings.Contains(string(b), "module github.com/wxgate/caddy-wechat\n") {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && modulePath(b) == rootModule {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf("run wxbench inside the caddy-wechat repository (no go.mod of github.com/wxgate/caddy-wechat above %s)", dir)
+			return "", fmt.Errorf("run wxbench inside the caddy-wechat repository, e.g. go -C cmd/wxbench run . from its root (no go.mod of %s above %s)", rootModule, dir)
 		}
 		dir = parent
 	}
+}
+
+// modulePath returns the path the module directive of a go.mod declares,
+// or "" if it has none.
+func modulePath(gomod []byte) string {
+	for _, line := range strings.Split(string(gomod), "\n") {
+		line, _, _ = strings.Cut(line, "//")
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == "module" {
+			return strings.Trim(f[1], "\"`")
+		}
+	}
+	return ""
 }

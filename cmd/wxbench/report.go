@@ -241,7 +241,7 @@ func renderBenchmarksMD(r results, rows []row) string {
 	m := r.meta
 	var b strings.Builder
 	b.WriteString("# Benchmarks\n\n")
-	b.WriteString("Written by `go run ./cmd/wxbench` (see [cmd/wxbench](cmd/wxbench/main.go)); run it again to measure your machine.\n\n")
+	b.WriteString("Written by `go -C cmd/wxbench run .` (see [cmd/wxbench](cmd/wxbench/main.go)); run it again to measure your machine.\n\n")
 	commit := m.commit
 	if m.dirty {
 		commit += " (with uncommitted changes in the work tree)"
