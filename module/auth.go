@@ -37,7 +37,7 @@ func (h *Handler) authorize(r *http.Request) (*token.Handle, *clientauth.Error) 
 	raw := r.URL.RawQuery
 	for _, p := range smuggledParams {
 		if _, n := queryParam(raw, p); n > 0 {
-			return nil, &clientauth.Error{Code: clientauth.CodeBadCredential, Msg: "wechat gateway: parameter " + p + " is not accepted: the gateway holds the credentials"}
+			return nil, &clientauth.Error{Code: wxapi.CodeInvalidCredential, Msg: "wechat gateway: parameter " + p + " is not accepted: the gateway holds the credentials"}
 		}
 	}
 	claims, handle, refusal := h.caller(r)
@@ -50,7 +50,7 @@ func (h *Handler) authorize(r *http.Request) (*token.Handle, *clientauth.Error) 
 	appid := handle.Account().AppID
 	for _, p := range []string{"appid", "corpid"} {
 		if v, n := queryParam(raw, p); n > 1 || (n == 1 && v != appid) {
-			return nil, &clientauth.Error{Code: clientauth.CodeAccountNotAllowed, Msg: "wechat gateway: " + p + " " + v + " is not the account this token is for"}
+			return nil, &clientauth.Error{Code: wxapi.CodeInvalidAppID, Msg: "wechat gateway: " + p + " " + v + " is not the account this token is for"}
 		}
 	}
 	return handle, nil
@@ -63,9 +63,9 @@ func (h *Handler) caller(r *http.Request) (*clientauth.Claims, *token.Handle, *c
 	gwToken, n := queryParam(r.URL.RawQuery, "access_token")
 	switch {
 	case n == 0:
-		return nil, nil, &clientauth.Error{Code: clientauth.CodeMissing, Msg: "wechat gateway: access_token missing: fetch a gateway token from the token endpoint with the client key"}
+		return nil, nil, &clientauth.Error{Code: wxapi.CodeTokenMissing, Msg: "wechat gateway: access_token missing: fetch a gateway token from the token endpoint with the client key"}
 	case n > 1:
-		return nil, nil, &clientauth.Error{Code: clientauth.CodeBadCredential, Msg: "wechat gateway: invalid credential: several access_token parameters"}
+		return nil, nil, &clientauth.Error{Code: wxapi.CodeInvalidCredential, Msg: "wechat gateway: invalid credential: several access_token parameters"}
 	}
 	claims, refusal := h.app.auth.Verify(gwToken)
 	if refusal != nil {
@@ -92,7 +92,7 @@ func (h *Handler) serveTokenEndpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.fixed != nil {
 		if acct := h.fixed.Account(); string(acct.Kind) != kind || acct.AppID != appid {
-			wxapi.WriteError(w, clientauth.CodeAccountNotAllowed, "wechat gateway: this site serves "+string(acct.Kind)+" account "+acct.AppID+", not "+kind+" "+appid)
+			wxapi.WriteError(w, wxapi.CodeInvalidAppID, "wechat gateway: this site serves "+string(acct.Kind)+" account "+acct.AppID+", not "+kind+" "+appid)
 			return
 		}
 	}
@@ -129,17 +129,17 @@ func readTokenRequest(r *http.Request, path string) (kind, appid, key string, re
 		appid, ok2 := one("appid")
 		key, ok3 := one("secret")
 		if !ok1 || !ok2 || !ok3 {
-			return bad(clientauth.CodeBadRequest, "a parameter appears more than once")
+			return bad(wxapi.CodeInvalidGrantType, "a parameter appears more than once")
 		}
 		if grant != "client_credential" {
-			return bad(clientauth.CodeBadRequest, "invalid grant_type")
+			return bad(wxapi.CodeInvalidGrantType, "invalid grant_type")
 		}
 		return "official", appid, key, nil
 	case "/cgi-bin/gettoken":
 		corpid, ok1 := one("corpid")
 		key, ok2 := one("corpsecret")
 		if !ok1 || !ok2 {
-			return bad(clientauth.CodeBadRequest, "a parameter appears more than once")
+			return bad(wxapi.CodeInvalidGrantType, "a parameter appears more than once")
 		}
 		return "wecom", corpid, key, nil
 	default: // /cgi-bin/stable_token
@@ -156,7 +156,7 @@ func readTokenRequest(r *http.Request, path string) (kind, appid, key string, re
 			return bad(wxapi.CodeDataFormat, "data format error: the body must be JSON {grant_type, appid, secret}")
 		}
 		if req.GrantType != "client_credential" {
-			return bad(clientauth.CodeBadRequest, "invalid grant_type")
+			return bad(wxapi.CodeInvalidGrantType, "invalid grant_type")
 		}
 		return "official", req.AppID, req.Secret, nil
 	}
@@ -182,7 +182,7 @@ func writeTokenAnswer(w http.ResponseWriter, wecom bool, tok string, ttl time.Du
 // its account, and logs that it did (never the token).
 func (h *Handler) serveRawToken(w http.ResponseWriter, r *http.Request) {
 	if h.Trusted {
-		wxapi.WriteError(w, clientauth.CodePathNotAllowed, "wechat gateway: the raw-token endpoint needs client authentication; this site is trusted")
+		wxapi.WriteError(w, wxapi.CodeAPIUnauthorized, "wechat gateway: the raw-token endpoint needs client authentication; this site is trusted")
 		return
 	}
 	claims, account, refusal := h.caller(r)

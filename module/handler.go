@@ -12,7 +12,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
 	"github.com/wxgate/caddy-wechat/module/internal/token"
 	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
@@ -112,7 +111,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // reverse_proxy), and replays it once if WeChat rejects the token.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if reason := unsafePath(r.URL); reason != "" {
-		wxapi.WriteError(w, CodeInvalidURL, "wechat gateway: invalid url: "+reason)
+		wxapi.WriteError(w, wxapi.CodeInvalidURL, "wechat gateway: invalid url: "+reason)
 		return nil
 	}
 	path := r.URL.Path
@@ -126,7 +125,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			// token under /sns/): the gateway adds nothing to them.
 			return next.ServeHTTP(w, r)
 		}
-		wxapi.WriteError(w, clientauth.CodePathNotAllowed, "wechat gateway: api unauthorized: "+path+" is not an API this gateway serves to clients")
+		wxapi.WriteError(w, wxapi.CodeAPIUnauthorized, "wechat gateway: api unauthorized: "+path+" is not an API this gateway serves to clients")
 		return nil
 	case isTokenEndpoint(path):
 		h.serveTokenEndpoint(w, r)

@@ -67,10 +67,6 @@ func withToken(rawQuery, tok string) string {
 	return b.String()
 }
 
-// CodeInvalidURL is WeChat's errcode for a bad URL, which the gateway
-// answers to paths it refuses to interpret.
-const CodeInvalidURL = 40066
-
 // unsafePath says why a request path is refused, or "": dot segments, empty
 // segments and encoded slashes, dots or backslashes would let a path that
 // the gateway checks (a client's allowed paths, /sns/, the token endpoints)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // Counters is a snapshot of what the simulator saw, for tests to assert on.
@@ -199,7 +201,7 @@ func (st *statsTable) record(c *call) {
 	ps := c.stats
 	ps.calls.Add(1)
 	switch {
-	case c.code != codeOK:
+	case c.code != wxapi.CodeOK:
 	case c.fault, c.dropped:
 	case c.status == 200 || c.status == 206:
 		ps.ok.Add(1)
@@ -239,7 +241,7 @@ func (st *statsTable) record(c *call) {
 		rec.hash = c.bodyHash()
 	}
 	ps.mu.Lock()
-	if c.code != codeOK {
+	if c.code != wxapi.CodeOK {
 		if ps.rejected == nil {
 			ps.rejected = make(map[int]int64)
 		}

@@ -8,168 +8,110 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-)
 
-// Error codes answered by the simulator. Business errors are HTTP 200 JSON
-// {"errcode":N,"errmsg":"..."}, like the real service.
-const (
-	codeSystemBusy        = -1
-	codeOK                = 0
-	codeInvalidCredential = 40001
-	codeInvalidGrantType  = 40002
-	codeInvalidOpenID     = 40003
-	codeInvalidMediaType  = 40004
-	codeInvalidFileType   = 40005
-	codeInvalidMediaSize  = 40006
-	codeInvalidMediaID    = 40007
-	codeInvalidMsgType    = 40008
-	codeInvalidImageSize  = 40009
-	codeInvalidVoiceSize  = 40010
-	codeInvalidVideoSize  = 40011
-	codeInvalidThumbSize  = 40012
-	codeInvalidAppID      = 40013
-	codeInvalidToken      = 40014
-	codeInvalidButtonSize = 40016
-	codeInvalidButtonType = 40017
-	codeInvalidButtonName = 40018
-	codeInvalidSubButton  = 40023
-	codeInvalidCode       = 40029
-	codeInvalidArgs       = 40097
-	codeInvalidAppSecret  = 40125
-	codeCodeUsed          = 40163
-	codeIPNotWhitelisted  = 40164
-	codeInvalidScene      = 40169
-	codeTokenMissing      = 41001
-	codeAppIDMissing      = 41002
-	codeSecretMissing     = 41004
-	codeMediaMissing      = 41005
-	codeMediaIDMissing    = 41006
-	codeCodeMissing       = 41008
-	codeOpenIDMissing     = 41009
-	codeAgentIDMissing    = 41011
-	codeInvalidPage       = 41030
-	codeTokenExpired      = 42001
-	codeRequireGET        = 43001
-	codeRequirePOST       = 43002
-	codeEmptyPost         = 44002
-	codeEmptyContent      = 44004
-	codeDailyQuota        = 45009
-	codeMinuteQuota       = 45011
-	codeConcurrency       = 45033
-	codeMenuNotExist      = 46003
-	codeDataFormat        = 47001
-	codeAPIUnauthorized   = 48001
-	codeAPIForbidden      = 48002
-	codeClearQuotaLimit   = 48006
-	codeIPNotTrusted      = 60020
-	codeUserIDNotFound    = 60111
-	codeIPNotAllowed      = 61004
-	codeUsersInvalid      = 81013
-	codeCgiPathNotFound   = 76021
-	codeIPConfirm         = 89503
-	codeAgentMismatch     = 301002
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // mpMessages are the errmsg texts of api.weixin.qq.com, before " rid: ...".
 var mpMessages = map[int]string{
-	codeSystemBusy:        "system error",
-	codeInvalidCredential: "invalid credential, access_token is invalid or not latest",
-	codeInvalidGrantType:  "invalid grant_type",
-	codeInvalidOpenID:     "invalid openid",
-	codeInvalidMediaType:  "invalid media type",
-	codeInvalidFileType:   "invalid file type",
-	codeInvalidMediaSize:  "invalid media size",
-	codeInvalidMediaID:    "invalid media_id",
-	codeInvalidMsgType:    "invalid message type",
-	codeInvalidImageSize:  "invalid image size",
-	codeInvalidVoiceSize:  "invalid voice size",
-	codeInvalidVideoSize:  "invalid video size",
-	codeInvalidThumbSize:  "invalid thumb size",
-	codeInvalidAppID:      "invalid appid",
-	codeInvalidToken:      "invalid access_token",
-	codeInvalidButtonSize: "invalid button size",
-	codeInvalidButtonType: "invalid button type",
-	codeInvalidButtonName: "invalid button name size",
-	codeInvalidSubButton:  "invalid sub button size",
-	codeSubButtonTyp:      "invalid sub button type",
-	codeSubButtonNam:      "invalid sub button name size",
-	codeInvalidCode:       "invalid code",
-	codeInvalidArgs:       "invalid args",
-	codeInvalidAppSecret:  "invalid appsecret",
-	codeCodeUsed:          "code been used",
-	codeIPNotWhitelisted:  "invalid ip, not in whitelist",
-	codeInvalidScene:      "invalid length for scene, or the data is not json string",
-	codeTokenMissing:      "access_token missing",
-	codeAppIDMissing:      "appid missing",
-	codeSecretMissing:     "appsecret missing",
-	codeMediaMissing:      "media data missing",
-	codeMediaIDMissing:    "media_id missing",
-	codeCodeMissing:       "missing code",
-	codeOpenIDMissing:     "missing openid",
-	codeInvalidPage:       "invalid page",
-	codeTokenExpired:      "access_token expired",
-	codeRequireGET:        "require GET method",
-	codeRequirePOST:       "require POST method",
-	codeEmptyPost:         "empty post data",
-	codeEmptyContent:      "empty content",
-	codeDailyQuota:        "reach max api daily quota limit",
-	codeMinuteQuota:       "api minute-quota reach limit, must slower, retry next minute",
-	codeConcurrency:       "api concurrent out of limit",
-	codeMenuNotExist:      "menu no exist",
-	codeDataFormat:        "data format error",
-	codeAPIUnauthorized:   "api unauthorized",
-	codeAPIForbidden:      "api forbidden",
-	codeClearQuotaLimit:   "forbid to clear quota because of reaching the limit",
-	40243:                 "AppSecret is frozen",
-	50004:                 "forbidden to call this api",
-	50007:                 "account frozen",
-	codeIPNotAllowed:      "access clientip is not registered",
-	61024:                 "must use component token for component api",
-	codeCgiPathNotFound:   "cgi_path not found, please check",
-	codeIPConfirm:         "waiting for admin to confirm the ip",
-	89506:                 "ip rejected by admin, retry after 24 hours",
-	89507:                 "ip rejected by admin, retry after 1 hour",
+	wxapi.CodeSystemBusy:        "system error",
+	wxapi.CodeInvalidCredential: "invalid credential, access_token is invalid or not latest",
+	wxapi.CodeInvalidGrantType:  "invalid grant_type",
+	wxapi.CodeInvalidOpenID:     "invalid openid",
+	wxapi.CodeInvalidMediaType:  "invalid media type",
+	wxapi.CodeInvalidFileType:   "invalid file type",
+	wxapi.CodeInvalidMediaSize:  "invalid media size",
+	wxapi.CodeInvalidMediaID:    "invalid media_id",
+	wxapi.CodeInvalidMsgType:    "invalid message type",
+	wxapi.CodeInvalidImageSize:  "invalid image size",
+	wxapi.CodeInvalidVoiceSize:  "invalid voice size",
+	wxapi.CodeInvalidVideoSize:  "invalid video size",
+	wxapi.CodeInvalidThumbSize:  "invalid thumb size",
+	wxapi.CodeInvalidAppID:      "invalid appid",
+	wxapi.CodeInvalidToken:      "invalid access_token",
+	wxapi.CodeInvalidButtonSize: "invalid button size",
+	wxapi.CodeInvalidButtonType: "invalid button type",
+	wxapi.CodeInvalidButtonName: "invalid button name size",
+	wxapi.CodeInvalidSubButton:  "invalid sub button size",
+	wxapi.CodeInvalidSubType:    "invalid sub button type",
+	wxapi.CodeInvalidSubName:    "invalid sub button name size",
+	wxapi.CodeInvalidCode:       "invalid code",
+	wxapi.CodeInvalidArgs:       "invalid args",
+	wxapi.CodeInvalidAppSecret:  "invalid appsecret",
+	wxapi.CodeCodeUsed:          "code been used",
+	wxapi.CodeIPNotAllowed:      "invalid ip, not in whitelist",
+	wxapi.CodeInvalidScene:      "invalid length for scene, or the data is not json string",
+	wxapi.CodeTokenMissing:      "access_token missing",
+	wxapi.CodeAppIDMissing:      "appid missing",
+	wxapi.CodeSecretMissing:     "appsecret missing",
+	wxapi.CodeMediaMissing:      "media data missing",
+	wxapi.CodeMediaIDMissing:    "media_id missing",
+	wxapi.CodeCodeMissing:       "missing code",
+	wxapi.CodeOpenIDMissing:     "missing openid",
+	wxapi.CodeInvalidPage:       "invalid page",
+	wxapi.CodeTokenExpired:      "access_token expired",
+	wxapi.CodeRequireGET:        "require GET method",
+	wxapi.CodeRequirePOST:       "require POST method",
+	wxapi.CodeEmptyPost:         "empty post data",
+	wxapi.CodeEmptyContent:      "empty content",
+	wxapi.CodeDailyQuota:        "reach max api daily quota limit",
+	wxapi.CodeMinuteQuota:       "api minute-quota reach limit, must slower, retry next minute",
+	wxapi.CodeConcurrency:       "api concurrent out of limit",
+	wxapi.CodeMenuNotExist:      "menu no exist",
+	wxapi.CodeDataFormat:        "data format error",
+	wxapi.CodeAPIUnauthorized:   "api unauthorized",
+	wxapi.CodeAPIForbidden:      "api forbidden",
+	wxapi.CodeClearQuotaLimit:   "forbid to clear quota because of reaching the limit",
+	wxapi.CodeSecretFrozen:      "AppSecret is frozen",
+	wxapi.CodeForbidden:         "forbidden to call this api",
+	wxapi.CodeFrozen:            "account frozen",
+	wxapi.CodeIPNotAllowedNew:   "access clientip is not registered",
+	wxapi.CodeComponentToken:    "must use component token for component api",
+	wxapi.CodeCgiPathNotFound:   "cgi_path not found, please check",
+	wxapi.CodeAdminConfirmIP:    "waiting for admin to confirm the ip",
+	wxapi.CodeAdminRejectedIP:   "ip rejected by admin, retry after 24 hours",
+	wxapi.CodeAdminRejectedIP1h: "ip rejected by admin, retry after 1 hour",
 }
 
 // wecomMessages are the errmsg texts of qyapi.weixin.qq.com, before
 // ", hint: [...]".
 var wecomMessages = map[int]string{
-	codeSystemBusy:        "system busy",
-	codeInvalidCredential: "invalid secret",
-	codeInvalidOpenID:     "invalid userid",
-	codeInvalidMediaType:  "invalid media type",
-	codeInvalidFileType:   "invalid file type",
-	codeInvalidMediaSize:  "invalid file size",
-	codeInvalidMediaID:    "invalid media_id",
-	codeInvalidMsgType:    "invalid message type",
-	codeInvalidImageSize:  "invalid image size",
-	codeInvalidVoiceSize:  "invalid voice size",
-	codeInvalidVideoSize:  "invalid video size",
-	codeInvalidAppID:      "invalid corpid",
-	codeInvalidToken:      "invalid access_token",
-	codeInvalidArgs:       "invalid args",
-	40091:                 "secret is invalid",
-	codeTokenMissing:      "access_token missing",
-	codeAppIDMissing:      "corpid missing",
-	codeSecretMissing:     "corpsecret missing",
-	codeMediaMissing:      "media data missing",
-	codeMediaIDMissing:    "media_id missing",
-	codeOpenIDMissing:     "missing userid",
-	codeAgentIDMissing:    "missing agentid",
-	codeTokenExpired:      "access_token expired",
-	codeRequireGET:        "require GET method",
-	codeRequirePOST:       "require POST method",
-	codeEmptyPost:         "empty post data",
-	codeEmptyContent:      "empty content",
-	codeDailyQuota:        "api freq out of limit",
-	codeMinuteQuota:       "api minute-quota reach limit",
-	codeConcurrency:       "api concurrent out of limit",
-	codeDataFormat:        "Warning: wrong json format. ",
-	codeAPIForbidden:      "api forbidden",
-	codeIPNotTrusted:      "not allow to access from your ip",
-	codeUserIDNotFound:    "userid not found",
-	codeUsersInvalid:      "all touser & toparty & totag invalid",
-	codeAgentMismatch:     "not allow operate another agent with this accesstoken.",
+	wxapi.CodeSystemBusy:        "system busy",
+	wxapi.CodeInvalidCredential: "invalid secret",
+	wxapi.CodeInvalidOpenID:     "invalid userid",
+	wxapi.CodeInvalidMediaType:  "invalid media type",
+	wxapi.CodeInvalidFileType:   "invalid file type",
+	wxapi.CodeInvalidMediaSize:  "invalid file size",
+	wxapi.CodeInvalidMediaID:    "invalid media_id",
+	wxapi.CodeInvalidMsgType:    "invalid message type",
+	wxapi.CodeInvalidImageSize:  "invalid image size",
+	wxapi.CodeInvalidVoiceSize:  "invalid voice size",
+	wxapi.CodeInvalidVideoSize:  "invalid video size",
+	wxapi.CodeInvalidAppID:      "invalid corpid",
+	wxapi.CodeInvalidToken:      "invalid access_token",
+	wxapi.CodeInvalidArgs:       "invalid args",
+	wxapi.CodeInvalidSecret:     "secret is invalid",
+	wxapi.CodeTokenMissing:      "access_token missing",
+	wxapi.CodeAppIDMissing:      "corpid missing",
+	wxapi.CodeSecretMissing:     "corpsecret missing",
+	wxapi.CodeMediaMissing:      "media data missing",
+	wxapi.CodeMediaIDMissing:    "media_id missing",
+	wxapi.CodeOpenIDMissing:     "missing userid",
+	wxapi.CodeAgentIDMissing:    "missing agentid",
+	wxapi.CodeTokenExpired:      "access_token expired",
+	wxapi.CodeRequireGET:        "require GET method",
+	wxapi.CodeRequirePOST:       "require POST method",
+	wxapi.CodeEmptyPost:         "empty post data",
+	wxapi.CodeEmptyContent:      "empty content",
+	wxapi.CodeDailyQuota:        "api freq out of limit",
+	wxapi.CodeMinuteQuota:       "api minute-quota reach limit",
+	wxapi.CodeConcurrency:       "api concurrent out of limit",
+	wxapi.CodeDataFormat:        "Warning: wrong json format. ",
+	wxapi.CodeAPIForbidden:      "api forbidden",
+	wxapi.CodeWeComIPUntrusted:  "not allow to access from your ip",
+	wxapi.CodeUserIDNotFound:    "userid not found",
+	wxapi.CodeUsersInvalid:      "all touser & toparty & totag invalid",
+	wxapi.CodeAgentMismatch:     "not allow operate another agent with this accesstoken.",
 }
 
 // errText returns the errmsg text of code in the given style.

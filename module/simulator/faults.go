@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // Fault is an injected misbehaviour of one path. Several effects may be
@@ -70,7 +72,7 @@ func (f Fault) validate() error {
 		return errors.New("simulator: Fault.Drop: cannot be combined with an answer (Errcode, Garbage, Status, Sticky40014)")
 	case f.Garbage && (f.Errcode != 0 || f.Sticky40014):
 		return errors.New("simulator: Fault.Garbage: cannot be combined with Errcode or Sticky40014")
-	case f.Sticky40014 && f.Errcode != 0 && f.Errcode != codeInvalidToken:
+	case f.Sticky40014 && f.Errcode != 0 && f.Errcode != wxapi.CodeInvalidToken:
 		return errors.New("simulator: Fault.Sticky40014: cannot be combined with another Errcode")
 	case f.Errcode == 0 && f.Latency == 0 && !f.Drop && !f.Garbage && f.Status == 0 && !f.Sticky40014:
 		return errors.New("simulator: Fault: no effect (set Errcode, Latency, Drop, Garbage, Status or Sticky40014)")
@@ -201,7 +203,7 @@ func (s *Simulator) applyFault(c *call, f Fault) bool {
 		c.fault = true
 		code := f.Errcode
 		if f.Sticky40014 {
-			code = codeInvalidToken
+			code = wxapi.CodeInvalidToken
 		}
 		text := f.Errmsg
 		if text == "" {

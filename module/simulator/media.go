@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // LargeMediaID is a well-known media id that every valid token can fetch from
@@ -48,17 +50,17 @@ func exts(list ...string) map[string]bool {
 var (
 	// mpMediaRules are the temporary media limits of official accounts.
 	mpMediaRules = map[string]mediaRule{
-		"image": {limit: 10 << 20, sizeCode: codeInvalidImageSize, exts: exts("jpg", "jpeg", "png", "gif", "bmp"), minSize: 1},
-		"voice": {limit: 2 << 20, sizeCode: codeInvalidVoiceSize, exts: exts("amr", "mp3"), minSize: 1},
-		"video": {limit: 10 << 20, sizeCode: codeInvalidVideoSize, exts: exts("mp4"), minSize: 1},
-		"thumb": {limit: 64 << 10, sizeCode: codeInvalidThumbSize, exts: exts("jpg", "jpeg"), minSize: 1},
+		"image": {limit: 10 << 20, sizeCode: wxapi.CodeInvalidImageSize, exts: exts("jpg", "jpeg", "png", "gif", "bmp"), minSize: 1},
+		"voice": {limit: 2 << 20, sizeCode: wxapi.CodeInvalidVoiceSize, exts: exts("amr", "mp3"), minSize: 1},
+		"video": {limit: 10 << 20, sizeCode: wxapi.CodeInvalidVideoSize, exts: exts("mp4"), minSize: 1},
+		"thumb": {limit: 64 << 10, sizeCode: wxapi.CodeInvalidThumbSize, exts: exts("jpg", "jpeg"), minSize: 1},
 	}
 	// wecomMediaRules are WeCom's limits; every file must be over 5 bytes.
 	wecomMediaRules = map[string]mediaRule{
-		"image": {limit: 10 << 20, sizeCode: codeInvalidImageSize, exts: exts("jpg", "jpeg", "png"), minSize: 6},
-		"voice": {limit: 2 << 20, sizeCode: codeInvalidVoiceSize, exts: exts("amr"), minSize: 6},
-		"video": {limit: 10 << 20, sizeCode: codeInvalidVideoSize, exts: exts("mp4"), minSize: 6},
-		"file":  {limit: wecomFileLimit, sizeCode: codeInvalidMediaSize, minSize: 6},
+		"image": {limit: 10 << 20, sizeCode: wxapi.CodeInvalidImageSize, exts: exts("jpg", "jpeg", "png"), minSize: 6},
+		"voice": {limit: 2 << 20, sizeCode: wxapi.CodeInvalidVoiceSize, exts: exts("amr"), minSize: 6},
+		"video": {limit: 10 << 20, sizeCode: wxapi.CodeInvalidVideoSize, exts: exts("mp4"), minSize: 6},
+		"file":  {limit: wecomFileLimit, sizeCode: wxapi.CodeInvalidMediaSize, minSize: 6},
 	}
 )
 
@@ -150,7 +152,7 @@ func handleMediaUpload(s *Simulator, c *call) {
 	mtype := c.query("type")
 	rule, ok := rules[mtype]
 	if !ok {
-		c.fail(codeInvalidMediaType)
+		c.fail(wxapi.CodeInvalidMediaType)
 		return
 	}
 	if c.bodyTruncated {
@@ -158,7 +160,7 @@ func handleMediaUpload(s *Simulator, c *call) {
 		return
 	}
 	data, filename, code := mediaPart(c.r.Header.Get("Content-Type"), c.body, rule)
-	if code != codeOK {
+	if code != wxapi.CodeOK {
 		c.fail(code)
 		return
 	}
@@ -185,13 +187,13 @@ func handleMediaUpload(s *Simulator, c *call) {
 func mediaPart(contentType string, body []byte, rule mediaRule) (data []byte, filename string, code int) {
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		return nil, "", codeMediaMissing
+		return nil, "", wxapi.CodeMediaMissing
 	}
 	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
 	for range maxMultipartParts {
 		part, err := mr.NextRawPart()
 		if err != nil {
-			return nil, "", codeMediaMissing
+			return nil, "", wxapi.CodeMediaMissing
 		}
 		if part.FormName() != "media" {
 			continue
@@ -199,20 +201,20 @@ func mediaPart(contentType string, body []byte, rule mediaRule) (data []byte, fi
 		filename = part.FileName()
 		ext := strings.ToLower(strings.TrimPrefix(path.Ext(filename), "."))
 		if filename == "" || (rule.exts != nil && !rule.exts[ext]) {
-			return nil, "", codeInvalidFileType
+			return nil, "", wxapi.CodeInvalidFileType
 		}
 		data, err = io.ReadAll(io.LimitReader(part, rule.limit+1))
 		switch {
 		case err != nil:
-			return nil, "", codeMediaMissing
+			return nil, "", wxapi.CodeMediaMissing
 		case int64(len(data)) > rule.limit:
 			return nil, "", rule.sizeCode
 		case int64(len(data)) < rule.minSize:
-			return nil, "", codeInvalidMediaSize
+			return nil, "", wxapi.CodeInvalidMediaSize
 		}
-		return data, filename, codeOK
+		return data, filename, wxapi.CodeOK
 	}
-	return nil, "", codeMediaMissing
+	return nil, "", wxapi.CodeMediaMissing
 }
 
 // handleMediaGet serves GET or POST /cgi-bin/media/get?media_id=: the bytes
@@ -229,7 +231,7 @@ func handleMediaGet(s *Simulator, c *call) {
 		}
 	}
 	if id == "" {
-		c.fail(codeMediaIDMissing)
+		c.fail(wxapi.CodeMediaIDMissing)
 		return
 	}
 	if id == LargeMediaID {
@@ -239,7 +241,7 @@ func handleMediaGet(s *Simulator, c *call) {
 	}
 	m := s.media.get(id)
 	if m == nil || m.owner != c.acct || c.nowNs-m.created >= int64(mediaLifetime) {
-		c.fail(codeInvalidMediaID)
+		c.fail(wxapi.CodeInvalidMediaID)
 		return
 	}
 	content := bytes.NewReader(m.data)

@@ -9,6 +9,8 @@ import (
 	"math"
 	"strings"
 	"sync"
+
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // officialRoutes are the business paths of api.weixin.qq.com (plus the media
@@ -57,10 +59,10 @@ func handleUserInfo(s *Simulator, c *call) {
 	openid := c.query("openid")
 	switch {
 	case openid == "":
-		c.fail(codeOpenIDMissing)
+		c.fail(wxapi.CodeOpenIDMissing)
 		return
 	case !isOpenID(openid):
-		c.fail(codeInvalidOpenID)
+		c.fail(wxapi.CodeInvalidOpenID)
 		return
 	}
 	c.ok(mpUser{
@@ -106,8 +108,6 @@ const (
 	maxSubButtons    = 5
 	maxButtonName    = 16
 	maxSubButtonName = 60
-	codeSubButtonTyp = 40024
-	codeSubButtonNam = 40025
 )
 
 // handleMenuCreate serves POST /cgi-bin/menu/create.
@@ -118,13 +118,13 @@ func handleMenuCreate(s *Simulator, c *call) {
 	if !c.decodeJSON(&req) {
 		return
 	}
-	if code, _ := checkMenu(req.Button); code != codeOK {
+	if code, _ := checkMenu(req.Button); code != wxapi.CodeOK {
 		c.fail(code)
 		return
 	}
 	body := menuGetBody(req.Button)
 	c.acct.menu.Store(&body)
-	c.json(codeOK, okBody)
+	c.json(wxapi.CodeOK, okBody)
 }
 
 // menuGetBody encodes the menu/get answer of checked buttons.
@@ -135,42 +135,42 @@ func menuGetBody(buttons []menuButton) []byte {
 }
 
 // checkMenu applies the checks of menu/create to buttons, giving each leaf
-// button its empty sub_button list. It returns codeOK, or the errcode to
+// button its empty sub_button list. It returns wxapi.CodeOK, or the errcode to
 // answer and a description of the problem naming the button.
 func checkMenu(buttons []menuButton) (code int, problem string) {
 	if len(buttons) == 0 || len(buttons) > maxButtons {
-		return codeInvalidButtonSize, fmt.Sprintf("%d buttons, want 1 to %d", len(buttons), maxButtons)
+		return wxapi.CodeInvalidButtonSize, fmt.Sprintf("%d buttons, want 1 to %d", len(buttons), maxButtons)
 	}
 	for i := range buttons {
 		b := &buttons[i]
 		if b.Name == "" || len(b.Name) > maxButtonName {
-			return codeInvalidButtonName, fmt.Sprintf("button[%d]: name %q: want 1 to %d bytes", i, b.Name, maxButtonName)
+			return wxapi.CodeInvalidButtonName, fmt.Sprintf("button[%d]: name %q: want 1 to %d bytes", i, b.Name, maxButtonName)
 		}
 		if len(b.SubButton) == 0 {
 			if !menuButtonTypes[b.Type] {
-				return codeInvalidButtonType, fmt.Sprintf("button[%d] (%s): type %q is not a menu button type", i, b.Name, b.Type)
+				return wxapi.CodeInvalidButtonType, fmt.Sprintf("button[%d] (%s): type %q is not a menu button type", i, b.Name, b.Type)
 			}
 			b.SubButton = []menuButton{}
 			continue
 		}
 		if len(b.SubButton) > maxSubButtons {
-			return codeInvalidSubButton, fmt.Sprintf("button[%d] (%s): %d sub_button entries, want at most %d", i, b.Name, len(b.SubButton), maxSubButtons)
+			return wxapi.CodeInvalidSubButton, fmt.Sprintf("button[%d] (%s): %d sub_button entries, want at most %d", i, b.Name, len(b.SubButton), maxSubButtons)
 		}
 		for j := range b.SubButton {
 			sb := &b.SubButton[j]
 			if sb.Name == "" || len(sb.Name) > maxSubButtonName {
-				return codeSubButtonNam, fmt.Sprintf("button[%d].sub_button[%d]: name %q: want 1 to %d bytes", i, j, sb.Name, maxSubButtonName)
+				return wxapi.CodeInvalidSubName, fmt.Sprintf("button[%d].sub_button[%d]: name %q: want 1 to %d bytes", i, j, sb.Name, maxSubButtonName)
 			}
 			if !menuButtonTypes[sb.Type] {
-				return codeSubButtonTyp, fmt.Sprintf("button[%d].sub_button[%d] (%s): type %q is not a menu button type", i, j, sb.Name, sb.Type)
+				return wxapi.CodeInvalidSubType, fmt.Sprintf("button[%d].sub_button[%d] (%s): type %q is not a menu button type", i, j, sb.Name, sb.Type)
 			}
 			if len(sb.SubButton) > 0 {
-				return codeSubButtonTyp, fmt.Sprintf("button[%d].sub_button[%d] (%s): a sub button cannot have sub buttons", i, j, sb.Name)
+				return wxapi.CodeInvalidSubType, fmt.Sprintf("button[%d].sub_button[%d] (%s): a sub button cannot have sub buttons", i, j, sb.Name)
 			}
 			sb.SubButton = []menuButton{}
 		}
 	}
-	return codeOK, ""
+	return wxapi.CodeOK, ""
 }
 
 // seededMenu checks an Account.Menu document and returns the menu/get answer
@@ -192,7 +192,7 @@ func seededMenu(menu string) ([]byte, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("data after the JSON document")
 	}
-	if code, problem := checkMenu(req.Button); code != codeOK {
+	if code, problem := checkMenu(req.Button); code != wxapi.CodeOK {
 		return nil, fmt.Errorf("menu/create would answer errcode %d: %s", code, problem)
 	}
 	return menuGetBody(req.Button), nil
@@ -204,16 +204,16 @@ func seededMenu(menu string) ([]byte, error) {
 func handleMenuGet(s *Simulator, c *call) {
 	body := c.acct.menu.Load()
 	if body == nil {
-		c.fail(codeMenuNotExist)
+		c.fail(wxapi.CodeMenuNotExist)
 		return
 	}
-	c.json(codeOK, *body)
+	c.json(wxapi.CodeOK, *body)
 }
 
 // handleMenuDelete serves GET /cgi-bin/menu/delete.
 func handleMenuDelete(s *Simulator, c *call) {
 	c.acct.menu.Store(nil)
-	c.json(codeOK, okBody)
+	c.json(wxapi.CodeOK, okBody)
 }
 
 var customMsgTypes = map[string]bool{
@@ -235,13 +235,13 @@ func handleCustomSend(s *Simulator, c *call) {
 	}
 	switch {
 	case !isOpenID(req.ToUser):
-		c.fail(codeInvalidOpenID)
+		c.fail(wxapi.CodeInvalidOpenID)
 	case !customMsgTypes[req.MsgType]:
-		c.fail(codeInvalidMsgType)
+		c.fail(wxapi.CodeInvalidMsgType)
 	case req.MsgType == "text" && (req.Text == nil || req.Text.Content == ""):
-		c.fail(codeEmptyContent)
+		c.fail(wxapi.CodeEmptyContent)
 	default:
-		c.json(codeOK, okBody)
+		c.json(wxapi.CodeOK, okBody)
 	}
 }
 
@@ -257,7 +257,7 @@ type ticketAnswer struct {
 func handleGetTicket(s *Simulator, c *call) {
 	kind := c.query("type")
 	if kind != "jsapi" && kind != "wx_card" {
-		c.fail(codeInvalidArgs)
+		c.fail(wxapi.CodeInvalidArgs)
 		return
 	}
 	value, left := s.tickets.get(c.acct.label, kind, c)
@@ -323,7 +323,7 @@ func handleQuotaGet(s *Simulator, c *call) {
 	default:
 		rt := s.routes[req.CgiPath]
 		if rt == nil || rt.dailyLimit == 0 || rt.family == pathWeCom {
-			c.fail(codeCgiPathNotFound)
+			c.fail(wxapi.CodeCgiPathNotFound)
 			return
 		}
 		limit, used = rt.dailyLimit, c.acct.usage[rt.index].get(day)
@@ -353,7 +353,7 @@ func handleClearQuota(s *Simulator, c *call) {
 		return
 	}
 	if req.AppID != c.acct.AppID {
-		c.fail(codeInvalidAppID)
+		c.fail(wxapi.CodeInvalidAppID)
 		return
 	}
 	s.clearQuota(c, c.acct)
@@ -386,7 +386,7 @@ func (s *Simulator) clearQuota(c *call, a *account) {
 	}
 	if a.clearCount >= clearQuotaMonthlyLimit {
 		a.mu.Unlock()
-		c.fail(codeClearQuotaLimit)
+		c.fail(wxapi.CodeClearQuotaLimit)
 		return
 	}
 	a.clearCount++
@@ -396,7 +396,7 @@ func (s *Simulator) clearQuota(c *call, a *account) {
 		a.usage[i].reset()
 	}
 	a.mu.Unlock()
-	c.json(codeOK, okBody)
+	c.json(wxapi.CodeOK, okBody)
 }
 
 // decodeJSON decodes the request body into v; it answers 44002 for an empty
@@ -404,14 +404,14 @@ func (s *Simulator) clearQuota(c *call, a *account) {
 func (c *call) decodeJSON(v any) bool {
 	switch {
 	case c.bodyTruncated:
-		c.fail(codeDataFormat)
+		c.fail(wxapi.CodeDataFormat)
 		return false
 	case len(bytes.TrimSpace(c.body)) == 0:
-		c.fail(codeEmptyPost)
+		c.fail(wxapi.CodeEmptyPost)
 		return false
 	}
 	if err := json.Unmarshal(c.body, v); err != nil {
-		c.fail(codeDataFormat)
+		c.fail(wxapi.CodeDataFormat)
 		return false
 	}
 	return true

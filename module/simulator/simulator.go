@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // Simulator is an in-process WeChat API: an http.Handler serving the
@@ -166,7 +168,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case rt == nil:
 		c.notFound()
 	case rt.auth:
-		if code := s.checkToken(c); code != codeOK {
+		if code := s.checkToken(c); code != wxapi.CodeOK {
 			c.appTokenRejected = true
 			c.fail(code)
 		} else if c.methodAllowed() && c.withinQuota() {
@@ -194,7 +196,7 @@ func (s *Simulator) checkToken(c *call) int {
 	c.tokenChecked = true
 	v, _ := queryValue(c.r.URL.RawQuery, "access_token")
 	if v == "" {
-		return codeTokenMissing
+		return wxapi.CodeTokenMissing
 	}
 	t := s.tokens.get(v)
 	if t == nil || t.acct.removed.Load() {
@@ -212,12 +214,12 @@ func (s *Simulator) checkToken(c *call) int {
 	}
 	switch t.state(c.nowNs) {
 	case tokenExpired:
-		return codeTokenExpired
+		return wxapi.CodeTokenExpired
 	case tokenInvalid:
 		return c.invalidTokenCode()
 	}
 	c.tok, c.acct, c.tokenValid = t, t.acct, true
-	return codeOK
+	return wxapi.CodeOK
 }
 
 func familyFits(f family, wecomPath bool) bool {
@@ -367,9 +369,9 @@ func (c *call) methodAllowed() bool {
 		}
 	}
 	if m&allowPOST != 0 {
-		c.fail(codeRequirePOST)
+		c.fail(wxapi.CodeRequirePOST)
 	} else {
-		c.fail(codeRequireGET)
+		c.fail(wxapi.CodeRequireGET)
 	}
 	return false
 }
@@ -384,7 +386,7 @@ func (c *call) withinQuota() bool {
 	u := &c.acct.usage[c.route.index]
 	day := c.day()
 	if c.set.cfg.EnforceAPIQuota && u.get(day) >= limit {
-		c.fail(codeDailyQuota)
+		c.fail(wxapi.CodeDailyQuota)
 		return false
 	}
 	u.inc(day)
@@ -393,9 +395,9 @@ func (c *call) withinQuota() bool {
 
 func (c *call) invalidTokenCode() int {
 	if c.wecom {
-		return codeInvalidToken
+		return wxapi.CodeInvalidToken
 	}
-	return codeInvalidCredential
+	return wxapi.CodeInvalidCredential
 }
 
 // write answers status with body. The header value is a fresh slice: a
@@ -415,7 +417,7 @@ func (c *call) json(code int, body []byte) {
 }
 
 // ok answers v as JSON, a success.
-func (c *call) ok(v any) { c.json(codeOK, marshal(v)) }
+func (c *call) ok(v any) { c.json(wxapi.CodeOK, marshal(v)) }
 
 // fail answers the business error code with its usual text.
 func (c *call) fail(code int) { c.failText(code, errText(code, c.wecom)) }

@@ -5,6 +5,8 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"time"
+
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 func tokenRoutes() []*route {
@@ -60,20 +62,20 @@ func (s *Simulator) newToken(c *call, a *account, f family) *token {
 func (c *call) appCredentials(grantType, wantGrant, appid, secret string) *account {
 	switch {
 	case grantType != wantGrant:
-		c.fail(codeInvalidGrantType)
+		c.fail(wxapi.CodeInvalidGrantType)
 	case appid == "":
-		c.fail(codeAppIDMissing)
+		c.fail(wxapi.CodeAppIDMissing)
 	case secret == "":
-		c.fail(codeSecretMissing)
+		c.fail(wxapi.CodeSecretMissing)
 	default:
 		a := c.set.byAppID[appid]
 		if a == nil {
-			c.fail(codeInvalidAppID)
+			c.fail(wxapi.CodeInvalidAppID)
 			return nil
 		}
 		c.recAcct = a
 		if !secretMatches(secret, a.Secret) {
-			c.fail(codeInvalidCredential)
+			c.fail(wxapi.CodeInvalidCredential)
 			return nil
 		}
 		return a
@@ -93,7 +95,7 @@ func handleToken(s *Simulator, c *call) {
 	day := c.day()
 	if q := a.tokenQuota.Load(); q >= 0 && a.tokenDay.get(day) >= int(q) {
 		a.mu.Unlock()
-		c.fail(codeDailyQuota)
+		c.fail(wxapi.CodeDailyQuota)
 		return
 	}
 	a.tokenDay.inc(day)
@@ -139,7 +141,7 @@ func handleStableToken(s *Simulator, c *call) {
 	a.mu.Lock()
 	if cfg.StableDailyQuota >= 0 && a.stableDay.get(day) >= cfg.StableDailyQuota {
 		a.mu.Unlock()
-		c.fail(codeDailyQuota)
+		c.fail(wxapi.CodeDailyQuota)
 		return
 	}
 	a.stableDay.inc(day)
@@ -194,15 +196,15 @@ func handleGetToken(s *Simulator, c *call) {
 	corpid, secret := q.Get("corpid"), q.Get("corpsecret")
 	switch {
 	case corpid == "":
-		c.fail(codeAppIDMissing)
+		c.fail(wxapi.CodeAppIDMissing)
 		return
 	case secret == "":
-		c.fail(codeSecretMissing)
+		c.fail(wxapi.CodeSecretMissing)
 		return
 	}
 	apps := c.set.byCorp[corpid]
 	if len(apps) == 0 {
-		c.fail(codeInvalidAppID)
+		c.fail(wxapi.CodeInvalidAppID)
 		return
 	}
 	var a *account
@@ -213,7 +215,7 @@ func handleGetToken(s *Simulator, c *call) {
 	}
 	if a == nil {
 		c.recAcct = apps[0]
-		c.fail(codeInvalidCredential)
+		c.fail(wxapi.CodeInvalidCredential)
 		return
 	}
 	c.recAcct = a
@@ -221,7 +223,7 @@ func handleGetToken(s *Simulator, c *call) {
 	a.mu.Lock()
 	if q := a.tokenQuota.Load(); q >= 0 && a.tokenDay.get(day) >= int(q) {
 		a.mu.Unlock()
-		c.fail(codeDailyQuota)
+		c.fail(wxapi.CodeDailyQuota)
 		return
 	}
 	a.tokenDay.inc(day)
@@ -260,11 +262,11 @@ func handleOAuthToken(s *Simulator, c *call) {
 	}
 	code := q.Get("code")
 	if code == "" {
-		c.fail(codeCodeMissing)
+		c.fail(wxapi.CodeCodeMissing)
 		return
 	}
 	if !isPlainID(code) {
-		c.fail(codeInvalidCode)
+		c.fail(wxapi.CodeInvalidCode)
 		return
 	}
 	a.mu.Lock()
@@ -273,7 +275,7 @@ func handleOAuthToken(s *Simulator, c *call) {
 	}
 	if at, used := a.usedCodes[code]; used && c.nowNs-at < int64(oauthCodeLifetime) {
 		a.mu.Unlock()
-		c.fail(codeCodeUsed)
+		c.fail(wxapi.CodeCodeUsed)
 		return
 	}
 	if len(a.usedCodes) >= 4096 {
@@ -319,31 +321,31 @@ func handleSNSUserInfo(s *Simulator, c *call) {
 	c.tokenChecked = true
 	v := c.query("access_token")
 	if v == "" {
-		c.fail(codeTokenMissing)
+		c.fail(wxapi.CodeTokenMissing)
 		return
 	}
 	t := s.tokens.get(v)
 	if t == nil || t.fam != famUser || t.acct.removed.Load() {
-		c.fail(codeInvalidCredential)
+		c.fail(wxapi.CodeInvalidCredential)
 		return
 	}
 	c.recAcct = t.acct
 	switch t.state(c.nowNs) {
 	case tokenExpired:
-		c.fail(codeTokenExpired)
+		c.fail(wxapi.CodeTokenExpired)
 		return
 	case tokenInvalid:
-		c.fail(codeInvalidCredential)
+		c.fail(wxapi.CodeInvalidCredential)
 		return
 	}
 	c.tokenValid = true
 	openid := c.query("openid")
 	switch {
 	case openid == "":
-		c.fail(codeOpenIDMissing)
+		c.fail(wxapi.CodeOpenIDMissing)
 		return
 	case openid != t.openid:
-		c.fail(codeInvalidOpenID)
+		c.fail(wxapi.CodeInvalidOpenID)
 		return
 	}
 	c.ok(snsUser{

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // wecomRoutes are the business paths only qyapi.weixin.qq.com serves (the
@@ -55,10 +57,10 @@ func handleWeComUserGet(s *Simulator, c *call) {
 	userid := c.query("userid")
 	switch {
 	case userid == "":
-		c.fail(codeOpenIDMissing)
+		c.fail(wxapi.CodeOpenIDMissing)
 		return
 	case !isUserID(userid):
-		c.fail(codeUserIDNotFound)
+		c.fail(wxapi.CodeUserIDNotFound)
 		return
 	}
 	c.ok(wecomUser{
@@ -111,16 +113,16 @@ func handleWeComSend(s *Simulator, c *call) {
 	agentid, ok := parseAgentID(req.AgentID)
 	switch {
 	case !ok:
-		c.fail(codeAgentIDMissing)
+		c.fail(wxapi.CodeAgentIDMissing)
 		return
 	case c.acct.AgentID != "" && agentid != c.acct.AgentID:
-		c.fail(codeAgentMismatch)
+		c.fail(wxapi.CodeAgentMismatch)
 		return
 	case !wecomMsgTypes[req.MsgType]:
-		c.fail(codeInvalidMsgType)
+		c.fail(wxapi.CodeInvalidMsgType)
 		return
 	case req.MsgType == "text" && (req.Text == nil || req.Text.Content == ""):
-		c.fail(codeEmptyContent)
+		c.fail(wxapi.CodeEmptyContent)
 		return
 	}
 	var invalid []string
@@ -135,7 +137,7 @@ func handleWeComSend(s *Simulator, c *call) {
 		}
 	}
 	if valid == 0 && req.ToParty == "" && req.ToTag == "" {
-		c.fail(codeUsersInvalid)
+		c.fail(wxapi.CodeUsersInvalid)
 		return
 	}
 	answer := wecomSendAnswer{
@@ -180,7 +182,7 @@ func handleWeComJSAPITicket(s *Simulator, c *call) {
 // (one ticket per app).
 func handleWeComAgentTicket(s *Simulator, c *call) {
 	if c.query("type") != "agent_config" {
-		c.fail(codeInvalidArgs)
+		c.fail(wxapi.CodeInvalidArgs)
 		return
 	}
 	value, left := s.tickets.get(c.acct.label, "agent_config", c)

@@ -7,6 +7,8 @@ import (
 	"image/color"
 	"image/png"
 	"strings"
+
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // wxaCodeRequest is the body of POST /wxa/getwxacodeunlimit.
@@ -70,23 +72,23 @@ func handleWxaCodeUnlimit(s *Simulator, c *call) {
 		return
 	}
 	if req.Scene == "" || len(req.Scene) > maxSceneLen {
-		c.fail(codeInvalidScene)
+		c.fail(wxapi.CodeInvalidScene)
 		return
 	}
 	for i := 0; i < len(req.Scene); i++ {
 		if !isSceneChar(req.Scene[i]) {
-			c.fail(codeInvalidScene)
+			c.fail(wxapi.CodeInvalidScene)
 			return
 		}
 	}
 	if strings.HasPrefix(req.Page, "/") || len(req.Page) > 256 {
-		c.fail(codeInvalidPage)
+		c.fail(wxapi.CodeInvalidPage)
 		return
 	}
 	switch req.EnvVersion {
 	case "", "release", "trial", "develop":
 	default:
-		c.fail(codeInvalidArgs)
+		c.fail(wxapi.CodeInvalidArgs)
 		return
 	}
 	width := req.Width
@@ -109,10 +111,10 @@ func handleWxaCodeUnlimit(s *Simulator, c *call) {
 	var buf bytes.Buffer
 	enc := png.Encoder{CompressionLevel: png.BestSpeed}
 	if err := enc.Encode(&buf, wxaImage(req.Scene+"\x00"+req.Page, width, line, background)); err != nil {
-		c.fail(codeSystemBusy)
+		c.fail(wxapi.CodeSystemBusy)
 		return
 	}
-	c.code = codeOK
+	c.code = wxapi.CodeOK
 	c.write(200, "image/png", buf.Bytes())
 }
 

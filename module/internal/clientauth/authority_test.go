@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 var accounts = []Account{
@@ -77,13 +79,13 @@ func TestIssueRefusals(t *testing.T) {
 		kind, appid, key string
 		code             int
 	}{
-		{"official", "wx1", "", CodeBadCredential},
-		{"official", "wx1", "wrong-key-0123456789abcdef", CodeBadCredential},
-		{"official", "wx2", keyShop, CodeAccountNotAllowed},   // another client's account
-		{"wecom", "wx1", keyShop, CodeAccountNotAllowed},      // wrong kind
-		{"official", "", keyShop, CodeAccountNotAllowed},      // no appid
-		{"official", "wx1", keyShop + "x", CodeBadCredential}, // near miss
-		{"official", "wx1", keyCRM, CodeAccountNotAllowed},    // the crm client has mp2 only
+		{"official", "wx1", "", wxapi.CodeInvalidCredential},
+		{"official", "wx1", "wrong-key-0123456789abcdef", wxapi.CodeInvalidCredential},
+		{"official", "wx2", keyShop, wxapi.CodeInvalidAppID},            // another client's account
+		{"wecom", "wx1", keyShop, wxapi.CodeInvalidAppID},               // wrong kind
+		{"official", "", keyShop, wxapi.CodeInvalidAppID},               // no appid
+		{"official", "wx1", keyShop + "x", wxapi.CodeInvalidCredential}, // near miss
+		{"official", "wx1", keyCRM, wxapi.CodeInvalidAppID},             // the crm client has mp2 only
 	} {
 		_, err := a.Issue(c.kind, c.appid, c.key)
 		if err == nil || err.Code != c.code {
@@ -104,19 +106,19 @@ func TestVerifyRefusals(t *testing.T) {
 		tok  string
 		code int
 	}{
-		"garbage":   {"hello", CodeBadCredential},
-		"real-like": {"86_AbCdEf0123", CodeBadCredential},
-		"truncated": {tok[:len(tok)-3], CodeBadCredential},
-		"forged":    {forged, CodeBadCredential},
-		"no mac":    {"gw1." + payload, CodeBadCredential},
-		"bad b64":   {"gw1.!!!.x", CodeBadCredential},
+		"garbage":   {"hello", wxapi.CodeInvalidCredential},
+		"real-like": {"86_AbCdEf0123", wxapi.CodeInvalidCredential},
+		"truncated": {tok[:len(tok)-3], wxapi.CodeInvalidCredential},
+		"forged":    {forged, wxapi.CodeInvalidCredential},
+		"no mac":    {"gw1." + payload, wxapi.CodeInvalidCredential},
+		"bad b64":   {"gw1.!!!.x", wxapi.CodeInvalidCredential},
 	} {
 		if _, err := a.Verify(c.tok); err == nil || err.Code != c.code {
 			t.Errorf("%s: Verify = %v, want %d", name, err, c.code)
 		}
 	}
 	clock.advance(DefaultTTL)
-	if _, err := a.Verify(tok); err == nil || err.Code != CodeExpired {
+	if _, err := a.Verify(tok); err == nil || err.Code != wxapi.CodeTokenExpired {
 		t.Fatalf("expired token: %v", err)
 	}
 }
@@ -129,7 +131,7 @@ func TestExpiryAfterCaching(t *testing.T) {
 	}
 	a.verified.Wait()
 	clock.advance(DefaultTTL + time.Second)
-	if _, err := a.Verify(tok); err == nil || err.Code != CodeExpired {
+	if _, err := a.Verify(tok); err == nil || err.Code != wxapi.CodeTokenExpired {
 		t.Fatalf("cached token past expiry: %v", err)
 	}
 }
@@ -140,7 +142,7 @@ func TestRotatingKeysRevokesTheirTokens(t *testing.T) {
 	newTok := mustIssue(t, a, "official", "wx1", keyShop)
 	// The config after rotation: the old key removed.
 	b, _ := newAuthority(t, Client{Name: "shop", Keys: []string{keyShop}, Accounts: []string{"mp"}})
-	if _, err := b.Verify(oldTok); err == nil || err.Code != CodeBadCredential || !strings.Contains(err.Msg, "revoked") {
+	if _, err := b.Verify(oldTok); err == nil || err.Code != wxapi.CodeInvalidCredential || !strings.Contains(err.Msg, "revoked") {
 		t.Fatalf("token of a removed key: %v", err)
 	}
 	if _, err := b.Verify(newTok); err != nil {
@@ -162,7 +164,7 @@ func TestMayCall(t *testing.T) {
 			t.Errorf("MayCall(%s) = %v, want allowed %v", path, err, want)
 		}
 	}
-	if err := a.ForAccount(cl, "mp2"); err == nil || err.Code != CodeAccountNotAllowed {
+	if err := a.ForAccount(cl, "mp2"); err == nil || err.Code != wxapi.CodeInvalidAppID {
 		t.Errorf("token for mp on a site serving mp2: %v", err)
 	}
 	if err := a.MayReadRawToken(cl); err == nil {
@@ -218,7 +220,7 @@ func TestRenamedAccountInvalidatesTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if _, err := b.Verify(tok); err == nil || err.Code != CodeAccountNotAllowed {
+	if _, err := b.Verify(tok); err == nil || err.Code != wxapi.CodeInvalidAppID {
 		t.Fatalf("token for a renamed account: %v", err)
 	}
 }

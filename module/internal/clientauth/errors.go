@@ -9,17 +9,12 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Msg }
 
-// The refusals. Their codes are WeChat's, so that SDKs react as they would
-// to WeChat: 40001 is a bad credential (an SDK reports it), 42001 an expired
-// token (an SDK fetches a new one and retries), 41001 a missing token,
-// 40013 an appid the client may not use, 48001 an API it may not call.
-const (
-	CodeBadCredential     = 40001
-	CodeExpired           = 42001
-	CodeMissing           = 41001
-	CodeAccountNotAllowed = 40013
-	CodePathNotAllowed    = 48001
-	CodeBadRequest        = 40002
-)
+// Refusals carry WeChat's codes (see wxapi), so that SDKs react as they
+// would to WeChat: 40001 (wxapi.CodeInvalidCredential) is a bad credential,
+// which an SDK reports; 42001 (CodeTokenExpired) an expired gateway token,
+// for which an SDK fetches a new one and retries; 41001 (CodeTokenMissing)
+// a missing token; 40013 (CodeInvalidAppID) an appid the client may not use;
+// 48001 (CodeAPIUnauthorized) an API it may not call; 40002
+// (CodeInvalidGrantType) a malformed token request.
 
 func refuse(code int, msg string) *Error { return &Error{Code: code, Msg: "wechat gateway: " + msg} }

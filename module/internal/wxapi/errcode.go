@@ -1,36 +1,76 @@
 package wxapi
 
-// Error codes the gateway reacts to. WeChat answers business errors with
-// HTTP 200 and a JSON body {"errcode":N,"errmsg":"..."}; the gateway keys on
-// errcode alone, never on errmsg, whose texts change.
+// WeChat's error codes, declared once for the gateway and the simulator.
+// WeChat answers business errors with HTTP 200 and a JSON body
+// {"errcode":N,"errmsg":"..."}; code keys on errcode alone, never on
+// errmsg, whose texts change. The gateway answers its own refusals with
+// these codes too, so that SDKs react as they would to WeChat.
 const (
 	CodeSystemBusy        = -1    // system error, retry later
 	CodeOK                = 0     // success (WeCom, some MP answers)
 	CodeInvalidCredential = 40001 // invalid credential: bad secret (token endpoint) or token not latest (elsewhere)
-	CodeInvalidGrantType  = 40002 // bad grant_type
+	CodeInvalidGrantType  = 40002 // bad grant_type; the gateway's "bad request"
+	CodeInvalidOpenID     = 40003 // invalid openid (WeCom: userid)
+	CodeInvalidMediaType  = 40004 // invalid media type
+	CodeInvalidFileType   = 40005 // invalid file type
+	CodeInvalidMediaSize  = 40006 // invalid media size
+	CodeInvalidMediaID    = 40007 // invalid media_id
+	CodeInvalidMsgType    = 40008 // invalid message type
+	CodeInvalidImageSize  = 40009 // invalid image size
+	CodeInvalidVoiceSize  = 40010 // invalid voice size
+	CodeInvalidVideoSize  = 40011 // invalid video size
+	CodeInvalidThumbSize  = 40012 // invalid thumb size
 	CodeInvalidAppID      = 40013 // invalid appid / corpid
 	CodeInvalidToken      = 40014 // invalid access_token
+	CodeInvalidButtonSize = 40016 // menu: invalid button count
+	CodeInvalidButtonType = 40017 // menu: invalid button type
+	CodeInvalidButtonName = 40018 // menu: invalid button name size
+	CodeInvalidSubButton  = 40023 // menu: invalid sub-button count
+	CodeInvalidSubType    = 40024 // menu: invalid sub-button type
+	CodeInvalidSubName    = 40025 // menu: invalid sub-button name size
+	CodeInvalidCode       = 40029 // invalid js_code / OAuth code
+	CodeInvalidURL        = 40066 // invalid url
 	CodeInvalidSecret     = 40091 // WeCom: secret invalid
+	CodeInvalidArgs       = 40097 // invalid args
 	CodeInvalidAppSecret  = 40125 // invalid appsecret
+	CodeCodeUsed          = 40163 // code already used
 	CodeIPNotAllowed      = 40164 // caller IP not whitelisted
+	CodeInvalidScene      = 40169 // invalid wxacode scene
 	CodeSecretFrozen      = 40243 // AppSecret frozen
 	CodeTokenMissing      = 41001 // access_token missing
+	CodeAppIDMissing      = 41002 // appid missing
 	CodeSecretMissing     = 41004 // secret missing
+	CodeMediaMissing      = 41005 // media data missing
+	CodeMediaIDMissing    = 41006 // media_id missing
+	CodeCodeMissing       = 41008 // code missing
+	CodeOpenIDMissing     = 41009 // openid missing
+	CodeAgentIDMissing    = 41011 // WeCom: agentid missing
+	CodeInvalidPage       = 41030 // invalid wxacode page
 	CodeTokenExpired      = 42001 // access_token expired
+	CodeRequireGET        = 43001 // POST where GET is required
 	CodeRequirePOST       = 43002 // GET where POST is required
-	CodeDataFormat        = 47001 // data format error (bad JSON)
-	CodeAPIUnauthorized   = 48001 // api unauthorized
+	CodeEmptyPost         = 44002 // empty POST body
+	CodeEmptyContent      = 44004 // empty content
 	CodeDailyQuota        = 45009 // daily quota reached / WeCom frequency limit
 	CodeMinuteQuota       = 45011 // minute quota reached
 	CodeConcurrency       = 45033 // WeCom concurrency limit
+	CodeMenuNotExist      = 46003 // no menu
+	CodeDataFormat        = 47001 // data format error (bad JSON)
+	CodeAPIUnauthorized   = 48001 // api unauthorized
+	CodeAPIForbidden      = 48002 // api forbidden
+	CodeClearQuotaLimit   = 48006 // clear_quota used up for the month
 	CodeForbidden         = 50004 // forbidden
 	CodeFrozen            = 50007 // account frozen
+	CodeWeComIPUntrusted  = 60020 // WeCom: IP not trusted
+	CodeUserIDNotFound    = 60111 // WeCom: userid not found
 	CodeIPNotAllowedNew   = 61004 // caller IP not whitelisted (newer code)
 	CodeComponentToken    = 61024 // third-party appid must use the component token
-	CodeWeComIPUntrusted  = 60020 // WeCom: IP not trusted
+	CodeCgiPathNotFound   = 76021 // cgi path not found
+	CodeUsersInvalid      = 81013 // WeCom: every user invalid
 	CodeAdminConfirmIP    = 89503 // an admin must confirm this IP
-	CodeAdminPendingIP    = 89506 // admin confirmation pending
-	CodeAdminRejectedIP   = 89507 // admin rejected this IP
+	CodeAdminRejectedIP   = 89506 // an admin rejected this IP (retry after 24 h)
+	CodeAdminRejectedIP1h = 89507 // an admin rejected this IP (retry after 1 h)
+	CodeAgentMismatch     = 301002 // WeCom: token of another agent
 )
 
 // Refreshable reports whether an answer from a business endpoint means the
@@ -67,7 +107,7 @@ func ClassifyTokenError(code int) TokenErrorClass {
 	case CodeInvalidCredential, CodeInvalidGrantType, CodeInvalidAppID, CodeInvalidSecret,
 		CodeInvalidAppSecret, CodeIPNotAllowed, CodeSecretFrozen, CodeSecretMissing,
 		CodeForbidden, CodeFrozen, CodeIPNotAllowedNew, CodeComponentToken, CodeWeComIPUntrusted,
-		CodeAdminConfirmIP, CodeAdminPendingIP, CodeAdminRejectedIP, CodeRequirePOST:
+		CodeAdminConfirmIP, CodeAdminRejectedIP, CodeAdminRejectedIP1h, CodeRequirePOST:
 		return Configuration
 	default:
 		return Transient
@@ -112,7 +152,7 @@ func Describe(code int) string {
 		return "the account is forbidden or frozen"
 	case CodeComponentToken:
 		return "a third-party platform appid must use the component token"
-	case CodeAdminConfirmIP, CodeAdminPendingIP, CodeAdminRejectedIP:
+	case CodeAdminConfirmIP, CodeAdminRejectedIP, CodeAdminRejectedIP1h:
 		return "an administrator must confirm this gateway's IP"
 	}
 	return ""
