@@ -64,19 +64,16 @@ func (a Admin) accounts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeStatuses(w, app.tokens.manager)
+	return writeStatuses(w, app)
 }
 
-func (a Admin) clock(w http.ResponseWriter, r *http.Request) error {
+func (Admin) clock(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodPost {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
 	}
 	app, err := running()
 	if err != nil {
 		return err
-	}
-	if app.tokens.clock == nil {
-		return caddy.APIError{HTTPStatus: http.StatusForbidden, Err: fmt.Errorf("the clock moves only with the wechat app's test_clock option")}
 	}
 	var req struct {
 		Advance string `json:"advance"`
@@ -88,19 +85,20 @@ func (a Admin) clock(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || d < 0 {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("advance %q is not a positive duration", req.Advance)}
 	}
-	app.tokens.clock.Advance(d)
-	app.tokens.manager.RefreshDue(r.Context())
-	return writeStatuses(w, app.tokens.manager)
+	if !app.advanceClock(r.Context(), d) {
+		return caddy.APIError{HTTPStatus: http.StatusForbidden, Err: fmt.Errorf("the clock moves only with the wechat app's test_clock option")}
+	}
+	return writeStatuses(w, app)
 }
 
-func writeStatuses(w http.ResponseWriter, m *token.Manager) error {
-	list := m.Statuses()
+func writeStatuses(w http.ResponseWriter, app *App) error {
+	list := app.statuses()
 	slices.SortFunc(list, func(a, b token.Status) int { return strings.Compare(a.Name, b.Name) })
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(struct {
 		Now      time.Time      `json:"now"`
 		Accounts []token.Status `json:"accounts"`
-	}{m.Clock().Now(), list})
+	}{app.now(), list})
 }
 
 // Interface guards

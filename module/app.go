@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/wxgate/caddy-wechat/module/internal/caddyopt"
 	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
 	"github.com/wxgate/caddy-wechat/module/internal/token"
 )
@@ -31,8 +32,8 @@ type App struct {
 	// RefreshCooldown: a token fetched less than this long ago that WeChat
 	// rejects is not replaced again (a fresh token that fails is of the
 	// wrong kind, and refreshing it would only burn quota); the answer goes
-	// back to the client as it is. Default: 30s. 0 takes the default; use
-	// -1ns to turn the cooldown off.
+	// back to the client as it is. Default: 30s. A negative value (`off` in
+	// the Caddyfile) turns the cooldown off.
 	RefreshCooldown caddy.Duration `json:"refresh_cooldown,omitempty"`
 
 	// FetchTimeout bounds one token refresh. Default: 10s.
@@ -100,12 +101,14 @@ var services = caddy.NewUsagePool()
 // with the shared token service. It makes no network call.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
-	if a.RefreshCooldown < 0 && a.RefreshCooldown != -1 {
-		// any negative value turns the cooldown off; normalise for the key
-		a.RefreshCooldown = -1
+	if a.RefreshCooldown < 0 {
+		a.RefreshCooldown = caddyopt.Off // one spelling of off, for the service key
 	}
 	if a.FetchTimeout < 0 {
 		return fmt.Errorf("fetch_timeout must not be negative")
+	}
+	if a.ClientTokenTTL < 0 {
+		return fmt.Errorf("client_token_ttl must not be negative")
 	}
 	a.serviceKey = fmt.Sprintf("tokens/cooldown=%d/timeout=%d/test_clock=%t", a.RefreshCooldown, a.FetchTimeout, a.TestClock)
 	val, _, err := services.LoadOrNew(a.serviceKey, func() (caddy.Destructor, error) {
@@ -178,10 +181,11 @@ func (a *App) Stop() error { return nil }
 
 // Cleanup releases the accounts and the token service.
 func (a *App) Cleanup() error {
+	// The map stays: requests of this config still in flight after a
+	// reload go on using its handles, which stay valid after Release.
 	for _, h := range a.handles {
 		h.Release()
 	}
-	a.handles = nil
 	if a.auth != nil {
 		a.auth.Close()
 	}
@@ -192,9 +196,9 @@ func (a *App) Cleanup() error {
 	return nil
 }
 
-// handle returns the token handle of the named account, or an error that
+// account returns the token handle of the named account, or an error that
 // lists the accounts there are.
-func (a *App) handle(name string) (*token.Handle, error) {
+func (a *App) account(name string) (*token.Handle, error) {
 	if h, ok := a.handles[name]; ok {
 		return h, nil
 	}
@@ -203,6 +207,27 @@ func (a *App) handle(name string) (*token.Handle, error) {
 		return nil, fmt.Errorf("account %q is not defined: no accounts are configured in the global `wechat` option", name)
 	}
 	return nil, fmt.Errorf("account %q is not defined in the global `wechat` option (accounts: %s)", name, strings.Join(names, ", "))
+}
+
+// clients returns the authority over the configured clients, or nil when
+// there are none.
+func (a *App) clients() *clientauth.Authority { return a.auth }
+
+// now is the gateway's time: the wall clock, or the test clock.
+func (a *App) now() time.Time { return a.tokens.manager.Clock().Now() }
+
+// statuses returns the state of every account's token (never a token).
+func (a *App) statuses() []token.Status { return a.tokens.manager.Statuses() }
+
+// advanceClock moves the test clock by d and runs the refreshes that come
+// due. It reports false, doing nothing, without the test_clock option.
+func (a *App) advanceClock(ctx context.Context, d time.Duration) bool {
+	if a.tokens.clock == nil {
+		return false
+	}
+	a.tokens.clock.Advance(d)
+	a.tokens.manager.RefreshDue(ctx)
+	return true
 }
 
 // Interface guards

@@ -1,14 +1,13 @@
 package caddywechat
 
 import (
-	"strconv"
+	"fmt"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/dustin/go-humanize"
+	"github.com/wxgate/caddy-wechat/module/internal/caddyopt"
 )
 
 func init() {
@@ -58,6 +57,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	var err error
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "account":
@@ -102,26 +102,20 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.Clients[name] = c
 		case "client_token_ttl":
-			dur, err := durationArg(d)
-			if err != nil {
+			if a.ClientTokenTTL, err = caddyopt.Duration(d); err != nil {
 				return err
 			}
-			a.ClientTokenTTL = dur
 		case "refresh_cooldown":
-			dur, err := durationArg(d)
-			if err != nil {
+			if a.RefreshCooldown, err = caddyopt.DurationOrOff(d); err != nil {
 				return err
 			}
-			a.RefreshCooldown = dur
 		case "fetch_timeout":
-			dur, err := durationArg(d)
-			if err != nil {
+			if a.FetchTimeout, err = caddyopt.Duration(d); err != nil {
 				return err
 			}
-			a.FetchTimeout = dur
 		case "test_clock":
-			if d.NextArg() {
-				return d.ArgErr()
+			if err := caddyopt.NoArg(d); err != nil {
+				return err
 			}
 			a.TestClock = true
 		default:
@@ -133,34 +127,25 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 func (a *Account) unmarshalBlock(d *caddyfile.Dispenser, name string) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		opt := d.Val()
-		var val string
-		if !d.AllArgs(&val) {
-			return d.Errf("account %s: %s takes exactly one value", name, opt)
-		}
-		switch opt {
+		var err error
+		switch opt := d.Val(); opt {
 		case "appid", "corpid":
-			a.AppID = val
+			a.AppID, err = caddyopt.OneArg(d)
 		case "secret":
-			a.Secret = val
+			a.Secret, err = caddyopt.OneArg(d)
 		case "token_endpoint":
-			a.TokenEndpoint = val
+			a.TokenEndpoint, err = caddyopt.OneArg(d)
 		case "api_base":
-			a.APIBase = val
+			a.APIBase, err = caddyopt.OneArg(d)
 		case "refresh_margin":
-			dur, err := caddy.ParseDuration(val)
-			if err != nil {
-				return d.Errf("account %s: refresh_margin %q: %v", name, val, err)
-			}
-			a.RefreshMargin = caddy.Duration(dur)
+			a.RefreshMargin, err = caddyopt.Duration(d)
 		case "daily_budget":
-			n, err := strconv.Atoi(val)
-			if err != nil || n < 0 {
-				return d.Errf("account %s: daily_budget %q is not a whole number of calls", name, val)
-			}
-			a.DailyBudget = n
+			a.DailyBudget, err = caddyopt.Count(d, 1)
 		default:
-			return d.Errf("account %s: unknown subdirective %q", name, opt)
+			err = d.Errf("unknown subdirective %q", opt)
+		}
+		if err != nil {
+			return fmt.Errorf("account %s: %w", name, err)
 		}
 	}
 	return nil
@@ -188,8 +173,8 @@ func (c *Client) unmarshalBlock(d *caddyfile.Dispenser, name string) error {
 			}
 			c.Paths = append(c.Paths, args...)
 		case "raw_token":
-			if d.NextArg() {
-				return d.ArgErr()
+			if err := caddyopt.NoArg(d); err != nil {
+				return err
 			}
 			c.RawToken = true
 		default:
@@ -221,38 +206,21 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "trusted":
-			if d.NextArg() {
-				return d.ArgErr()
+			if err := caddyopt.NoArg(d); err != nil {
+				return err
 			}
 			h.Trusted = true
 		case "max_replay_body":
-			var val string
-			if !d.AllArgs(&val) {
-				return d.ArgErr()
-			}
-			size, err := humanize.ParseBytes(val)
+			size, err := caddyopt.Size(d)
 			if err != nil {
-				return d.Errf("max_replay_body %q: %v", val, err)
+				return err
 			}
-			h.MaxReplayBody = int64(size)
+			h.MaxReplayBody = size
 		default:
 			return d.Errf("wechat: unknown subdirective %q", d.Val())
 		}
 	}
 	return nil
-}
-
-func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
-	opt := d.Val()
-	var val string
-	if !d.AllArgs(&val) {
-		return 0, d.Errf("%s takes exactly one duration", opt)
-	}
-	dur, err := caddy.ParseDuration(val)
-	if err != nil {
-		return 0, d.Errf("%s %q: %v", opt, val, err)
-	}
-	return caddy.Duration(dur), nil
 }
 
 // Interface guards

@@ -17,4 +17,5 @@ func (e *Error) Error() string { return e.Msg }
 // 48001 (CodeAPIUnauthorized) an API it may not call; 40002
 // (CodeInvalidGrantType) a malformed token request.
 
-func refuse(code int, msg string) *Error { return &Error{Code: code, Msg: "wechat gateway: " + msg} }
+// Refuse returns a refusal whose message says it comes from the gateway.
+func Refuse(code int, msg string) *Error { return &Error{Code: code, Msg: "wechat gateway: " + msg} }

@@ -51,14 +51,14 @@ func sign(key []byte, payload string) string {
 // "wecom" for gettoken).
 func (a *Authority) Issue(kind, appid, key string) (string, *Error) {
 	if appid == "" {
-		return "", refuse(wxapi.CodeInvalidAppID, "appid (or corpid) is missing")
+		return "", Refuse(wxapi.CodeInvalidAppID, "appid (or corpid) is missing")
 	}
 	if key == "" {
-		return "", refuse(wxapi.CodeInvalidCredential, "the client key is missing: send it where the SDK sends the secret")
+		return "", Refuse(wxapi.CodeInvalidCredential, "the client key is missing: send it where the SDK sends the secret")
 	}
 	c, ok := a.byKey[sha256.Sum256([]byte(key))]
 	if !ok {
-		return "", refuse(wxapi.CodeInvalidCredential, "invalid credential: no client has this key (revoked or mistyped?)")
+		return "", Refuse(wxapi.CodeInvalidCredential, "invalid credential: no client has this key (revoked or mistyped?)")
 	}
 	account := ""
 	for name := range c.accounts {
@@ -68,7 +68,7 @@ func (a *Authority) Issue(kind, appid, key string) (string, *Error) {
 		}
 	}
 	if account == "" {
-		return "", refuse(wxapi.CodeInvalidAppID, "client "+c.Name+" may not use "+kind+" account "+appid)
+		return "", Refuse(wxapi.CodeInvalidAppID, "client "+c.Name+" may not use "+kind+" account "+appid)
 	}
 	claims := Claims{Client: c.Name, Account: account, AppID: appid, KeyID: keyID(key), Expiry: a.now().Add(a.ttl).Unix()}
 	raw, _ := json.Marshal(claims)
@@ -83,39 +83,39 @@ func (a *Authority) Verify(token string) (*Claims, *Error) {
 	now := a.now().Unix()
 	if cl, ok := a.verified.Get(token); ok {
 		if now >= cl.Expiry {
-			return nil, refuse(wxapi.CodeTokenExpired, "access_token expired: fetch a new gateway token")
+			return nil, Refuse(wxapi.CodeTokenExpired, "access_token expired: fetch a new gateway token")
 		}
 		return cl, nil
 	}
 	rest, ok := strings.CutPrefix(token, tokenPrefix)
 	if !ok {
-		return nil, refuse(wxapi.CodeInvalidCredential, "invalid credential: not a gateway token (fetch one from the gateway's token endpoint with the client key)")
+		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: not a gateway token (fetch one from the gateway's token endpoint with the client key)")
 	}
 	payload, mac, ok := strings.Cut(rest, ".")
 	if !ok {
-		return nil, refuse(wxapi.CodeInvalidCredential, "invalid credential: malformed gateway token")
+		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: malformed gateway token")
 	}
 	raw, err := b64.DecodeString(payload)
 	var cl Claims
 	if err != nil || json.Unmarshal(raw, &cl) != nil {
-		return nil, refuse(wxapi.CodeInvalidCredential, "invalid credential: malformed gateway token")
+		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: malformed gateway token")
 	}
 	c, ok := a.clients[cl.Client]
 	if !ok {
-		return nil, refuse(wxapi.CodeInvalidCredential, "invalid credential: the token's client is not configured")
+		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: the token's client is not configured")
 	}
 	key, ok := c.keys[cl.KeyID]
 	if !ok {
-		return nil, refuse(wxapi.CodeInvalidCredential, "invalid credential: the key this token was issued with was revoked")
+		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: the key this token was issued with was revoked")
 	}
 	if subtle.ConstantTimeCompare([]byte(sign(key, payload)), []byte(mac)) != 1 {
-		return nil, refuse(wxapi.CodeInvalidCredential, "invalid credential: bad gateway token signature")
+		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: bad gateway token signature")
 	}
 	if !c.accounts[cl.Account] || a.accounts[cl.Account].AppID != cl.AppID {
-		return nil, refuse(wxapi.CodeInvalidAppID, "client "+c.Name+" may no longer use account "+cl.Account+" "+cl.AppID)
+		return nil, Refuse(wxapi.CodeInvalidAppID, "client "+c.Name+" may no longer use account "+cl.Account+" "+cl.AppID)
 	}
 	if now >= cl.Expiry {
-		return nil, refuse(wxapi.CodeTokenExpired, "access_token expired: fetch a new gateway token")
+		return nil, Refuse(wxapi.CodeTokenExpired, "access_token expired: fetch a new gateway token")
 	}
 	a.verified.SetWithTTL(token, &cl, 1, time.Duration(cl.Expiry-now)*time.Second)
 	return &cl, nil
@@ -125,7 +125,7 @@ func (a *Authority) Verify(token string) (*Claims, *Error) {
 // serves).
 func (a *Authority) ForAccount(cl *Claims, account string) *Error {
 	if cl.Account != account {
-		return refuse(wxapi.CodeInvalidAppID, "client "+cl.Client+" holds a token for account "+cl.Account+", not for "+account+" which this site serves")
+		return Refuse(wxapi.CodeInvalidAppID, "client "+cl.Client+" holds a token for account "+cl.Account+", not for "+account+" which this site serves")
 	}
 	return nil
 }
@@ -133,7 +133,7 @@ func (a *Authority) ForAccount(cl *Claims, account string) *Error {
 // MayCall checks that the token's client may call path.
 func (a *Authority) MayCall(cl *Claims, path string) *Error {
 	if !a.clients[cl.Client].mayCall(path) {
-		return refuse(wxapi.CodeAPIUnauthorized, "api unauthorized: client "+cl.Client+" may not call "+path)
+		return Refuse(wxapi.CodeAPIUnauthorized, "api unauthorized: client "+cl.Client+" may not call "+path)
 	}
 	return nil
 }
@@ -142,7 +142,7 @@ func (a *Authority) MayCall(cl *Claims, path string) *Error {
 // access token.
 func (a *Authority) MayReadRawToken(cl *Claims) *Error {
 	if !a.clients[cl.Client].RawToken {
-		return refuse(wxapi.CodeAPIUnauthorized, "api unauthorized: client "+cl.Client+" may not read the raw access_token (grant it raw_token)")
+		return Refuse(wxapi.CodeAPIUnauthorized, "api unauthorized: client "+cl.Client+" may not read the raw access_token (grant it raw_token)")
 	}
 	return nil
 }

@@ -1,15 +1,13 @@
 package caddysim
 
 import (
-	"errors"
 	"strconv"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/dustin/go-humanize"
 
+	"github.com/wxgate/caddy-wechat/module/internal/caddyopt"
 	"github.com/wxgate/caddy-wechat/module/simulator"
 )
 
@@ -34,14 +32,14 @@ func parseSimulatorDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandle
 //		}]
 //		wecom    <corpid> <secret> [<agentid>] [{ daily_token_quota <n> }]
 //		token_ttl                <duration>
-//		overlap                  <duration>
+//		overlap                  <duration>|off
 //		daily_token_quota        <n>
 //		stable_daily_quota       <n>
 //		force_refresh_limit      <n>
-//		force_refresh_interval   <duration>
-//		stable_force_grace       <duration>
+//		force_refresh_interval   <duration>|off
+//		stable_force_grace       <duration>|off
 //		stable_rotation          <duration>
-//		wecom_early_invalidation <duration>
+//		wecom_early_invalidation <duration>|off
 //		control_prefix           <path>
 //		large_media_size         <size>
 //		media_store_limit        <size>
@@ -51,8 +49,8 @@ func parseSimulatorDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandle
 //	}
 //
 // Sizes are bytes or humanized sizes (64MiB, 10MB); quotas accept -1 for
-// unlimited; overlap, force_refresh_interval and stable_force_grace accept 0
-// for none. menu (official accounts only) is the menu the account starts
+// unlimited; overlap, force_refresh_interval, stable_force_grace and
+// wecom_early_invalidation accept off for none. menu (official accounts only) is the menu the account starts
 // with, in the shape /cgi-bin/menu/create takes: a JSON document as one
 // token (in backquotes or a heredoc), or a placeholder such as
 // {file.examples/demo-menu.json} resolved at provisioning. Without it
@@ -69,17 +67,17 @@ func (s *Simulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "official", "wecom":
 			err = s.unmarshalSimAccount(d, opt)
 		case "token_ttl":
-			s.TokenTTL, err = simDuration(d)
+			s.TokenTTL, err = caddyopt.Duration(d)
 		case "overlap":
-			s.Overlap, err = simOptionalDuration(d)
+			s.Overlap, err = caddyopt.DurationOrOff(d)
 		case "force_refresh_interval":
-			s.ForceRefreshInterval, err = simOptionalDuration(d)
+			s.ForceRefreshInterval, err = caddyopt.DurationOrOff(d)
 		case "stable_force_grace":
-			s.StableForceGrace, err = simOptionalDuration(d)
+			s.StableForceGrace, err = caddyopt.DurationOrOff(d)
 		case "stable_rotation":
-			s.StableRotation, err = simDuration(d)
+			s.StableRotation, err = caddyopt.Duration(d)
 		case "wecom_early_invalidation":
-			s.WeComEarlyInvalidation, err = simDuration(d)
+			s.WeComEarlyInvalidation, err = caddyopt.DurationOrOff(d)
 		case "daily_token_quota":
 			s.DailyTokenQuota, err = simQuota(d)
 		case "stable_daily_quota":
@@ -87,17 +85,17 @@ func (s *Simulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "force_refresh_limit":
 			s.ForceRefreshDailyLimit, err = simQuota(d)
 		case "large_media_size":
-			s.LargeMediaSize, err = simSize(d)
+			s.LargeMediaSize, err = caddyopt.Size(d)
 		case "media_store_limit":
-			s.MediaStoreLimit, err = simSize(d)
+			s.MediaStoreLimit, err = caddyopt.Size(d)
 		case "control_prefix":
-			s.ControlPrefix, err = simOneArg(d)
+			s.ControlPrefix, err = caddyopt.OneArg(d)
 		case "name":
-			s.Name, err = simOneArg(d)
+			s.Name, err = caddyopt.OneArg(d)
 		case "enforce_api_quota":
-			s.EnforceAPIQuota, err = true, simNoArg(d)
+			s.EnforceAPIQuota, err = true, caddyopt.NoArg(d)
 		case "frozen":
-			s.Frozen, err = true, simNoArg(d)
+			s.Frozen, err = true, caddyopt.NoArg(d)
 		default:
 			return d.Errf("wechat_simulator: unknown subdirective %q", opt)
 		}
@@ -138,7 +136,7 @@ func (s *Simulator) unmarshalSimAccount(d *caddyfile.Dispenser, kind string) err
 			if kind != simulator.KindOfficial {
 				return d.Errf("%s %s: menu: only official accounts have menus", kind, args[0])
 			}
-			menu, err := simOneArg(d)
+			menu, err := caddyopt.OneArg(d)
 			if err != nil {
 				return err
 			}
@@ -151,50 +149,9 @@ func (s *Simulator) unmarshalSimAccount(d *caddyfile.Dispenser, kind string) err
 	return nil
 }
 
-func simNoArg(d *caddyfile.Dispenser) error {
-	opt := d.Val()
-	if d.NextArg() {
-		return d.Errf("%s takes no argument, got %q", opt, d.Val())
-	}
-	return nil
-}
-
-func simOneArg(d *caddyfile.Dispenser) (string, error) {
-	opt := d.Val()
-	var val string
-	if !d.AllArgs(&val) {
-		return "", d.Errf("%s: wrong argument count, want exactly one value", opt)
-	}
-	return val, nil
-}
-
-func simDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
-	opt := d.Val()
-	val, err := simOneArg(d)
-	if err != nil {
-		return 0, err
-	}
-	dur, err := caddy.ParseDuration(val)
-	if err != nil {
-		return 0, d.Errf("%s: bad duration %q: %v", opt, val, err)
-	}
-	if dur < 0 {
-		return 0, d.Errf("%s: duration %q must not be negative", opt, val)
-	}
-	return caddy.Duration(dur), nil
-}
-
-func simOptionalDuration(d *caddyfile.Dispenser) (*caddy.Duration, error) {
-	dur, err := simDuration(d)
-	if err != nil {
-		return nil, err
-	}
-	return &dur, nil
-}
-
 func simQuota(d *caddyfile.Dispenser) (int, error) {
 	opt := d.Val()
-	val, err := simOneArg(d)
+	val, err := caddyopt.OneArg(d)
 	if err != nil {
 		return 0, err
 	}
@@ -203,22 +160,6 @@ func simQuota(d *caddyfile.Dispenser) (int, error) {
 		return 0, d.Errf("%s: %q is not a positive number of calls (or -1 for unlimited)", opt, val)
 	}
 	return n, nil
-}
-
-func simSize(d *caddyfile.Dispenser) (int64, error) {
-	opt := d.Val()
-	val, err := simOneArg(d)
-	if err != nil {
-		return 0, err
-	}
-	n, err := humanize.ParseBytes(val)
-	if err == nil && (n == 0 || n > 1<<40) {
-		err = errors.New("must be between 1 byte and 1TiB")
-	}
-	if err != nil {
-		return 0, d.Errf("%s: bad size %q (bytes, or like 64MiB): %v", opt, val, err)
-	}
-	return int64(n), nil
 }
 
 // Interface guard

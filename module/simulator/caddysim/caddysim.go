@@ -42,8 +42,8 @@ type Simulator struct {
 	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
 
 	// Overlap is how long a /cgi-bin/token token keeps working after the
-	// next call replaced it. Default 5m; 0 means none.
-	Overlap *caddy.Duration `json:"overlap,omitempty"`
+	// next call replaced it. Default 5m; negative (`off`) means none.
+	Overlap caddy.Duration `json:"overlap,omitempty"`
 
 	// DailyTokenQuota is the number of /cgi-bin/token calls per official
 	// account, and gettoken calls per WeCom app, allowed per day (midnight
@@ -59,12 +59,13 @@ type Simulator struct {
 	ForceRefreshDailyLimit int `json:"force_refresh_daily_limit,omitempty"`
 
 	// ForceRefreshInterval is the minimum spacing of two force refreshes.
-	// Default 30s; 0 means none.
-	ForceRefreshInterval *caddy.Duration `json:"force_refresh_interval,omitempty"`
+	// Default 30s; negative (`off`) means none.
+	ForceRefreshInterval caddy.Duration `json:"force_refresh_interval,omitempty"`
 
 	// StableForceGrace is how long the previous stable token keeps working
-	// after a force refresh. Default 5m; 0 means it dies at once.
-	StableForceGrace *caddy.Duration `json:"stable_force_grace,omitempty"`
+	// after a force refresh. Default 5m; negative (`off`) means it dies at
+	// once.
+	StableForceGrace caddy.Duration `json:"stable_force_grace,omitempty"`
 
 	// StableRotation is the window before expiry in which stable_token hands
 	// out the next token. Default 5m (half of token_ttl when that is
@@ -205,9 +206,9 @@ func (s *Simulator) simulatorConfig(repl *caddy.Replacer) (simulator.Config, err
 		MediaStoreLimit:        s.MediaStoreLimit,
 		EnforceAPIQuota:        s.EnforceAPIQuota,
 		Frozen:                 s.Frozen,
-		Overlap:                zeroMeansNone(s.Overlap),
-		ForceRefreshInterval:   zeroMeansNone(s.ForceRefreshInterval),
-		StableForceGrace:       zeroMeansNone(s.StableForceGrace),
+		Overlap:                time.Duration(s.Overlap),
+		ForceRefreshInterval:   time.Duration(s.ForceRefreshInterval),
+		StableForceGrace:       time.Duration(s.StableForceGrace),
 	}
 	for i, a := range s.Accounts {
 		kind := a.Kind
@@ -257,18 +258,6 @@ func resolveSimMenu(repl *caddy.Replacer, menu string) (string, error) {
 		return "", fmt.Errorf("menu %s resolved to an empty string", menu)
 	}
 	return resolved, nil
-}
-
-// zeroMeansNone maps an optional Caddy duration to the simulator's
-// convention: unset is the default (0), an explicit 0 is "none" (negative).
-func zeroMeansNone(d *caddy.Duration) time.Duration {
-	switch {
-	case d == nil:
-		return 0
-	case *d <= 0:
-		return -1
-	}
-	return time.Duration(*d)
 }
 
 // ServeHTTP answers the request like WeChat would. It is terminal: next is

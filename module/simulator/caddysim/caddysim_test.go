@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/wxgate/caddy-wechat/module/internal/caddyopt"
 	"github.com/wxgate/caddy-wechat/module/simulator"
 )
 
@@ -28,7 +29,7 @@ func TestSimulatorCaddyfile(t *testing.T) {
 		wecom ww1 s3 1000002
 		wecom ww1 s4
 		token_ttl 1h
-		overlap 0
+		overlap off
 		daily_token_quota -1
 		stable_daily_quota 1000
 		force_refresh_limit 3
@@ -47,7 +48,6 @@ func TestSimulatorCaddyfile(t *testing.T) {
 	if err := got.UnmarshalCaddyfile(d); err != nil {
 		t.Fatal(err)
 	}
-	zero, minute, tenSeconds := caddy.Duration(0), caddy.Duration(time.Minute), caddy.Duration(10*time.Second)
 	want := Simulator{
 		Name: "second",
 		Accounts: []SimulatorAccount{
@@ -57,12 +57,12 @@ func TestSimulatorCaddyfile(t *testing.T) {
 			{Kind: "wecom", AppID: "ww1", Secret: "s4"},
 		},
 		TokenTTL:               caddy.Duration(time.Hour),
-		Overlap:                &zero,
+		Overlap:                caddyopt.Off,
 		DailyTokenQuota:        -1,
 		StableDailyQuota:       1000,
 		ForceRefreshDailyLimit: 3,
-		ForceRefreshInterval:   &minute,
-		StableForceGrace:       &tenSeconds,
+		ForceRefreshInterval:   caddy.Duration(time.Minute),
+		StableForceGrace:       caddy.Duration(10 * time.Second),
 		StableRotation:         caddy.Duration(2 * time.Minute),
 		WeComEarlyInvalidation: caddy.Duration(15 * time.Minute),
 		ControlPrefix:          "/__sim",
@@ -261,15 +261,14 @@ func TestSimulatorNamesAreSeparate(t *testing.T) {
 	}
 }
 
-func TestSimulatorZeroMeansNone(t *testing.T) {
-	zero := caddy.Duration(0)
-	s := &Simulator{Overlap: &zero, StableForceGrace: &zero, ForceRefreshInterval: &zero}
+func TestSimulatorOffMeansNone(t *testing.T) {
+	s := &Simulator{Overlap: caddyopt.Off, StableForceGrace: caddyopt.Off, ForceRefreshInterval: caddyopt.Off}
 	cfg, err := s.simulatorConfig(caddy.NewReplacer())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Overlap >= 0 || cfg.StableForceGrace >= 0 || cfg.ForceRefreshInterval >= 0 {
-		t.Errorf("explicit 0 did not become none: %+v", cfg)
+		t.Errorf("off did not become none: %+v", cfg)
 	}
 	cfg, _ = (&Simulator{}).simulatorConfig(caddy.NewReplacer())
 	if cfg.Overlap != 0 || cfg.StableForceGrace != 0 || cfg.ForceRefreshInterval != 0 {
@@ -279,7 +278,7 @@ func TestSimulatorZeroMeansNone(t *testing.T) {
 
 func TestSimulatorJSONConfig(t *testing.T) {
 	var s Simulator
-	raw := `{"name":"x","token_ttl":"1h","overlap":"0s","accounts":[{"kind":"wecom","appid":"ww1","secret":"s","agent_id":"1000002"}],"large_media_size":1024}`
+	raw := `{"name":"x","token_ttl":"1h","overlap":"-1ns","accounts":[{"kind":"wecom","appid":"ww1","secret":"s","agent_id":"1000002"}],"large_media_size":1024}`
 	if err := json.Unmarshal([]byte(raw), &s); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,80 @@
+package caddywechat
+
+import (
+	"net/http"
+
+	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
+	"github.com/wxgate/caddy-wechat/module/internal/token"
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
+)
+
+// Stage 2 of an API call: who the caller is, and whether it may make the
+// call. In trusted mode everyone may, as the site's account; in clients
+// mode the caller shows a gateway token.
+
+// smuggledParams are query parameters a client has no business sending on
+// an API call through the gateway: credentials the gateway holds itself.
+var smuggledParams = []string{"secret", "appsecret", "corpsecret", "component_access_token", "suite_access_token", "provider_access_token"}
+
+// authorize returns the account whose token a call gets, or the refusal
+// the caller sees.
+func (h *Handler) authorize(r *http.Request) (*token.Handle, *clientauth.Error) {
+	if h.Trusted {
+		return h.fixed, nil
+	}
+	raw := r.URL.RawQuery
+	for _, p := range smuggledParams {
+		if _, n := wxapi.QueryParam(raw, p); n > 0 {
+			return nil, clientauth.Refuse(wxapi.CodeInvalidCredential, "parameter "+p+" is not accepted: the gateway holds the credentials")
+		}
+	}
+	claims, account, refusal := h.caller(r)
+	if refusal != nil {
+		return nil, refusal
+	}
+	if refusal := h.app.clients().MayCall(claims, r.URL.Path); refusal != nil {
+		return nil, refusal
+	}
+	appid := account.Account().AppID
+	for _, p := range []string{"appid", "corpid"} {
+		if v, n := wxapi.QueryParam(raw, p); n > 1 || (n == 1 && v != appid) {
+			return nil, clientauth.Refuse(wxapi.CodeInvalidAppID, p+" "+v+" is not the account this token is for")
+		}
+	}
+	return account, nil
+}
+
+// caller verifies the gateway token of a call in clients mode and returns
+// its claims and the account it is for, which must be the site's account
+// if the site has one.
+func (h *Handler) caller(r *http.Request) (*clientauth.Claims, *token.Handle, *clientauth.Error) {
+	gwToken, n := wxapi.QueryParam(r.URL.RawQuery, "access_token")
+	switch {
+	case n == 0:
+		return nil, nil, clientauth.Refuse(wxapi.CodeTokenMissing, "access_token missing: fetch a gateway token from the token endpoint with the client key")
+	case n > 1:
+		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: several access_token parameters")
+	}
+	auth := h.app.clients()
+	claims, refusal := auth.Verify(gwToken)
+	if refusal != nil {
+		return nil, nil, refusal
+	}
+	if h.fixed != nil {
+		if refusal := auth.ForAccount(claims, h.Account); refusal != nil {
+			return nil, nil, refusal
+		}
+		return claims, h.fixed, nil
+	}
+	account, err := h.app.account(claims.Account)
+	if err != nil {
+		// A token signed for an account this config no longer has.
+		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: the account of this token is not configured")
+	}
+	return claims, account, nil
+}
+
+// writeRefusal answers a refused call.
+func writeRefusal(w http.ResponseWriter, e *clientauth.Error) {
+	wxapi.WriteError(w, e.Code, e.Msg)
+}

@@ -1,0 +1,129 @@
+package caddywechat
+
+import (
+	"net/url"
+	"strings"
+)
+
+// Stage 1 of a call: what its path is. The answer decides everything after
+// it: whether the caller is authorized, whether a token is injected, and
+// whether the gateway answers the call itself.
+
+// pathClass is the kind of a request path.
+type pathClass int
+
+const (
+	// pathAPI takes ?access_token=: the call is authorized, gets the
+	// account's token and is replayed once if WeChat rejects it.
+	pathAPI pathClass = iota
+	// pathTokenEndpoint is a token endpoint, which the gateway answers itself.
+	pathTokenEndpoint
+	// pathRawToken is the raw-token endpoint (RawTokenPath).
+	pathRawToken
+	// pathUserCredential carries a user's own OAuth credential (/sns/).
+	pathUserCredential
+	// pathOther takes another credential (third-party platform tokens) or
+	// is not part of the WeChat API.
+	pathOther
+	// pathInvalid could mean another path to WeChat than it says (dot
+	// segments, encoded slashes): refused in every mode.
+	pathInvalid
+)
+
+// RawTokenPath is where a client granted raw_token reads the real access
+// token of its account: GET /wechat-gateway/raw_token?access_token=<gateway
+// token> answers {"access_token":"...","expires_in":<seconds left>}.
+const RawTokenPath = "/wechat-gateway/raw_token"
+
+// apiPaths are the path prefixes that take ?access_token= on
+// api.weixin.qq.com and qyapi.weixin.qq.com.
+var apiPaths = []string{
+	"/cgi-bin/", "/wxa/", "/wxaapi/", "/datacube/", "/card/", "/customservice/", "/shop/",
+	"/product/", "/tcb/", "/cv/", "/xpay/", "/marketing/", "/semantic/", "/channels/",
+	"/merchant/", "/scan/", "/device/", "/intp/", "/bizwifi/", "/poi/", "/wxopen/", "/express/",
+}
+
+// otherCredentialPaths sit inside apiPaths but take another credential: the
+// component token of third-party platforms (/cgi-bin/component/) and the
+// suite and provider tokens of WeCom third-party apps (/cgi-bin/service/).
+// The gateway never injects an app's access_token there.
+var otherCredentialPaths = []string{"/cgi-bin/component/", "/cgi-bin/service/"}
+
+// userCredentialPrefix is the family that carries a user's OAuth token.
+const userCredentialPrefix = "/sns/"
+
+// tokenEndpoints are answered by the gateway itself: forwarding them would
+// spend the account's quota and, for /cgi-bin/token, invalidate the
+// gateway's own token.
+var tokenEndpoints = []string{"/cgi-bin/token", "/cgi-bin/stable_token", "/cgi-bin/gettoken"}
+
+// classify returns the class of a request URL and, for pathInvalid, why
+// it is refused.
+func classify(u *url.URL) (pathClass, string) {
+	if reason := unsafePath(u); reason != "" {
+		return pathInvalid, reason
+	}
+	path := u.Path
+	switch {
+	case path == RawTokenPath:
+		return pathRawToken, ""
+	case strings.HasPrefix(path, userCredentialPrefix):
+		return pathUserCredential, ""
+	case hasAnyPrefix(path, otherCredentialPaths) || !hasAnyPrefix(path, apiPaths):
+		return pathOther, ""
+	case tokenEndpoint(path) != "":
+		return pathTokenEndpoint, ""
+	}
+	return pathAPI, ""
+}
+
+func hasAnyPrefix(path string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// tokenEndpoint returns the token endpoint path names, without a trailing
+// slash, or "".
+func tokenEndpoint(path string) string {
+	for _, p := range tokenEndpoints {
+		if path == p || (len(path) == len(p)+1 && path[len(p)] == '/' && strings.HasPrefix(path, p)) {
+			return p
+		}
+	}
+	return ""
+}
+
+// unsafePath says why a request path is refused, or "": dot segments, empty
+// segments and encoded slashes, dots or backslashes would let a path that
+// the gateway checks (a client's allowed paths, /sns/, the token endpoints)
+// mean another path to WeChat.
+func unsafePath(u *url.URL) string {
+	p := u.EscapedPath()
+	if strings.Contains(p, "//") {
+		return "empty path segment"
+	}
+	for rest := p; rest != ""; {
+		var seg string
+		seg, rest, _ = strings.Cut(rest, "/")
+		if seg == "." || seg == ".." {
+			return "dot segment"
+		}
+	}
+	for i := 0; i+2 < len(p); i++ {
+		if p[i] != '%' {
+			continue
+		}
+		hi, lo := p[i+1], p[i+2]|0x20 // lower-case the second hex digit
+		if (hi == '2' && (lo == 'e' || lo == 'f')) || (hi == '5' && lo == 'c') {
+			return "encoded dot, slash or backslash"
+		}
+	}
+	if strings.ContainsRune(u.Path, '\\') {
+		return "backslash"
+	}
+	return ""
+}

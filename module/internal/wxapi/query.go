@@ -1,0 +1,115 @@
+package wxapi
+
+import "strings"
+
+// The gateway reads and rewrites query strings on every call. These
+// functions work on the raw query, without parsing it into a map: they
+// allocate only when a component is percent-encoded, and they agree with
+// each other on what a parameter's name is (its unescaped key), so that a
+// client cannot hide a parameter from one of them by encoding it.
+
+// QueryParam returns the first value of the parameter name in the raw query
+// (unescaped) and how many times the parameter appears.
+func QueryParam(raw, name string) (value string, n int) {
+	for rest := raw; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "&")
+		key, val, _ := strings.Cut(part, "=")
+		if !keyIs(key, name) {
+			continue
+		}
+		if n == 0 {
+			value = unescape(val)
+		}
+		n++
+	}
+	return value, n
+}
+
+// WithToken returns the raw query with every access_token parameter
+// removed and access_token=tok appended. tok must be URL-safe, as WeChat's
+// tokens are (the token package refuses any other).
+func WithToken(raw, tok string) string {
+	var b strings.Builder
+	b.Grow(len(raw) + len("&access_token=") + len(tok))
+	for rest := raw; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "&")
+		if part == "" || IsParam(part, "access_token") {
+			continue
+		}
+		b.WriteString(part)
+		b.WriteByte('&')
+	}
+	b.WriteString("access_token=")
+	b.WriteString(tok)
+	return b.String()
+}
+
+// RedactParam returns the raw query with the value of every parameter
+// called name replaced by REDACTED, or raw itself when it has none.
+func RedactParam(raw, name string) string {
+	if !strings.ContainsAny(raw, "%+") && !strings.Contains(raw, name) {
+		return raw
+	}
+	var b strings.Builder
+	for rest, sep := raw, ""; rest != ""; sep = "&" {
+		var part string
+		part, rest, _ = strings.Cut(rest, "&")
+		b.WriteString(sep)
+		if IsParam(part, name) {
+			key, _, _ := strings.Cut(part, "=")
+			b.WriteString(key + "=REDACTED")
+			continue
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}
+
+// IsParam reports whether a raw query component (key=value) is the
+// parameter name, however the key is encoded.
+func IsParam(part, name string) bool {
+	key, _, _ := strings.Cut(part, "=")
+	return keyIs(key, name)
+}
+
+// keyIs reports whether a raw query key, once unescaped, is name.
+func keyIs(key, name string) bool {
+	return key == name || (strings.ContainsAny(key, "%+") && unescape(key) == name)
+}
+
+// unescape decodes a query component; an invalid escape is kept as it is.
+func unescape(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '+':
+			b = append(b, ' ')
+		case s[i] == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, s[i])
+		}
+	}
+	return string(b)
+}
+
+func ishex(c byte) bool {
+	return ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F')
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}

@@ -1,0 +1,52 @@
+package wxapi
+
+import "testing"
+
+func TestWithToken(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", "access_token=T"},
+		{"openid=o1", "openid=o1&access_token=T"},
+		{"access_token=OLD&openid=o1", "openid=o1&access_token=T"},
+		{"openid=o1&access%5Ftoken=OLD&access_token&x=", "openid=o1&x=&access_token=T"},
+		{"a=1&&b=2", "a=1&b=2&access_token=T"},
+		{"access_token_x=keep", "access_token_x=keep&access_token=T"},
+	} {
+		if got := WithToken(c.in, "T"); got != c.want {
+			t.Errorf("WithToken(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestQueryParam(t *testing.T) {
+	for _, c := range []struct {
+		raw, name, want string
+		n               int
+	}{
+		{"a=1&access_token=T&b=2", "access_token", "T", 1},
+		{"access_token=T1&access%5Ftoken=T2", "access_token", "T1", 2},
+		{"access_token=&x=1", "access_token", "", 1},
+		{"secret=a%2Bb+c", "secret", "a+b c", 1},
+		{"appid=wx1&appid=wx2", "appid", "wx1", 2},
+		{"x=1", "access_token", "", 0},
+		{"", "access_token", "", 0},
+		{"bad=%zz&access_token=%", "access_token", "%", 1},
+	} {
+		got, n := QueryParam(c.raw, c.name)
+		if got != c.want || n != c.n {
+			t.Errorf("QueryParam(%q, %q) = %q, %d; want %q, %d", c.raw, c.name, got, n, c.want, c.n)
+		}
+	}
+}
+
+func TestRedactParam(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"openid=o1&access_token=SECRET&access%5ftoken=S2", "openid=o1&access_token=REDACTED&access%5ftoken=REDACTED"},
+		{"x=1", "x=1"},
+		{"a=%41&b=2", "a=%41&b=2"},
+		{"", ""},
+	} {
+		if got := RedactParam(c.in, "access_token"); got != c.want {
+			t.Errorf("RedactParam(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

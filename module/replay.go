@@ -1,0 +1,122 @@
+package caddywechat
+
+import (
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/wxgate/caddy-wechat/module/internal/token"
+)
+
+// Stage 5 of an API call: look at the answer (the inspector held back a
+// small JSON or text one), and if WeChat rejected the token (40001, 40014,
+// 42001), report it, which refreshes it once for every caller, and replay
+// the call with the fresh token. Anything else goes to the client as it
+// came.
+
+// attempt is the first attempt of a call, as the replay stage gets it.
+type attempt struct {
+	account *token.Handle
+	token   *token.Token
+	body    []byte    // the request body, held for a replay
+	stream  io.Reader // set instead of body when it was too large to hold
+	answer  *inspector
+}
+
+// replay passes the first attempt's answer on, or replays the call once
+// if WeChat rejected its token.
+func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, first attempt) error {
+	code, rid, rejected := first.answer.tokenError()
+	if !rejected {
+		first.answer.pass()
+		return nil
+	}
+	ctx := r.Context()
+	acct := first.account.Account()
+	path := r.URL.Path
+	if first.stream != nil || h.stuck.has(acct.Name, path, h.app.now()) {
+		// Pass the answer on; a body that streamed cannot be sent again, and
+		// a path where a fresh token failed too wants another kind of token.
+		// A streamed call still reports the token, so the next calls get a
+		// fresh one.
+		if first.stream != nil {
+			_, _ = first.account.Reject(ctx, first.token, code)
+		}
+		first.answer.pass()
+		return nil
+	}
+	fresh, err := first.account.Reject(ctx, first.token, code)
+	switch {
+	case err != nil:
+		h.logger.Warn("access_token rejected and no new one could be had",
+			zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.Int("errcode", code), zap.String("rid", rid), zap.Error(err))
+		first.answer.pass()
+		return nil
+	case fresh == nil: // the rejected token was just fetched: not its age; pass the answer on
+		first.answer.pass()
+		return nil
+	}
+	h.logger.Info("access_token rejected; replaying with a fresh token",
+		zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code), zap.String("rid", rid),
+		zap.Uint64("generation", fresh.Generation))
+	first.answer.release()
+	second := newInspector(w)
+	defer second.free()
+	if err := next.ServeHTTP(second, upstreamRequest(r, fresh.Value, first.body, nil)); err != nil {
+		return err
+	}
+	if code, rid, rejected := second.tokenError(); rejected {
+		h.stuck.add(acct.Name, path, h.app.now())
+		h.logger.Warn("a fresh access_token was refused too: this path wants another kind of token; not refreshing for it for a while",
+			zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code),
+			zap.String("rid", rid), zap.Duration("for", stuckFor))
+	}
+	second.pass()
+	return nil
+}
+
+// stuckFor is how long a path where a fresh token was refused too is left
+// alone: its token errors are passed on with no refresh and no replay.
+const stuckFor = 10 * time.Minute
+
+// maxStuck bounds the paths remembered; past it the memory starts afresh.
+const maxStuck = 1024
+
+// stuckPaths remembers (account, path) pairs where WeChat refused a token
+// the gateway had just fetched: a refresh cannot fix those (40014 for a token
+// of the wrong kind), and refreshing on every call would burn the quota.
+type stuckPaths struct {
+	n     atomic.Int32 // entries: lets the common case skip the lock
+	mu    sync.Mutex
+	until map[[2]string]time.Time
+}
+
+func (s *stuckPaths) add(account, path string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.until == nil || len(s.until) >= maxStuck {
+		s.until = make(map[[2]string]time.Time)
+	}
+	s.until[[2]string{account, path}] = now.Add(stuckFor)
+	s.n.Store(int32(len(s.until)))
+}
+
+func (s *stuckPaths) has(account, path string, now time.Time) bool {
+	if s.n.Load() == 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, ok := s.until[[2]string{account, path}]
+	if ok && !now.Before(until) {
+		delete(s.until, [2]string{account, path})
+		s.n.Store(int32(len(s.until)))
+		return false
+	}
+	return ok
+}
