@@ -14,10 +14,13 @@ import (
 	"time"
 
 	"github.com/wxgate/caddy-wechat/module/simulator"
-	"github.com/wxgate/caddy-wechat/module/internal/token"
 )
 
 // clusterCaddyfile is one instance of a cluster sharing Redis storage.
+// syncInterval is how often a gateway compares the token it uses with the
+// shared storage.
+const syncInterval = time.Minute
+
 const clusterCaddyfile = `{
 	admin {ADMIN}
 	storage redis {
@@ -175,9 +178,11 @@ func TestClusterDayAtPhysicalMinimum(t *testing.T) {
 			}
 			c.advance(step)
 		}
-		margin := token.DefaultMargin
+		// The default refresh_margin: 5m for /cgi-bin/token, 4m for
+		// stable_token.
+		margin := 5 * time.Minute
 		if endpoint == "stable_token" {
-			margin = token.DefaultStableMargin
+			margin = 4 * time.Minute
 		}
 		min := int(24*time.Hour/(2*time.Hour-margin)) + 1
 		if got := c.tokenCalls(); got > min+1 {
@@ -217,8 +222,8 @@ func TestClusterRidesOutRedisRestart(t *testing.T) {
 		c.redis.start()
 		// Storage is back: within two sync intervals they converge on one
 		// token, and it is the newest.
-		c.advance(token.DefaultSyncInterval)
-		c.advance(token.DefaultSyncInterval)
+		c.advance(syncInterval)
+		c.advance(syncInterval)
 		var tokens []string
 		for _, g := range c.gws {
 			c.call(g)

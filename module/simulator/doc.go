@@ -2,8 +2,9 @@
 // that caddy-wechat fronts: one http.Handler serving the official account /
 // mini program paths of api.weixin.qq.com, the WeCom paths of
 // qyapi.weixin.qq.com and a control API, on a single listener. It follows
-// the project's WeChat API reference (wechat-api.md) and has no Caddy
-// dependency; the Caddy module http.handlers.wechat_simulator wraps it.
+// WeChat's documented behaviour (see README.md beside it) and has no Caddy
+// dependency; the Caddy module http.handlers.wechat_simulator (package
+// caddysim) wraps it.
 //
 // # Tokens
 //

@@ -58,8 +58,7 @@ const (
 	// DefaultMargin is how long before expiry a /cgi-bin/token account
 	// refreshes: room for several retries (backoff 1 s to 2 min) should
 	// WeChat fail, while a token still serves 1 h 55 min, so that a day
-	// takes 13 fetches, one over the physical minimum of 12 (a 10-minute
-	// margin took 14).
+	// takes 13 fetches, one over the physical minimum of 12.
 	DefaultMargin = 5 * time.Minute
 	// DefaultDailyBudget is how many token-endpoint calls an account may
 	// make per WeChat day (midnight to midnight, UTC+8): half the platform's

@@ -53,16 +53,6 @@ func (c *ManualClock) Advance(d time.Duration) {
 	}
 }
 
-// Offset returns how far the clock stands from the wall clock.
-func (c *ManualClock) Offset() time.Duration {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.frozen {
-		return time.Until(c.at)
-	}
-	return c.offset
-}
-
 // shanghai is WeChat's time zone: daily quotas reset at its midnight.
 var shanghai = time.FixedZone("CST", 8*60*60)
 

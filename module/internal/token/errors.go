@@ -1,7 +1,6 @@
 package token
 
 import (
-	"errors"
 	"fmt"
 	"time"
 )
@@ -28,6 +27,3 @@ func (e *UnavailableError) Error() string {
 	}
 	return msg
 }
-
-// ErrUnknownAccount is returned for an account the Manager does not hold.
-var ErrUnknownAccount = errors.New("unknown account")
