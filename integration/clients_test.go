@@ -42,12 +42,7 @@ const clientsCaddyfile = `{
 			token_endpoint token
 			api_base http://{UPSTREAM}
 		}
-		account corp wecom {
-			corpid ` + corpID + `
-			secret {env.WX_CORP_SECRET}
-			api_base http://{UPSTREAM}
-		}
-		client app {
+` + corpAccount + `		client app {
 			key {env.WX_APP_KEY}
 			key {env.WX_APP_KEY_OLD}
 			accounts mp corp

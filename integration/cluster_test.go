@@ -28,23 +28,11 @@ const clusterCaddyfile = `{
 		key_prefix caddy-wechat-test
 	}
 	wechat {
-		account mp official {
-			appid ` + mpAppID + `
-			secret {env.WX_MP_SECRET}
-			token_endpoint {ENDPOINT}
-			api_base http://{UPSTREAM}
-		}
-		test_clock
+` + mpAccount + `		test_clock
 	}
 }
 
-:{PORT} {
-	wechat mp {
-		trusted
-	}
-	reverse_proxy {UPSTREAM}
-}
-`
+` + trustedMPSite
 
 // clusterEnv is a simulator, a redis-server and n gateways sharing it.
 type clusterEnv struct {

@@ -37,27 +37,11 @@ const gatewayCaddyfile = `{
 	admin {ADMIN}
 	debug
 	wechat {
-		account mp official {
-			appid ` + mpAppID + `
-			secret {env.WX_MP_SECRET}
-			token_endpoint {ENDPOINT}
-			api_base http://{UPSTREAM}
-		}
-		account corp wecom {
-			corpid ` + corpID + `
-			secret {env.WX_CORP_SECRET}
-			api_base http://{UPSTREAM}
-		}
-		test_clock
+` + mpAccount + corpAccount + `		test_clock
 	}
 }
 
-:{PORT} {
-	wechat mp {
-		trusted
-	}
-	reverse_proxy {UPSTREAM}
-}
+` + trustedMPSite + `
 
 :{PORT2} {
 	wechat corp {

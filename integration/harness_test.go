@@ -24,6 +24,31 @@ import (
 	"time"
 )
 
+// The pieces of Caddyfile most tests share. {ENDPOINT} is the token
+// endpoint the gateway uses upstream, {UPSTREAM} the simulator.
+const (
+	mpAccount = `		account mp official {
+			appid ` + mpAppID + `
+			secret {env.WX_MP_SECRET}
+			token_endpoint {ENDPOINT}
+			api_base http://{UPSTREAM}
+		}
+`
+	corpAccount = `		account corp wecom {
+			corpid ` + corpID + `
+			secret {env.WX_CORP_SECRET}
+			api_base http://{UPSTREAM}
+		}
+`
+	trustedMPSite = `:{PORT} {
+	wechat mp {
+		trusted
+	}
+	reverse_proxy {UPSTREAM}
+}
+`
+)
+
 // caddyBin is the gateway binary, built once by TestMain.
 var caddyBin string
 

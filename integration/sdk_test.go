@@ -76,18 +76,7 @@ const sdkCaddyfile = `{
 	admin {ADMIN}
 	debug
 	wechat {
-		account mp official {
-			appid ` + mpAppID + `
-			secret {env.WX_MP_SECRET}
-			token_endpoint {ENDPOINT}
-			api_base http://{UPSTREAM}
-		}
-		account corp wecom {
-			corpid ` + corpID + `
-			secret {env.WX_CORP_SECRET}
-			api_base http://{UPSTREAM}
-		}
-		client app {
+` + mpAccount + corpAccount + `		client app {
 			key {env.WX_CLIENT_KEY}
 			accounts mp corp
 		}

@@ -35,7 +35,7 @@ func init() {
 //				raw_token
 //			}
 //			client_token_ttl <duration>
-//			refresh_cooldown <duration>
+//			refresh_cooldown <duration>|off
 //			fetch_timeout    <duration>
 //			test_clock
 //		}

@@ -1,9 +1,13 @@
 // Package caddywechat holds the Caddy modules of caddy-wechat, a WeChat API
-// gateway: the `wechat` app (accounts and their tokens), the
-// `http.handlers.wechat` handler (token injection, refresh-once-and-replay),
-// the `http.handlers.wechat_simulator` handler (a local stand-in for the
-// WeChat API) and the `admin.api.wechat` admin endpoints.
+// gateway: the `wechat` app (accounts, clients and their tokens), the
+// `http.handlers.wechat` handler (token injection, refresh-once-and-replay)
+// and the `admin.api.wechat` admin endpoints, with their Caddyfile syntax.
+// Build it into Caddy with
 //
-// The modules are thin glue: the token lifecycle lives in the token package
-// and knows nothing of Caddy, the simulator in the simulator package.
+//	xcaddy build --with github.com/wxgate/caddy-wechat/module
+//
+// The modules are thin glue: the token lifecycle lives in internal/token
+// and knows nothing of Caddy. The WeChat simulator, for tests and offline
+// use, is a separate module (package simulator/caddysim), so that a
+// production build does not carry it.
 package caddywechat

@@ -72,9 +72,9 @@ type Simulator struct {
 	// shorter).
 	StableRotation caddy.Duration `json:"stable_rotation,omitempty"`
 
-	// WeComEarlyInvalidation, when set, makes WeCom tokens stop working
-	// (42001) this long after they were issued, before the expires_in they
-	// announced. Default off.
+	// WeComEarlyInvalidation, when positive, makes WeCom tokens stop
+	// working (42001) this long after they were issued, before the
+	// expires_in they announced. Default: off (0 or negative).
 	WeComEarlyInvalidation caddy.Duration `json:"wecom_early_invalidation,omitempty"`
 
 	// ControlPrefix is the path prefix of the control API. Default "/_sim".
@@ -200,7 +200,7 @@ func (s *Simulator) simulatorConfig(repl *caddy.Replacer) (simulator.Config, err
 		StableDailyQuota:       s.StableDailyQuota,
 		ForceRefreshDailyLimit: s.ForceRefreshDailyLimit,
 		StableRotation:         time.Duration(s.StableRotation),
-		WeComEarlyInvalidation: time.Duration(s.WeComEarlyInvalidation),
+		WeComEarlyInvalidation: max(0, time.Duration(s.WeComEarlyInvalidation)), // off is its default
 		ControlPrefix:          s.ControlPrefix,
 		LargeMediaSize:         s.LargeMediaSize,
 		MediaStoreLimit:        s.MediaStoreLimit,

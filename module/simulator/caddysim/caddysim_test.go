@@ -262,12 +262,12 @@ func TestSimulatorNamesAreSeparate(t *testing.T) {
 }
 
 func TestSimulatorOffMeansNone(t *testing.T) {
-	s := &Simulator{Overlap: caddyopt.Off, StableForceGrace: caddyopt.Off, ForceRefreshInterval: caddyopt.Off}
+	s := &Simulator{Overlap: caddyopt.Off, StableForceGrace: caddyopt.Off, ForceRefreshInterval: caddyopt.Off, WeComEarlyInvalidation: caddyopt.Off}
 	cfg, err := s.simulatorConfig(caddy.NewReplacer())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Overlap >= 0 || cfg.StableForceGrace >= 0 || cfg.ForceRefreshInterval >= 0 {
+	if cfg.Overlap >= 0 || cfg.StableForceGrace >= 0 || cfg.ForceRefreshInterval >= 0 || cfg.WeComEarlyInvalidation != 0 {
 		t.Errorf("off did not become none: %+v", cfg)
 	}
 	cfg, _ = (&Simulator{}).simulatorConfig(caddy.NewReplacer())
