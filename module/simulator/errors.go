@@ -67,6 +67,9 @@ var mpMessages = map[int]string{
 	wxapi.CodeFrozen:            "account frozen",
 	wxapi.CodeIPNotAllowedNew:   "access clientip is not registered",
 	wxapi.CodeComponentToken:    "must use component token for component api",
+	wxapi.CodeRidNotFound:       "rid not found",
+	wxapi.CodeRidInvalid:        "rid is empty or invalid",
+	wxapi.CodeRidForbidden:      "this rid does not belong to the account",
 	wxapi.CodeCgiPathNotFound:   "cgi_path not found, please check",
 	wxapi.CodeAdminConfirmIP:    "waiting for admin to confirm the ip",
 	wxapi.CodeAdminRejectedIP:   "ip rejected by admin, retry after 24 hours",
@@ -128,7 +131,7 @@ func errText(code int, wecom bool) string {
 
 // errmsg builds a realistic errmsg: MP texts end in " rid: a-b-c", WeCom
 // texts in ", hint: [...], from ip: ..., more info at ...?e=CODE".
-func errmsg(code int, text string, wecom bool, now time.Time, r *http.Request) string {
+func errmsg(code int, text string, wecom bool, now time.Time, r *http.Request) (msg, id string) {
 	if wecom {
 		var hint [16]byte
 		fillRandom(hint[:])
@@ -144,9 +147,10 @@ func errmsg(code int, text string, wecom bool, now time.Time, r *http.Request) s
 		b = append(b, clientIP(r)...)
 		b = append(b, ", more info at https://open.work.weixin.qq.com/devtool/query?e="...)
 		b = strconv.AppendInt(b, int64(code), 10)
-		return string(b)
+		return string(b), ""
 	}
-	return text + " rid: " + rid(now)
+	id = rid(now)
+	return text + " rid: " + id, id
 }
 
 // rid returns a request id shaped like WeChat's: eight hex digits of the

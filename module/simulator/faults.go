@@ -210,7 +210,9 @@ func (s *Simulator) applyFault(c *call, f Fault) bool {
 			text = errText(code, c.wecom)
 		}
 		c.code = code
-		c.write(statusOr(f.Status), jsonContentType, marshal(errorBody{Errcode: code, Errmsg: errmsg(code, text, c.wecom, c.now, c.r)}))
+		msg, id := errmsg(code, text, c.wecom, c.now, c.r)
+		c.rid = id
+		c.write(statusOr(f.Status), jsonContentType, marshal(errorBody{Errcode: code, Errmsg: msg}))
 	case f.Status != 0:
 		c.fault = true
 		c.code = 0

@@ -27,6 +27,7 @@ func officialRoutes() []*route {
 		{path: "/cgi-bin/ticket/getticket", family: pathMP, auth: true, methods: allowGET, dailyLimit: 100000, handle: handleGetTicket},
 		{path: "/wxa/getwxacodeunlimit", family: pathMP, auth: true, methods: allowPOST, dailyLimit: 5000000, handle: handleWxaCodeUnlimit},
 		{path: "/cgi-bin/openapi/quota/get", family: pathMP, auth: true, methods: allowPOST, handle: handleQuotaGet},
+		{path: "/cgi-bin/openapi/rid/get", family: pathMP, auth: true, methods: allowPOST, handle: handleRidGet},
 		{path: "/cgi-bin/clear_quota", family: pathMP, auth: true, methods: allowPOST, handle: handleClearQuota},
 		{path: "/cgi-bin/clear_quota/v2", family: pathMP, methods: allowPOST, secretBody: true, handle: handleClearQuotaV2},
 	}

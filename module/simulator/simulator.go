@@ -30,6 +30,7 @@ type Simulator struct {
 	faults  *faultTable
 	stats   *statsTable
 	tickets *ticketStore
+	rids    *ridLog
 	routes  map[string]*routeEntry
 }
 
@@ -47,6 +48,7 @@ func New(cfg Config) (*Simulator, error) {
 		faults:  newFaultTable(),
 		stats:   newStatsTable(),
 		tickets: newTicketStore(),
+		rids:    newRidLog(),
 	}
 	if cfg.Frozen {
 		s.clock.Freeze()
@@ -232,6 +234,9 @@ func familyFits(f family, wecomPath bool) bool {
 // finish records the call in the counters.
 func (s *Simulator) finish(c *call) {
 	s.stats.record(c)
+	if c.rid != "" {
+		s.rids.add(c)
+	}
 	if c.appTokenRejected {
 		s.stats.appTokenRejections.Add(1)
 	}
@@ -320,10 +325,12 @@ type call struct {
 	recAcct          *account // the account named by the request, for the record
 	appTokenRejected bool
 	fault            bool
-	dropped          bool // no answer was written
-	hijack           bool // the connection must be closed
-	code             int  // errcode answered (0: success)
-	status           int  // HTTP status answered
+	dropped          bool   // no answer was written
+	hijack           bool   // the connection must be closed
+	code             int    // errcode answered (0: success)
+	rid              string // the rid of an error answer, for rid/get
+	answer           []byte // the body of an answer with a rid
+	status           int    // HTTP status answered
 }
 
 var callPool = sync.Pool{New: func() any { return new(call) }}
@@ -406,6 +413,9 @@ func (c *call) write(status int, contentType string, body []byte) {
 	h := c.w.Header()
 	h["Content-Type"] = []string{contentType}
 	c.status = status
+	if c.rid != "" {
+		c.answer = body
+	}
 	c.w.WriteHeader(status)
 	_, _ = c.w.Write(body)
 }
@@ -425,7 +435,9 @@ func (c *call) fail(code int) { c.failText(code, errText(code, c.wecom)) }
 // failText answers the business error code with text (the errmsg suffix is
 // appended).
 func (c *call) failText(code int, text string) {
-	c.json(code, marshal(errorBody{Errcode: code, Errmsg: errmsg(code, text, c.wecom, c.now, c.r)}))
+	msg, id := errmsg(code, text, c.wecom, c.now, c.r)
+	c.rid = id
+	c.json(code, marshal(errorBody{Errcode: code, Errmsg: msg}))
 }
 
 // notFound answers an unknown path like the real front end: HTTP 404 with a

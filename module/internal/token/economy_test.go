@@ -120,8 +120,8 @@ func TestWeComTokenIsUsedUntilItExpires(t *testing.T) {
 }
 
 // TestReconfirmedTokenKeepsItsFetchTime: a token an endpoint hands back
-// unchanged is not fresh: if WeChat refuses it right after, it is
-// replaced rather than protected by the refresh cooldown.
+// unchanged keeps its fetch time; once the cooldown since the last
+// token-endpoint call has passed, a rejection of it replaces it.
 func TestReconfirmedTokenKeepsItsFetchTime(t *testing.T) {
 	m, h, clock, f := newPlatformManager(t, StableToken)
 	first := mustToken(t, h)
@@ -136,6 +136,8 @@ func TestReconfirmedTokenKeepsItsFetchTime(t *testing.T) {
 	if again.Value != first.Value || !again.Fetched.Equal(first.Fetched) {
 		t.Fatalf("re-confirmed token: %s fetched %v; want %s fetched %v", again.Value, again.Fetched, first.Value, first.Fetched)
 	}
+	// Past the cooldown, counted from that last token-endpoint call.
+	clock.Advance(DefaultRefreshCooldown)
 	fresh, err := h.Reject(context.Background(), again, 40001)
 	if err != nil || fresh == nil || fresh.Value == first.Value {
 		t.Fatalf("Reject of a 2-hour-old token: %v, %v; want a new token", fresh, err)

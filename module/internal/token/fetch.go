@@ -39,8 +39,12 @@ type FetchError struct {
 	// Errcode is WeChat's errcode, 0 when the failure was not a WeChat
 	// answer (network, HTTP status, garbage).
 	Errcode int
-	// Errmsg is WeChat's errmsg.
+	// Errmsg is WeChat's errmsg, without its request id.
 	Errmsg string
+	// RequestID is the rid (or WeCom hint) WeChat gave the call. It is
+	// logged, never shown to clients: with it, WeChat's rid lookup returns
+	// the call, secret included.
+	RequestID string
 	// Err is the transport or decoding failure, when Errcode is 0.
 	Err error
 }
@@ -137,7 +141,8 @@ func parseTokenAnswer(where string, raw []byte) (Fetched, error) {
 		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("answer is not token JSON (%d bytes)", len(raw))}
 	}
 	if ans.Errcode != 0 {
-		return Fetched{}, &FetchError{Endpoint: where, Errcode: ans.Errcode, Errmsg: ans.Errmsg}
+		msg, rid := wxapi.SplitRequestID(ans.Errmsg)
+		return Fetched{}, &FetchError{Endpoint: where, Errcode: ans.Errcode, Errmsg: msg, RequestID: rid}
 	}
 	if !plausibleToken(ans.AccessToken) {
 		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("answer holds no usable access_token (%d chars)", len(ans.AccessToken))}

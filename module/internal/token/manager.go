@@ -16,8 +16,10 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultRefreshCooldown = 30 * time.Second
-	DefaultFetchTimeout    = 10 * time.Second
+	DefaultRefreshCooldown    = 30 * time.Second
+	DefaultMaxRefreshCooldown = time.Hour
+	DefaultStoreTimeout       = 2 * time.Second
+	DefaultFetchTimeout       = 10 * time.Second
 	DefaultBackoffMin      = time.Second
 	DefaultBackoffMax      = 2 * time.Minute
 	DefaultProbeMin        = time.Minute
@@ -41,13 +43,27 @@ type Options struct {
 	// Logger receives refreshes, invalidations and guard trips. Default: a
 	// no-op logger.
 	Logger *zap.Logger
-	// RefreshCooldown: a token fetched less than this long ago that WeChat
-	// rejects is not replaced again (a fresh token that fails is of the
-	// wrong kind, and refreshing it would burn quota); the answer goes back
-	// to the client as it is. Default: 30 s. Negative means no cooldown.
+	// RefreshCooldown is how long after an account's last token-endpoint
+	// call a rejected token counts as fresh. A fresh /cgi-bin/token token is
+	// not replaced (a fresh token that fails is of the wrong kind, and
+	// every /cgi-bin/token call makes a new one, spending quota); a fresh
+	// stable_token or gettoken token is checked with one normal-mode call,
+	// which says whether it changed. The cooldown doubles, up to
+	// MaxRefreshCooldown, each time a token that a rejection brought is
+	// rejected too, and halves back each hour. Default: 30 s. Negative
+	// means no cooldown.
 	RefreshCooldown time.Duration
-	// FetchTimeout bounds one refresh, however many calls it takes.
-	// Default: 10 s.
+	// MaxRefreshCooldown caps the doubled cooldown. Default: 1 h.
+	MaxRefreshCooldown time.Duration
+	// StoreTimeout bounds each Store call (Load, Store, Unlock) of a
+	// refresh, and StoreTimeout*LockWaitFactor its Lock, which may wait for
+	// another instance's fetch; a Store that hangs then costs that much,
+	// and the refresh goes on without it with a fresh FetchTimeout.
+	// Default: 2 s.
+	StoreTimeout time.Duration
+	// FetchTimeout bounds the token-endpoint calls of one refresh (a normal
+	// call and, for stable_token, a force_refresh). Store calls have their
+	// own StoreTimeout. Default: 10 s.
 	FetchTimeout time.Duration
 	// BackoffMin and BackoffMax bound the wait after a transient failure
 	// (-1, timeouts, 5xx, garbage); it doubles per failure, with jitter.
@@ -84,6 +100,8 @@ func (o *Options) setDefaults() {
 	if o.RefreshCooldown == 0 {
 		o.RefreshCooldown = DefaultRefreshCooldown
 	}
+	setDuration(&o.MaxRefreshCooldown, DefaultMaxRefreshCooldown)
+	setDuration(&o.StoreTimeout, DefaultStoreTimeout)
 	setDuration(&o.FetchTimeout, DefaultFetchTimeout)
 	setDuration(&o.BackoffMin, DefaultBackoffMin)
 	setDuration(&o.BackoffMax, DefaultBackoffMax)
@@ -285,7 +303,24 @@ type entry struct {
 	// rejected is the token Reject last dropped: never adopted again, and
 	// served again only if no replacement can be had.
 	rejected        *Token
-	rejectedMayWork bool      // rejected was refused with 40014 only
+	rejectedMayWork bool // rejected was refused with 40014 only
+	// checkOnly makes the refresh a rejection started ask the endpoint in
+	// normal mode only: the rejected token was fresh, so only the
+	// endpoint's answer can tell a dead token from one of the wrong kind.
+	checkOnly bool
+	// rejectionPending marks that the next refresh is started by a
+	// rejection.
+	rejectionPending bool
+	// final is a token that a refresh started by its rejection handed
+	// back unchanged: it works (or the endpoint would not hand it out) and
+	// was refused for what it is, so no rejection of it refreshes again.
+	final string
+	// rejectionToken is the token the last rejection-started refresh
+	// brought; its own rejection doubles the cooldown (penalty).
+	rejectionToken string
+	penalty        int       // doublings of the refresh cooldown
+	penaltyAt      time.Time // when penalty last grew
+	lastCall       time.Time // the last token-endpoint call
 	retryAt         time.Time // no fetch before this (backoff or guard)
 	failures        int       // consecutive failed refreshes
 	lastErr         *UnavailableError
@@ -319,6 +354,8 @@ type flight struct {
 	done chan struct{}
 	tok  *Token
 	err  error
+	// byRejection marks a refresh that a rejection started.
+	byRejection bool
 }
 
 // acquire returns a usable token, starting or joining a refresh as needed.
@@ -328,11 +365,22 @@ func (m *Manager) acquire(ctx context.Context, e *entry, failed string, errcode 
 	e.mu.Lock()
 	cur := e.cur.Load()
 	if failed != "" && cur != nil && cur.Value == failed {
-		if m.opts.RefreshCooldown > 0 && now.Sub(cur.Fetched) < m.opts.RefreshCooldown {
+		if e.final == failed {
+			e.mu.Unlock()
+			return nil, nil
+		}
+		a := e.acct.Load()
+		since := now.Sub(e.lastCall)
+		if fetched := now.Sub(cur.Fetched); fetched < since {
+			since = fetched // another instance fetched it
+		}
+		cooldown := m.cooldown(e, now)
+		fresh := cooldown > 0 && since < cooldown
+		if fresh && a.Endpoint == ClientCredential {
 			e.mu.Unlock()
 			m.lg().Warn("fresh access_token rejected; not refreshing again",
-				zap.String("account", e.acct.Load().Name), zap.Ints("errcode", errcode),
-				zap.Duration("token_age", now.Sub(cur.Fetched)))
+				zap.String("account", a.Name), zap.Ints("errcode", errcode),
+				zap.Duration("since_last_fetch", since), zap.Duration("cooldown", cooldown))
 			return nil, nil
 		}
 		if err := m.blocked(e, now); err != nil {
@@ -348,6 +396,14 @@ func (m *Manager) acquire(ctx context.Context, e *entry, failed string, errcode 
 		// 40014 may mean a token of the wrong kind for one path, not a
 		// dead token: such a token is served again if no new one comes.
 		e.rejectedMayWork = len(errcode) > 0 && errcode[0] == wxapi.CodeInvalidToken
+		e.checkOnly = fresh
+		e.rejectionPending = true
+		if cur.Value == e.rejectionToken {
+			// The token the last rejection brought is refused too: the
+			// rejections are not about the token's age.
+			e.penalty = min(e.penalty+1, 16)
+			e.penaltyAt = now
+		}
 		cur = nil
 	}
 	if cur != nil && m.usable(cur, now) {
@@ -366,16 +422,38 @@ func (m *Manager) acquire(ctx context.Context, e *entry, failed string, errcode 
 	e.mu.Unlock()
 	select {
 	case <-f.done:
-		if joined && failed != "" && f.tok != nil && f.tok.Value == failed {
-			// The refresh joined had started before the rejection (a
-			// background one, say) and brought the rejected token back:
-			// report it again, which now starts a refresh of its own.
-			return m.acquire(ctx, e, failed, errcode...)
+		if failed != "" && f.tok != nil && f.tok.Value == failed {
+			e.mu.Lock()
+			final := e.final == failed
+			e.mu.Unlock()
+			if !final && joined {
+				// The refresh joined had started before the rejection (a
+				// background one, say) and brought the rejected token
+				// back: report it again, which starts a refresh of its own.
+				return m.acquire(ctx, e, failed, errcode...)
+			}
+			return nil, nil // handed back unchanged: no replay
 		}
 		return f.tok, f.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// cooldown is the account's refresh cooldown now: RefreshCooldown doubled
+// per penalty, less one doubling per hour since the penalty last grew.
+// e.mu is held.
+func (m *Manager) cooldown(e *entry, now time.Time) time.Duration {
+	base := m.opts.RefreshCooldown
+	if base <= 0 {
+		return 0
+	}
+	p := e.penalty - int(now.Sub(e.penaltyAt)/time.Hour)
+	d := base
+	for i := 0; i < p && d < m.opts.MaxRefreshCooldown; i++ {
+		d *= 2
+	}
+	return min(d, max(base, m.opts.MaxRefreshCooldown))
 }
 
 // blocked says why no fetch may start now, or nil. e.mu is held.
@@ -392,7 +470,8 @@ func (m *Manager) blocked(e *entry, now time.Time) error {
 // request's context: one client giving up must not fail the others.
 // proactive marks a background refresh of a token still in use. e.mu is held.
 func (m *Manager) startLocked(e *entry, proactive bool) *flight {
-	f := &flight{done: make(chan struct{})}
+	f := &flight{done: make(chan struct{}), byRejection: !proactive && e.rejectionPending}
+	e.rejectionPending = false
 	e.flight = f
 	go m.refresh(e, f, proactive)
 	return f
@@ -400,15 +479,23 @@ func (m *Manager) startLocked(e *entry, proactive bool) *flight {
 
 // refresh fetches a new token for e and completes f.
 func (m *Manager) refresh(e *entry, f *flight, proactive bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), m.opts.FetchTimeout)
-	defer cancel()
 	a := e.acct.Load()
-
-	tok, err := m.obtain(ctx, e, a, proactive)
+	// Detached from every request: one client giving up must not fail the
+	// others. obtain bounds each step (Store calls, the fetch) itself.
+	tok, err := m.obtain(context.Background(), e, a, proactive)
 
 	e.mu.Lock()
 	now := m.opts.Clock.Now()
 	if err == nil {
+		if f.byRejection {
+			e.rejectionToken = tok.Value
+			if e.rejected != nil && tok.Value == e.rejected.Value {
+				e.final = tok.Value
+				m.lg().Warn("a rejected access_token came back unchanged from the token endpoint: it is refused for what it is, not its age; no refresh or replay for it",
+					zap.String("account", a.Name), zap.String("appid", a.AppID), zap.Uint64("generation", tok.Generation))
+			}
+		}
+		e.checkOnly = false
 		e.cur.Store(tok)
 		e.nextProactive = refreshAt(a, tok)
 		if min := now.Add(minProactiveGap); e.nextProactive.Before(min) {
@@ -423,6 +510,7 @@ func (m *Manager) refresh(e *entry, f *flight, proactive bool) {
 		}
 		f.tok = tok
 	} else {
+		e.checkOnly = false
 		ue := m.failed(e, a, err, now)
 		f.err = ue
 		if cur := e.cur.Load(); cur == nil && e.rejectedMayWork && e.rejected != nil && m.usable(e.rejected, now) {
@@ -458,6 +546,9 @@ func (m *Manager) failed(e *entry, a *Account, err error, now time.Time) *Unavai
 	var wait time.Duration
 	fields := []zap.Field{zap.String("account", a.Name), zap.String("appid", a.AppID), zap.Int("errcode", ue.Errcode),
 		zap.Int("failures", e.failures), zap.Error(err)}
+	if fe != nil && fe.RequestID != "" {
+		fields = append(fields, zap.String("rid", fe.RequestID))
+	}
 	switch {
 	case budget != nil:
 		wait = budget.until.Sub(now)
@@ -510,7 +601,7 @@ func (e *budgetError) Error() string {
 // platform's limits (20 a day, 30 s apart) allow.
 func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token) (*Token, error) {
 	e.mu.Lock()
-	rejected := e.rejected
+	rejected, checkOnly := e.rejected, e.checkOnly
 	e.mu.Unlock()
 	prev := e.cur.Load()
 	if prev == nil {
@@ -524,7 +615,7 @@ func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token
 	if err != nil {
 		return nil, err
 	}
-	if a.Endpoint == StableToken && rejected != nil && got.Value == rejected.Value {
+	if a.Endpoint == StableToken && !checkOnly && rejected != nil && got.Value == rejected.Value {
 		e.mu.Lock()
 		now := m.opts.Clock.Now()
 		day := quotaDay(now)
@@ -584,8 +675,15 @@ func (m *Manager) call(ctx context.Context, e *entry, a *Account, force bool) (F
 		e.mu.Unlock()
 		return Fetched{}, start, &budgetError{budget: a.DailyBudget, until: nextQuotaDay(start)}
 	}
+	if err := ctx.Err(); err != nil {
+		// Out of time before the call: it would fail unsent, and must not
+		// count against the budget.
+		e.mu.Unlock()
+		return Fetched{}, start, &FetchError{Endpoint: a.Endpoint.Path(), Err: err}
+	}
 	e.calls++
 	e.fetches++
+	e.lastCall = start
 	e.mu.Unlock()
 	got, err := m.opts.Fetcher.Fetch(ctx, a, force)
 	return got, start, err

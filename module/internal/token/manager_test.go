@@ -159,7 +159,7 @@ func TestRejectIsCompareAndInvalidate(t *testing.T) {
 
 func TestFreshTokenRejectedIsNotRefreshed(t *testing.T) {
 	f := &fakeFetcher{}
-	_, h, clock := newTestManager(t, f, Account{})
+	_, h, clock := newTestManager(t, f, Account{Name: "mp", Kind: Official, AppID: "wx1", Secret: "s3cret", Endpoint: ClientCredential})
 	tok := mustToken(t, h)
 	clock.Advance(5 * time.Second)
 	got, err := h.Reject(context.Background(), tok, 40014)
@@ -346,7 +346,8 @@ func TestStableTokenForceRefreshOnlyWhenRejectedAndUnchanged(t *testing.T) {
 
 func TestStableForceRefreshLimits(t *testing.T) {
 	f := &fakeFetcher{}
-	_, h, clock := newTestManager(t, f, Account{})
+	m, h, clock := newTestManager(t, f, Account{})
+	m.opts.MaxRefreshCooldown = DefaultRefreshCooldown // no doubling: this test is about the platform's limits
 	ctx := context.Background()
 	tok := mustToken(t, h)
 	reject := func() error {
@@ -371,10 +372,20 @@ func TestStableForceRefreshLimits(t *testing.T) {
 		clock.Advance(31 * time.Second)
 	}
 	// Past the limit the platform's own (refused) token is kept rather
-	// than the account left with none.
+	// than the account left with none, and is final: the rejection gets no
+	// replay, and a further rejection of it no fetch.
 	before := tok.Value
-	if err := reject(); err != nil || f.forces != 20 || tok.Value != before {
-		t.Fatalf("21st force: %v (%d forces, token changed: %v)", err, f.forces, tok.Value != before)
+	f.mu.Lock()
+	f.same = true
+	f.mu.Unlock()
+	got, err := h.Reject(ctx, tok, 40001)
+	if err != nil || got != nil || f.forces != 20 || mustToken(t, h).Value != before {
+		t.Fatalf("21st force: %v, %v (%d forces, token changed: %v)", got, err, f.forces, mustToken(t, h).Value != before)
+	}
+	calls := f.count()
+	clock.Advance(time.Hour)
+	if got, err := h.Reject(ctx, tok, 40001); got != nil || err != nil || f.count() != calls {
+		t.Fatalf("a final token's rejection: %v, %v, %d calls; want nil, nil, %d", got, err, f.count(), calls)
 	}
 }
 

@@ -3,13 +3,13 @@ package token
 import (
 	"context"
 	"errors"
-	"time"
 
 	"go.uber.org/zap"
 )
 
-// storeTimeout bounds a Store call made outside a refresh (sync, unlock).
-const storeTimeout = 5 * time.Second
+// lockWaitFactor: Lock may take this many StoreTimeouts, because it waits
+// while another instance holds the lock for its own fetch.
+const lockWaitFactor = 3
 
 // obtain returns a new token for e. Without a Store it fetches one. With a
 // Store it follows the cluster protocol: lock the account, re-read the
@@ -18,19 +18,29 @@ const storeTimeout = 5 * time.Second
 func (m *Manager) obtain(ctx context.Context, e *entry, a *Account, proactive bool) (*Token, error) {
 	s := m.sharedStore()
 	if s == nil {
-		return m.fetch(ctx, e, a, nil)
+		fctx, cancel := context.WithTimeout(ctx, m.opts.FetchTimeout)
+		defer cancel()
+		return m.fetch(fctx, e, a, nil)
 	}
-	if err := s.Lock(ctx, lockName(a)); err != nil {
-		return m.alone(ctx, e, a, proactive, err)
+	// Each Store call has its own deadline, shorter than the refresh's: a
+	// Store that hangs (a network partition, a hung mount) must leave time
+	// for the fetch that follows without it.
+	lctx, cancel := context.WithTimeout(ctx, lockWaitFactor*m.opts.StoreTimeout)
+	err := s.Lock(lctx, lockName(a))
+	cancel()
+	if err != nil {
+		return m.alone(e, a, proactive, err)
 	}
 	defer func() {
-		uctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		uctx, cancel := context.WithTimeout(context.Background(), m.opts.StoreTimeout)
 		defer cancel()
 		if err := s.Unlock(uctx, lockName(a)); err != nil {
 			m.lg().Warn("could not release the token lock; it lapses on its own", zap.String("account", a.Name), zap.Error(err))
 		}
 	}()
-	stored, err := loadRecord(ctx, s, a, m.opts.Clock.Now())
+	sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
+	stored, err := loadRecord(sctx, s, a, m.opts.Clock.Now())
+	cancel()
 	var bad *badRecordError
 	switch {
 	case err == nil:
@@ -45,13 +55,17 @@ func (m *Manager) obtain(ctx context.Context, e *entry, a *Account, proactive bo
 		m.lg().Warn(bad.Error(), zap.String("account", a.Name), zap.String("key", recordKey(a)))
 		stored = nil
 	default:
-		return m.alone(ctx, e, a, proactive, err)
+		return m.alone(e, a, proactive, err)
 	}
-	tok, err := m.fetch(ctx, e, a, stored)
+	fctx, cancel := context.WithTimeout(ctx, m.opts.FetchTimeout)
+	defer cancel()
+	tok, err := m.fetch(fctx, e, a, stored)
 	if err != nil {
 		return nil, err
 	}
-	if err := saveRecord(ctx, s, a, tok); err != nil {
+	sctx, cancel = context.WithTimeout(context.Background(), m.opts.StoreTimeout)
+	defer cancel()
+	if err := saveRecord(sctx, s, a, tok); err != nil {
 		m.lg().Warn("could not share the new token through storage; other instances fetch their own until it is back",
 			zap.String("account", a.Name), zap.Error(err))
 	}
@@ -81,13 +95,18 @@ func (m *Manager) adoptable(e *entry, a *Account, stored *Token, proactive bool)
 // is missing or was rejected, the instance fetches on its own: serving
 // beats holding exactly one token while storage is down, and instances
 // converge on the newest token once it is back (see sync).
-func (m *Manager) alone(ctx context.Context, e *entry, a *Account, proactive bool, cause error) (*Token, error) {
+//
+// The fetch gets a fresh FetchTimeout: the Store may have used up the
+// refresh's.
+func (m *Manager) alone(e *entry, a *Account, proactive bool, cause error) (*Token, error) {
 	now := m.opts.Clock.Now()
 	if cur := e.cur.Load(); proactive && cur != nil && now.Before(cur.Expires.Add(-2*m.opts.ExpirySkew)) {
 		return nil, &storeError{err: cause}
 	}
 	m.lg().Warn("token storage unreachable; fetching a token without it", zap.String("account", a.Name),
 		zap.String("appid", a.AppID), zap.Error(cause))
+	ctx, cancel := context.WithTimeout(context.Background(), m.opts.FetchTimeout)
+	defer cancel()
 	return m.fetch(ctx, e, a, nil)
 }
 
@@ -108,7 +127,7 @@ func (m *Manager) sync(ctx context.Context, e *entry) bool {
 		return true
 	}
 	a := e.acct.Load()
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
 	defer cancel()
 	stored, err := loadRecord(ctx, s, a, m.opts.Clock.Now())
 	var bad *badRecordError
@@ -126,7 +145,7 @@ func (m *Manager) sync(ctx context.Context, e *entry) bool {
 			return false
 		}
 		defer func() {
-			uctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+			uctx, cancel := context.WithTimeout(context.Background(), m.opts.StoreTimeout)
 			defer cancel()
 			_ = s.Unlock(uctx, lockName(a))
 		}()

@@ -65,6 +65,9 @@ const (
 	CodeUserIDNotFound    = 60111  // WeCom: userid not found
 	CodeIPNotAllowedNew   = 61004  // caller IP not whitelisted (newer code)
 	CodeComponentToken    = 61024  // third-party appid must use the component token
+	CodeRidNotFound       = 76001  // rid/get: no such rid
+	CodeRidInvalid        = 76002  // rid/get: empty or malformed rid
+	CodeRidForbidden      = 76003  // rid/get: the rid is another account's
 	CodeCgiPathNotFound   = 76021  // cgi path not found
 	CodeUsersInvalid      = 81013  // WeCom: every user invalid
 	CodeAdminConfirmIP    = 89503  // an admin must confirm this IP

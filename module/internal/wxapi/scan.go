@@ -1,6 +1,9 @@
 package wxapi
 
-import "bytes"
+import (
+	"bytes"
+	"strings"
+)
 
 // ScanErrcode returns the integer value of the top-level "errcode" member of
 // the JSON object in b, without unmarshalling and without allocating. ok is
@@ -178,4 +181,29 @@ func parseInt(v []byte) (int, bool) {
 		n = -n
 	}
 	return n, true
+}
+
+// SplitRequestID splits an errmsg into its text and the request id WeChat
+// appends to it (" rid: a-b-c", ", rid: a-b-c", WeCom's ", hint: [...]"),
+// which lets whoever holds the id read the logged request, parameters and
+// all. The text keeps everything else.
+func SplitRequestID(errmsg string) (text, id string) {
+	for _, marker := range []string{"rid: ", "hint: ["} {
+		i := strings.Index(errmsg, marker)
+		if i < 0 {
+			continue
+		}
+		start := i + len(marker)
+		end := start
+		for end < len(errmsg) && isRidByte(errmsg[end]) {
+			end++
+		}
+		id = errmsg[start:end]
+		if marker == "hint: [" && end < len(errmsg) && errmsg[end] == ']' {
+			end++
+		}
+		head := strings.TrimRight(errmsg[:i], " ,")
+		errmsg = head + errmsg[end:]
+	}
+	return errmsg, id
 }

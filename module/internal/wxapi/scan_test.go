@@ -115,3 +115,17 @@ func BenchmarkScanErrcode(b *testing.B) {
 		}
 	}
 }
+
+func TestSplitRequestID(t *testing.T) {
+	for _, c := range []struct{ in, text, id string }{
+		{"invalid appsecret rid: 6650a1b2-1c2d3e4f-5a6b7c8d", "invalid appsecret", "6650a1b2-1c2d3e4f-5a6b7c8d"},
+		{"invalid credential, rid: 1-2-3", "invalid credential", "1-2-3"},
+		{"invalid secret, hint: [1693222-abc], from ip: 1.2.3.4", "invalid secret, from ip: 1.2.3.4", "1693222-abc"},
+		{"system error", "system error", ""},
+	} {
+		text, id := SplitRequestID(c.in)
+		if text != c.text || id != c.id {
+			t.Errorf("SplitRequestID(%q) = %q, %q; want %q, %q", c.in, text, id, c.text, c.id)
+		}
+	}
+}
