@@ -18,6 +18,7 @@ type platformFetcher struct {
 	mu       sync.Mutex
 	calls    int
 	minted   int
+	forced   int
 	value    string
 	expires  time.Time
 	lifetime time.Duration
@@ -27,6 +28,9 @@ func (f *platformFetcher) Fetch(_ context.Context, a *Account, force bool) (Fetc
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
+	if force {
+		f.forced++
+	}
 	now := f.clock.Now()
 	life := f.lifetime
 	if life == 0 {
@@ -45,6 +49,12 @@ func (f *platformFetcher) Fetch(_ context.Context, a *Account, force bool) (Fetc
 		f.expires = now.Add(life)
 	}
 	return Fetched{Value: f.value, ExpiresIn: f.expires.Sub(now).Truncate(time.Second)}, nil
+}
+
+func (f *platformFetcher) forcesUsed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.forced > 0
 }
 
 func (f *platformFetcher) counts() (calls, minted int) {

@@ -396,7 +396,11 @@ func (m *Manager) acquire(ctx context.Context, e *entry, failed string, errcode 
 		// 40014 may mean a token of the wrong kind for one path, not a
 		// dead token: such a token is served again if no new one comes.
 		e.rejectedMayWork = len(errcode) > 0 && errcode[0] == wxapi.CodeInvalidToken
-		e.checkOnly = fresh
+		// A fresh token, or one refused with 40014 (which also answers a
+		// token of the wrong kind), is only checked: a normal-mode call
+		// tells whether it changed, and a force_refresh would replace a
+		// working token.
+		e.checkOnly = fresh || e.rejectedMayWork
 		e.rejectionPending = true
 		if cur.Value == e.rejectionToken {
 			// The token the last rejection brought is refused too: the
