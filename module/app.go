@@ -48,6 +48,12 @@ type App struct {
 	// own, which SDKs cache well.
 	ClientTokenTTL caddy.Duration `json:"client_token_ttl,omitempty"`
 
+	// MaxReplayMemory caps the request-body bytes that all calls together
+	// hold in memory so that they can be replayed after a token refresh.
+	// Past it, a call's body streams to WeChat and the call is not
+	// replayed. Default: 256 MiB (268435456).
+	MaxReplayMemory int64 `json:"max_replay_memory,omitempty"`
+
 	// TestClock lets the admin API move the gateway's clock
 	// (POST /wechat/clock), so tests can run a day of token lifetimes in
 	// seconds against the simulator. Never enable it in production.
@@ -109,6 +115,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if a.ClientTokenTTL < 0 {
 		return fmt.Errorf("client_token_ttl must not be negative")
+	}
+	if a.MaxReplayMemory < 0 {
+		return fmt.Errorf("max_replay_memory must not be negative")
+	}
+	if a.MaxReplayMemory == 0 {
+		a.MaxReplayMemory = DefaultMaxReplayMemory
 	}
 	a.serviceKey = fmt.Sprintf("tokens/cooldown=%d/timeout=%d/test_clock=%t", a.RefreshCooldown, a.FetchTimeout, a.TestClock)
 	val, _, err := services.LoadOrNew(a.serviceKey, func() (caddy.Destructor, error) {
@@ -207,6 +219,14 @@ func (a *App) account(name string) (*token.Handle, error) {
 		return nil, fmt.Errorf("account %q is not defined: no accounts are configured in the global `wechat` option", name)
 	}
 	return nil, fmt.Errorf("account %q is not defined in the global `wechat` option (accounts: %s)", name, strings.Join(names, ", "))
+}
+
+// maxReplayMemory is the cap on request bytes held for replay.
+func (a *App) maxReplayMemory() int64 {
+	if a.MaxReplayMemory <= 0 {
+		return DefaultMaxReplayMemory
+	}
+	return a.MaxReplayMemory
 }
 
 // clients returns the authority over the configured clients, or nil when

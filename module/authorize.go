@@ -71,7 +71,15 @@ func (h *Handler) caller(r *http.Request) (*clientauth.Claims, *token.Handle, *c
 		// A token signed for an account this config no longer has.
 		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: the account of this token is not configured")
 	}
+	if kind := account.Account().Kind; !h.serves(string(kind)) {
+		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidAppID, "this site serves "+h.Kind+" accounts; this token is for a "+string(kind)+" account")
+	}
 	return claims, account, nil
+}
+
+// serves reports whether the site's upstream serves accounts of kind.
+func (h *Handler) serves(kind string) bool {
+	return h.Kind == "" || h.Kind == kind
 }
 
 // writeRefusal answers a refused call.

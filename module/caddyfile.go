@@ -34,9 +34,10 @@ func init() {
 //				paths    <path|prefix*...>
 //				raw_token
 //			}
-//			client_token_ttl <duration>
-//			refresh_cooldown <duration>|off
-//			fetch_timeout    <duration>
+//			client_token_ttl  <duration>
+//			refresh_cooldown  <duration>|off
+//			fetch_timeout     <duration>
+//			max_replay_memory <size>
 //			test_clock
 //		}
 //	}
@@ -113,6 +114,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if a.FetchTimeout, err = caddyopt.Duration(d); err != nil {
 				return err
 			}
+		case "max_replay_memory":
+			if a.MaxReplayMemory, err = caddyopt.Size(d); err != nil {
+				return err
+			}
 		case "test_clock":
 			if err := caddyopt.NoArg(d); err != nil {
 				return err
@@ -187,6 +192,7 @@ func (c *Client) unmarshalBlock(d *caddyfile.Dispenser, name string) error {
 // parseHandlerDirective sets up the handler from
 //
 //	wechat [<account>] {
+//		kind            official|wecom
 //		trusted
 //		max_replay_body <size>
 //	}
@@ -210,6 +216,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Trusted = true
+		case "kind":
+			kind, err := caddyopt.OneArg(d)
+			if err != nil {
+				return err
+			}
+			if kind != "official" && kind != "wecom" {
+				return d.Errf("kind %q is not one of official, wecom", kind)
+			}
+			h.Kind = kind
 		case "max_replay_body":
 			size, err := caddyopt.Size(d)
 			if err != nil {

@@ -106,11 +106,16 @@ func unsafePath(u *url.URL) string {
 	if strings.Contains(p, "//") {
 		return "empty path segment"
 	}
-	for rest := p; rest != ""; {
-		var seg string
-		seg, rest, _ = strings.Cut(rest, "/")
-		if seg == "." || seg == ".." {
-			return "dot segment"
+	// Servers that read ";params" off a segment (Tomcat, some proxies) take
+	// "..;" for "..", so a segment is a dot segment whatever follows a ";".
+	for _, path := range []string{p, u.Path} {
+		for rest := path; rest != ""; {
+			var seg string
+			seg, rest, _ = strings.Cut(rest, "/")
+			seg, _, _ = strings.Cut(seg, ";")
+			if seg == "." || seg == ".." {
+				return "dot segment"
+			}
 		}
 	}
 	for i := 0; i+2 < len(p); i++ {

@@ -45,6 +45,11 @@ func TestUnsafePath(t *testing.T) {
 		"/cgi-bin/user/info/..":        true,
 		"/cgi-bin/%41%42/x":            false,
 		"/cgi-bin/a%20b/%25/c":         false,
+		"/cgi-bin/user/..;/menu":       true,
+		"/cgi-bin/user/.;x/menu":       true,
+		"/cgi-bin/user/..%3b/menu":     true,
+		"/cgi-bin/user/..%3B/menu":     true,
+		"/cgi-bin/user/a;b/menu":       false,
 	} {
 		u, err := url.Parse("http://h" + path)
 		if err != nil {

@@ -2,8 +2,10 @@ package caddywechat
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -20,7 +22,8 @@ import (
 // forward makes the first attempt of an authorized API call, then lets
 // the replay stage decide what becomes of its answer.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, account *token.Handle) error {
-	body, stream, err := readReplayable(r, h.MaxReplayBody)
+	body, stream, held, err := readReplayable(r, h.MaxReplayBody, h.app.maxReplayMemory())
+	defer replayMemory.Add(-held)
 	if err != nil {
 		wxapi.WriteError(w, wxapi.CodeSystemBusy, "wechat gateway: reading the request body: "+err.Error())
 		return nil
@@ -34,10 +37,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 		h.logger.Debug("request body too large to replay; forwarding without retry",
 			zap.String("account", account.Account().Name), zap.Int64("max_replay_body", h.MaxReplayBody))
 	}
-	first := newInspector(w)
+	first := newInspector(w, account.Confidential())
 	defer first.free()
 	if err := next.ServeHTTP(first, upstreamRequest(r, tok.Value, body, stream)); err != nil {
-		return err
+		h.upstreamFailed(w, r, first, account, err)
+		return nil
 	}
 	return h.replay(w, r, next, attempt{account: account, token: tok, body: body, stream: stream, answer: first})
 }
@@ -47,28 +51,80 @@ func unavailable(w http.ResponseWriter, err error) {
 	wxapi.WriteError(w, wxapi.CodeSystemBusy, "wechat gateway: "+err.Error())
 }
 
+// upstreamFailed answers a call whose upstream failed (reverse_proxy
+// returned an error: unreachable, timed out) with a WeChat-shaped errcode
+// -1 and the HTTP status Caddy would have used, and logs it. Answering
+// here, rather than returning the error, keeps the caller's URI, gateway
+// token and all, out of Caddy's error log.
+func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, answer *inspector, account *token.Handle, err error) {
+	status := http.StatusBadGateway
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) && he.StatusCode >= 400 {
+		status = he.StatusCode
+	}
+	msg := []byte(err.Error())
+	wxapi.Mask(msg, account.Confidential())
+	h.logger.Error("upstream failed", zap.String("account", account.Account().Name), zap.String("method", r.Method),
+		zap.String("path", r.URL.Path), zap.Int("status", status), zap.ByteString("error", msg))
+	if answer.passing {
+		return // the answer had begun: nothing more can be said
+	}
+	body := wxapi.AppendError(nil, wxapi.CodeSystemBusy, "wechat gateway: the WeChat API could not be reached ("+http.StatusText(status)+")")
+	hdr := w.Header()
+	hdr.Set("Content-Type", wxapi.ContentTypeJSON)
+	hdr.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// DefaultMaxReplayMemory is the default of App.MaxReplayMemory.
+const DefaultMaxReplayMemory = 256 << 20
+
+// replayMemory counts the request-body bytes every handler of the process
+// holds for replay, against the app's max_replay_memory.
+var replayMemory atomic.Int64
+
 // readReplayable reads the request body into memory if it is no larger
-// than limit. Otherwise it returns, as stream, a reader that yields what was
-// read and then the rest: such a call cannot be replayed.
-func readReplayable(r *http.Request, limit int64) (body []byte, stream io.Reader, err error) {
+// than limit, and if the bytes all calls hold stay within budget. Otherwise
+// it returns, as stream, a reader that yields what was read and then the
+// rest: such a call cannot be replayed. The buffer grows as data arrives,
+// never on the client's word (Content-Length). held is what the call adds
+// to replayMemory: the caller gives it back when the call is done.
+func readReplayable(r *http.Request, limit, budget int64) (body []byte, stream io.Reader, held int64, err error) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return nil, nil, nil
+		return nil, nil, 0, nil
 	}
 	if r.ContentLength > limit {
-		return nil, r.Body, nil
+		return nil, r.Body, 0, nil
 	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+	var buf []byte
+	for {
+		if len(buf) == cap(buf) {
+			grow := int64(max(cap(buf), 4<<10))
+			grow = min(grow, limit+1-int64(cap(buf)))
+			if grow <= 0 || replayMemory.Add(grow) > budget {
+				if grow > 0 {
+					replayMemory.Add(-grow)
+				}
+				return nil, io.MultiReader(bytes.NewReader(buf), r.Body), held, nil
+			}
+			held += grow
+			bigger := make([]byte, len(buf), int64(cap(buf))+grow)
+			copy(bigger, buf)
+			buf = bigger
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			if len(buf) == 0 {
+				return nil, nil, held, nil
+			}
+			return buf, nil, held, nil
+		case err != nil:
+			return nil, nil, held, err
+		}
 	}
-	n, err := io.Copy(&buf, io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, nil, err
-	}
-	if n > limit {
-		return nil, io.MultiReader(&buf, r.Body), nil
-	}
-	return buf.Bytes(), nil, nil
 }
 
 // upstreamRequest clones r for one attempt: the client's access_token

@@ -50,6 +50,15 @@ type Handler struct {
 	// accounts are refused. Default: none.
 	Account string `json:"account,omitempty"`
 
+	// Kind is the kind of account the site's upstream serves: `official`
+	// (api.weixin.qq.com) or `wecom` (qyapi.weixin.qq.com). Gateway tokens
+	// and token-endpoint calls for accounts of the other kind are refused
+	// before anything goes upstream: a token sent to the wrong host is
+	// always rejected, and must not make the gateway refresh it. Default:
+	// the kind of Account, if set; otherwise any kind (set it on such a
+	// site unless its upstream really serves both).
+	Kind string `json:"kind,omitempty"`
+
 	// Trusted turns client authentication off: anyone who reaches the site
 	// acts as Account. Only for sites that Caddy itself restricts (a
 	// remote_ip matcher, mTLS client authentication). Default: false.
@@ -93,10 +102,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Trusted && h.Account == "" {
 		return errors.New("account: a trusted site serves one account; name it (`wechat <account> { trusted }`)")
 	}
+	if h.Kind != "" && h.Kind != string(token.Official) && h.Kind != string(token.WeCom) {
+		return fmt.Errorf("kind %q is not one of official, wecom", h.Kind)
+	}
 	if h.Account != "" {
 		if h.fixed, err = h.app.account(h.Account); err != nil {
 			return err
 		}
+		acctKind := string(h.fixed.Account().Kind)
+		if h.Kind != "" && h.Kind != acctKind {
+			return fmt.Errorf("kind %s: account %q is a %s account", h.Kind, h.Account, acctKind)
+		}
+		h.Kind = acctKind
 	}
 	if !h.Trusted && h.app.clients() == nil {
 		return errors.New("no clients are configured in the global `wechat` option: add `client` blocks, or mark this site `trusted` if Caddy already restricts who reaches it (remote_ip, mTLS)")

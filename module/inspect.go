@@ -17,11 +17,17 @@ const inspectWindow = 4 << 10
 
 var windowPool = sync.Pool{New: func() any { b := make([]byte, 0, inspectWindow); return &b }}
 
-// inspector is the ResponseWriter the first attempt writes to. It keeps its
-// own header map, so that nothing of a discarded answer reaches the client,
-// and holds back a small JSON or text answer until the handler has looked at
-// its errcode. Anything else (binary media, large answers, non-200 statuses)
-// passes straight through, unbuffered.
+// inspector is the ResponseWriter an attempt writes to. It keeps its own
+// header map, so that nothing of a discarded answer reaches the client, and
+// holds back a small JSON or text answer until the handler has looked at
+// its errcode. Anything else (binary media, large answers, non-200
+// statuses) passes straight through, unbuffered.
+//
+// It also keeps the account's secret and tokens out of every JSON or text
+// answer, held back or streamed (WeChat echoes requests: rid/get answers
+// the request URL of a failed call, with the token the gateway put there).
+// Streamed, it holds back the last few bytes of each write, so that a value
+// split across two writes is still found.
 type inspector struct {
 	w      http.ResponseWriter
 	header http.Header
@@ -29,14 +35,21 @@ type inspector struct {
 	buf    *[]byte
 	// passing is set once the answer goes straight to w.
 	passing bool
+	// confidential are the values to mask; masked is set for a JSON or
+	// text answer, and tail holds its last bytes while it streams.
+	confidential []string
+	masked       bool
+	tail         []byte
 }
 
 var inspectorPool = sync.Pool{New: func() any { return &inspector{header: make(http.Header)} }}
 
-// newInspector returns an inspector for w from the pool; free puts it back.
-func newInspector(w http.ResponseWriter) *inspector {
+// newInspector returns an inspector for w, masking confidential, from the
+// pool; free puts it back.
+func newInspector(w http.ResponseWriter, confidential []string) *inspector {
 	i := inspectorPool.Get().(*inspector)
 	i.w = w
+	i.confidential = confidential
 	return i
 }
 
@@ -45,7 +58,7 @@ func newInspector(w http.ResponseWriter) *inspector {
 func (i *inspector) free() {
 	i.release()
 	clear(i.header)
-	*i = inspector{header: i.header}
+	*i = inspector{header: i.header, tail: i.tail[:0]}
 	inspectorPool.Put(i)
 }
 
@@ -71,8 +84,9 @@ func (i *inspector) WriteHeader(status int) {
 		return
 	}
 	i.status = status
+	i.masked = maskable(i.header)
 	if !holdBack(status, i.header) {
-		i.pass()
+		i.startPassing()
 	}
 }
 
@@ -88,6 +102,12 @@ func holdBack(status int, h http.Header) bool {
 			return false
 		}
 	}
+	return maskable(h)
+}
+
+// maskable reports whether an answer is JSON or text (or says nothing of
+// its type), not a download: one that could echo a request.
+func maskable(h http.Header) bool {
 	if h.Get("Content-Disposition") != "" {
 		return false
 	}
@@ -111,30 +131,69 @@ func (i *inspector) Write(p []byte) (int, error) {
 		i.WriteHeader(http.StatusOK)
 	}
 	if i.passing {
-		return i.w.Write(p)
+		return i.stream(p)
 	}
 	if i.buf == nil {
 		i.buf = windowPool.Get().(*[]byte)
 	}
 	if len(*i.buf)+len(p) > inspectWindow {
-		i.pass()
-		return i.w.Write(p)
+		i.startPassing()
+		return i.stream(p)
 	}
 	*i.buf = append(*i.buf, p...)
 	return len(p), nil
 }
 
-// pass sends the status, headers and whatever was held back to the client;
-// the rest of the answer follows unbuffered.
+// stream writes p on to the client, masked if the answer is JSON or text:
+// what could start a confidential value stays in tail until the next write
+// or the end of the answer.
+func (i *inspector) stream(p []byte) (int, error) {
+	keep := wxapi.MaskTail(i.confidential)
+	if !i.masked || keep == 0 {
+		return i.w.Write(p)
+	}
+	i.tail = append(i.tail, p...)
+	wxapi.Mask(i.tail, i.confidential)
+	if len(i.tail) <= keep {
+		return len(p), nil
+	}
+	out := len(i.tail) - keep
+	if _, err := i.w.Write(i.tail[:out]); err != nil {
+		return 0, err
+	}
+	i.tail = append(i.tail[:0], i.tail[out:]...)
+	return len(p), nil
+}
+
+// pass sends the complete answer on: status, headers, whatever was held
+// back, and the tail a masked stream kept.
 func (i *inspector) pass() {
+	if !i.passing && i.masked && i.buf != nil {
+		// The whole answer is held: mask it in place, send it at once.
+		wxapi.Mask(*i.buf, i.confidential)
+		i.masked = false
+	}
+	i.startPassing()
+	if len(i.tail) > 0 {
+		_, _ = i.w.Write(i.tail)
+		i.tail = i.tail[:0]
+	}
+}
+
+// startPassing sends the status, headers and whatever was held back to the
+// client; the rest of the answer follows unbuffered.
+func (i *inspector) startPassing() {
 	if i.passing {
 		return
 	}
 	i.passing = true
 	copyHeader(i.w.Header(), i.header)
-	i.w.WriteHeader(i.status)
+	if i.status != 0 {
+		// 0: the next handler wrote nothing; the server answers 200.
+		i.w.WriteHeader(i.status)
+	}
 	if i.buf != nil && len(*i.buf) > 0 {
-		_, _ = i.w.Write(*i.buf)
+		_, _ = i.stream(*i.buf)
 	}
 	i.release()
 }

@@ -65,10 +65,11 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code), zap.String("rid", rid),
 		zap.Uint64("generation", fresh.Generation))
 	first.answer.release()
-	second := newInspector(w)
+	second := newInspector(w, first.account.Confidential())
 	defer second.free()
 	if err := next.ServeHTTP(second, upstreamRequest(r, fresh.Value, first.body, nil)); err != nil {
-		return err
+		h.upstreamFailed(w, r, second, first.account, err)
+		return nil
 	}
 	if code, rid, rejected := second.tokenError(); rejected {
 		h.stuck.add(acct.Name, path, h.app.now())

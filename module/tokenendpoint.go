@@ -29,6 +29,10 @@ func (h *Handler) serveTokenEndpoint(w http.ResponseWriter, r *http.Request) {
 		writeRefusal(w, refusal)
 		return
 	}
+	if !h.serves(kind) {
+		writeRefusal(w, clientauth.Refuse(wxapi.CodeInvalidAppID, "this site serves "+h.Kind+" accounts, not "+kind+" "+appid))
+		return
+	}
 	if h.fixed != nil {
 		if acct := h.fixed.Account(); string(acct.Kind) != kind || acct.AppID != appid {
 			writeRefusal(w, clientauth.Refuse(wxapi.CodeInvalidAppID, "this site serves "+string(acct.Kind)+" account "+acct.AppID+", not "+kind+" "+appid))

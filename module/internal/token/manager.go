@@ -20,10 +20,10 @@ const (
 	DefaultMaxRefreshCooldown = time.Hour
 	DefaultStoreTimeout       = 2 * time.Second
 	DefaultFetchTimeout       = 10 * time.Second
-	DefaultBackoffMin      = time.Second
-	DefaultBackoffMax      = 2 * time.Minute
-	DefaultProbeMin        = time.Minute
-	DefaultProbeMax        = 30 * time.Minute
+	DefaultBackoffMin         = time.Second
+	DefaultBackoffMax         = 2 * time.Minute
+	DefaultProbeMin           = time.Minute
+	DefaultProbeMax           = 30 * time.Minute
 	// DefaultExpirySkew is how long before its stated expiry a token is no
 	// longer handed out, covering clock skew and time in flight.
 	DefaultExpirySkew = 30 * time.Second
@@ -221,6 +221,10 @@ func (h *Handle) Activate() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	old := e.acct.Swap(h.acct)
+	if p := e.confidential.Load(); p != nil && old.Secret != h.acct.Secret {
+		vals := append([]string{h.acct.Secret}, (*p)[1:]...)
+		e.confidential.Store(&vals)
+	}
 	if old != h.acct && (old.Secret != h.acct.Secret || old.BaseURL != h.acct.BaseURL || old.Endpoint != h.acct.Endpoint) {
 		if e.tripped || e.lastErr != nil {
 			h.m.lg().Info("account credentials changed; refreshing resumes now", zap.String("account", h.acct.Name), zap.String("appid", h.acct.AppID))
@@ -243,6 +247,33 @@ func (h *Handle) Release() {
 
 // Account returns this registration's configuration.
 func (h *Handle) Account() *Account { return h.acct }
+
+// Confidential returns what must never reach a client: the account's
+// secret and its most recent token values, newest first. The slice is
+// shared: do not change it.
+func (h *Handle) Confidential() []string {
+	if p := h.e.confidential.Load(); p != nil {
+		return *p
+	}
+	return []string{h.e.acct.Load().Secret}
+}
+
+// recentTokens is how many token values Confidential keeps.
+const recentTokens = 3
+
+// remember adds a token value to e's confidential values. e.mu is held.
+func (e *entry) remember(value string) {
+	secret := e.acct.Load().Secret
+	vals := []string{secret, value}
+	if p := e.confidential.Load(); p != nil {
+		for _, v := range (*p)[1:] {
+			if v != value && len(vals) < recentTokens+1 {
+				vals = append(vals, v)
+			}
+		}
+	}
+	e.confidential.Store(&vals)
+}
 
 // Key is the account's Account.Key: handles with equal keys share a token.
 func (h *Handle) Key() string { return h.e.key }
@@ -296,6 +327,10 @@ type entry struct {
 	acct     atomic.Pointer[Account]
 	cur      atomic.Pointer[Token]
 	lastUsed atomic.Int64 // unix seconds of the Clock
+	// confidential is what answers must never show: the secret and the
+	// most recent token values (an older token still works during its
+	// overlap). Replaced whole, never changed in place.
+	confidential atomic.Pointer[[]string]
 
 	mu     sync.Mutex
 	refs   int     // guarded by Manager.mu
@@ -321,17 +356,17 @@ type entry struct {
 	penalty        int       // doublings of the refresh cooldown
 	penaltyAt      time.Time // when penalty last grew
 	lastCall       time.Time // the last token-endpoint call
-	retryAt         time.Time // no fetch before this (backoff or guard)
-	failures        int       // consecutive failed refreshes
-	lastErr         *UnavailableError
-	tripped         bool // a configuration or quota error stopped refreshing
-	day             int64
-	calls           int // token-endpoint calls this quota day
-	forceDay        int64
-	forces          int // force_refresh calls this quota day
-	lastForce       time.Time
-	fetches         uint64    // token-endpoint calls since start, for stats
-	nextSync        time.Time // when the token is next compared with the Store
+	retryAt        time.Time // no fetch before this (backoff or guard)
+	failures       int       // consecutive failed refreshes
+	lastErr        *UnavailableError
+	tripped        bool // a configuration or quota error stopped refreshing
+	day            int64
+	calls          int // token-endpoint calls this quota day
+	forceDay       int64
+	forces         int // force_refresh calls this quota day
+	lastForce      time.Time
+	fetches        uint64    // token-endpoint calls since start, for stats
+	nextSync       time.Time // when the token is next compared with the Store
 	// nextProactive is when a background refresh is due: the token's expiry
 	// less the account's margin, and never sooner than minProactiveGap after
 	// the last refresh (stable_token hands back the same token until its
@@ -501,6 +536,7 @@ func (m *Manager) refresh(e *entry, f *flight, proactive bool) {
 		}
 		e.checkOnly = false
 		e.cur.Store(tok)
+		e.remember(tok.Value)
 		e.nextProactive = refreshAt(a, tok)
 		if min := now.Add(minProactiveGap); e.nextProactive.Before(min) {
 			e.nextProactive = min

@@ -176,6 +176,7 @@ func (m *Manager) adoptNewer(e *entry, a *Account, cur, stored *Token) bool {
 	adopted := e.cur.CompareAndSwap(cur, stored)
 	if adopted {
 		e.nextProactive = refreshAt(a, stored)
+		e.remember(stored.Value)
 	}
 	e.mu.Unlock()
 	if adopted {
