@@ -78,7 +78,11 @@ type clientsEnv struct {
 	gwTokens []string // gateway tokens handed out, for the leak check
 }
 
-func newClientsEnv(t *testing.T) *clientsEnv {
+func newClientsEnv(t *testing.T) *clientsEnv { return newClientsEnvWith(t, clientsCaddyfile) }
+
+// newClientsEnvWith starts a gateway with caddyfile, which may use the
+// accounts and clients of clientsCaddyfile, in front of a simulator.
+func newClientsEnvWith(t *testing.T, caddyfile string) *clientsEnv {
 	t.Helper()
 	sim, err := simulator.New(simulator.Config{Accounts: []simulator.Account{
 		{Kind: simulator.KindOfficial, AppID: mpAppID, Secret: mpSecret},
@@ -91,7 +95,7 @@ func newClientsEnv(t *testing.T) *clientsEnv {
 	e := &clientsEnv{env: &env{t: t, sim: sim, tap: newWiretap(sim)}}
 	e.srv = httptest.NewServer(e.tap)
 	t.Cleanup(e.srv.Close)
-	e.gw = startGateway(t, clientsCaddyfile, strings.TrimPrefix(e.srv.URL, "http://"), clientsEnvVars()...)
+	e.gw = startGateway(t, caddyfile, strings.TrimPrefix(e.srv.URL, "http://"), clientsEnvVars()...)
 	t.Cleanup(func() {
 		e.gw.stop()
 		secrets := []string{mpSecret, mp2Secret, corpSecret, keyApp, keyAppOld, keyReader, keyOther}
