@@ -20,6 +20,9 @@ const (
 	pathTokenEndpoint
 	// pathRawToken is the raw-token endpoint (RawTokenPath).
 	pathRawToken
+	// pathAppSecret carries the AppSecret (secretParams): the gateway puts
+	// it in.
+	pathAppSecret
 	// pathUserCredential carries a user's own OAuth credential (/sns/).
 	pathUserCredential
 	// pathOther takes another credential (third-party platform tokens) or
@@ -67,6 +70,8 @@ func classify(u *url.URL) (pathClass, string) {
 	switch {
 	case path == RawTokenPath:
 		return pathRawToken, ""
+	case secretParams[path] != "":
+		return pathAppSecret, ""
 	case strings.HasPrefix(path, userCredentialPrefix):
 		return pathUserCredential, ""
 	case hasAnyPrefix(path, otherCredentialPaths) || !hasAnyPrefix(path, apiPaths):
@@ -106,6 +111,15 @@ func unsafePath(u *url.URL) string {
 	if strings.Contains(p, "//") {
 		return "empty path segment"
 	}
+	for i := 0; i+2 < len(p); i++ {
+		if p[i] != '%' {
+			continue
+		}
+		hi, lo := p[i+1], p[i+2]|0x20 // lower-case the second hex digit
+		if (hi == '2' && (lo == 'e' || lo == 'f')) || (hi == '5' && lo == 'c') {
+			return "encoded dot, slash or backslash"
+		}
+	}
 	// Servers that read ";params" off a segment (Tomcat, some proxies) take
 	// "..;" for "..", so a segment is a dot segment whatever follows a ";".
 	for _, path := range []string{p, u.Path} {
@@ -116,15 +130,6 @@ func unsafePath(u *url.URL) string {
 			if seg == "." || seg == ".." {
 				return "dot segment"
 			}
-		}
-	}
-	for i := 0; i+2 < len(p); i++ {
-		if p[i] != '%' {
-			continue
-		}
-		hi, lo := p[i+1], p[i+2]|0x20 // lower-case the second hex digit
-		if (hi == '2' && (lo == 'e' || lo == 'f')) || (hi == '5' && lo == 'c') {
-			return "encoded dot, slash or backslash"
 		}
 	}
 	if strings.ContainsRune(u.Path, '\\') {

@@ -127,7 +127,8 @@ func (m *Manager) sync(ctx context.Context, e *entry) bool {
 		return true
 	}
 	a := e.acct.Load()
-	ctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
+	// The whole comparison, a lock wait included.
+	ctx, cancel := context.WithTimeout(ctx, lockWaitFactor*m.opts.StoreTimeout)
 	defer cancel()
 	stored, err := loadRecord(ctx, s, a, m.opts.Clock.Now())
 	var bad *badRecordError
