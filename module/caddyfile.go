@@ -33,6 +33,7 @@ func init() {
 //				accounts <account...>
 //				paths    <path|prefix*...>
 //				raw_token
+//				admin
 //			}
 //			client_token_ttl  <duration>
 //			refresh_cooldown  <duration>|off
@@ -182,6 +183,11 @@ func (c *Client) unmarshalBlock(d *caddyfile.Dispenser, name string) error {
 				return err
 			}
 			c.RawToken = true
+		case "admin":
+			if err := caddyopt.NoArg(d); err != nil {
+				return err
+			}
+			c.Admin = true
 		default:
 			return d.Errf("client %s: unknown subdirective %q", name, opt)
 		}

@@ -36,6 +36,11 @@ type Client struct {
 	// or call with it itself (JS-SDK signing elsewhere, another tool). Every
 	// read is logged. Default: false.
 	RawToken bool `json:"raw_token,omitempty"`
+
+	// Admin allows the client calls that act on the whole account for
+	// every client: POST /cgi-bin/clear_quota/v2, which resets the
+	// account's API quotas with the AppSecret. Default: false.
+	Admin bool `json:"admin,omitempty"`
 }
 
 // provisionClients resolves client keys and builds the authority that
@@ -55,7 +60,7 @@ func (a *App) provisionClients(repl *caddy.Replacer) error {
 		if cfg == nil {
 			return fmt.Errorf("client %q: empty definition", name)
 		}
-		c := clientauth.Client{Name: name, Accounts: cfg.Accounts, Paths: cfg.Paths, RawToken: cfg.RawToken}
+		c := clientauth.Client{Name: name, Accounts: cfg.Accounts, Paths: cfg.Paths, RawToken: cfg.RawToken, Admin: cfg.Admin}
 		for i, k := range cfg.Keys {
 			if !isPlaceholder(k) {
 				return fmt.Errorf("client %q: key %d must be a placeholder such as {env.SHOP_KEY} or {file./run/secrets/shop-key}, never the key itself: the config is served by the admin API", name, i+1)

@@ -55,18 +55,26 @@ func unavailable(w http.ResponseWriter, err error) {
 // returned an error: unreachable, timed out) with a WeChat-shaped errcode
 // -1 and the HTTP status Caddy would have used, and logs it. Answering
 // here, rather than returning the error, keeps the caller's URI, gateway
-// token and all, out of Caddy's error log.
+// token or client key and all, out of Caddy's error log. answer is the
+// inspector the attempt wrote to, if any; account, if known, says what to
+// mask in the error.
 func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, answer *inspector, account *token.Handle, err error) {
+	var confidential []string
+	name := ""
+	if account != nil {
+		confidential, name = account.Confidential(), account.Account().Name
+	}
+	passing := answer != nil && answer.passing
 	status := http.StatusBadGateway
 	var he caddyhttp.HandlerError
 	if errors.As(err, &he) && he.StatusCode >= 400 {
 		status = he.StatusCode
 	}
 	msg := []byte(err.Error())
-	wxapi.Mask(msg, account.Confidential())
-	h.logger.Error("upstream failed", zap.String("account", account.Account().Name), zap.String("method", r.Method),
+	wxapi.Mask(msg, confidential)
+	h.logger.Error("upstream failed", zap.String("account", name), zap.String("method", r.Method),
 		zap.String("path", r.URL.Path), zap.Int("status", status), zap.ByteString("error", msg))
-	if answer.passing {
+	if passing {
 		return // the answer had begun: nothing more can be said
 	}
 	body := wxapi.AppendError(nil, wxapi.CodeSystemBusy, "wechat gateway: the WeChat API could not be reached ("+http.StatusText(status)+")")

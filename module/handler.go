@@ -133,11 +133,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		wxapi.WriteError(w, wxapi.CodeInvalidURL, "wechat gateway: invalid url: "+why)
 		return nil
 	case pathUserCredential:
-		// A user's OAuth token under /sns/: the gateway adds nothing.
-		return next.ServeHTTP(w, r)
+		return h.serveUserCredentialCall(w, r, next)
+	case pathAppSecret:
+		return h.serveAppSecretCall(w, r, next)
 	case pathOther:
 		if h.Trusted {
-			return next.ServeHTTP(w, r)
+			if err := next.ServeHTTP(w, r); err != nil {
+				h.upstreamFailed(w, r, nil, nil, err)
+			}
+			return nil
 		}
 		wxapi.WriteError(w, wxapi.CodeAPIUnauthorized, "wechat gateway: api unauthorized: "+r.URL.Path+" is not an API this gateway serves to clients")
 		return nil

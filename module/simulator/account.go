@@ -38,7 +38,10 @@ type account struct {
 	lastForce  int64      // unix nanoseconds of the last force refresh, 0: none
 	clearMonth int64      // month of clearCount
 	clearCount int        // clear_quota calls in clearMonth
-	usedCodes  map[string]int64
+	// logins counts mini-program logins per openid in loginMinute.
+	logins      map[string]int
+	loginMinute int64
+	usedCodes   map[string]int64
 }
 
 // accountCounts are the per-account counters of Counters.
@@ -51,12 +54,13 @@ type accountCounts struct {
 	force        atomic.Int64
 	forceRefused atomic.Int64
 	user         atomic.Int64
+	sessions     atomic.Int64
 	invalidated  atomic.Int64
 }
 
 func (c *accountCounts) reset() {
 	for _, n := range []*atomic.Int64{&c.token, &c.stable, &c.stableNew, &c.gettoken, &c.wecomNew,
-		&c.force, &c.forceRefused, &c.user, &c.invalidated} {
+		&c.force, &c.forceRefused, &c.user, &c.sessions, &c.invalidated} {
 		n.Store(0)
 	}
 }

@@ -53,6 +53,9 @@ type TokenCounts struct {
 	ForceRefreshRefused int64 `json:"force_refresh_refused"`
 	// UserTokens counts user tokens issued by /sns/oauth2/access_token.
 	UserTokens int64 `json:"user_tokens"`
+	// Sessions counts mini-program logins /sns/jscode2session answered;
+	// like UserTokens, each one proves the caller sent the real secret.
+	Sessions int64 `json:"sessions"`
 	// Invalidations counts InvalidateTokens calls naming the account.
 	Invalidations int64 `json:"invalidations"`
 }
@@ -351,6 +354,7 @@ func (s *Simulator) Counters() Counters {
 			ForceRefresh:        n.force.Load(),
 			ForceRefreshRefused: n.forceRefused.Load(),
 			UserTokens:          n.user.Load(),
+			Sessions:            n.sessions.Load(),
 			Invalidations:       n.invalidated.Load(),
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"strings"
 	"time"
 
 	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
@@ -15,6 +16,7 @@ func tokenRoutes() []*route {
 		{path: "/cgi-bin/stable_token", family: pathMP, methods: allowPOST, secretBody: true, handle: handleStableToken},
 		{path: "/cgi-bin/gettoken", family: pathWeCom, methods: allowBoth, handle: handleGetToken},
 		{path: "/sns/oauth2/access_token", family: pathSNS, methods: allowBoth, handle: handleOAuthToken},
+		{path: "/sns/jscode2session", family: pathSNS, methods: allowGET, handle: handleJSCode2Session},
 		{path: "/sns/userinfo", family: pathSNS, methods: allowBoth, handle: handleSNSUserInfo},
 	}
 }
@@ -261,31 +263,11 @@ func handleOAuthToken(s *Simulator, c *call) {
 		return
 	}
 	code := q.Get("code")
-	if code == "" {
-		c.fail(wxapi.CodeCodeMissing)
-		return
-	}
-	if !isPlainID(code) {
-		c.fail(wxapi.CodeInvalidCode)
-		return
-	}
 	a.mu.Lock()
-	if a.usedCodes == nil {
-		a.usedCodes = make(map[string]int64)
-	}
-	if at, used := a.usedCodes[code]; used && c.nowNs-at < int64(oauthCodeLifetime) {
+	if !c.useCode(a, code) {
 		a.mu.Unlock()
-		c.fail(wxapi.CodeCodeUsed)
 		return
 	}
-	if len(a.usedCodes) >= 4096 {
-		for k, at := range a.usedCodes {
-			if c.nowNs-at >= int64(oauthCodeLifetime) {
-				delete(a.usedCodes, k)
-			}
-		}
-	}
-	a.usedCodes[code] = c.nowNs
 	t := s.newToken(c, a, famUser)
 	t.openid = deriveID("o", a.AppID, code)
 	a.mu.Unlock()
@@ -298,6 +280,89 @@ func handleOAuthToken(s *Simulator, c *call) {
 		Scope:        "snsapi_userinfo",
 		UnionID:      deriveID("o", "union", t.openid),
 	})
+}
+
+// useCode spends a user's code (OAuth or mini-program login): it must be
+// well-formed and not used within its lifetime. It answers the error and
+// reports false otherwise. a.mu is held.
+func (c *call) useCode(a *account, code string) bool {
+	switch {
+	case code == "":
+		c.fail(wxapi.CodeCodeMissing)
+		return false
+	case !isPlainID(code):
+		c.fail(wxapi.CodeInvalidCode)
+		return false
+	}
+	if a.usedCodes == nil {
+		a.usedCodes = make(map[string]int64)
+	}
+	if at, used := a.usedCodes[code]; used && c.nowNs-at < int64(oauthCodeLifetime) {
+		c.fail(wxapi.CodeCodeUsed)
+		return false
+	}
+	if len(a.usedCodes) >= 4096 {
+		for k, at := range a.usedCodes {
+			if c.nowNs-at >= int64(oauthCodeLifetime) {
+				delete(a.usedCodes, k)
+			}
+		}
+	}
+	a.usedCodes[code] = c.nowNs
+	return true
+}
+
+// loginsPerMinute is how many logins one user may make per minute, past
+// which jscode2session answers 45011.
+const loginsPerMinute = 100
+
+// sessionAnswer is the success answer of /sns/jscode2session.
+type sessionAnswer struct {
+	OpenID     string `json:"openid"`
+	SessionKey string `json:"session_key"`
+	UnionID    string `json:"unionid,omitempty"`
+}
+
+// handleJSCode2Session serves GET /sns/jscode2session: a mini program's
+// login code for the user's openid and session key. A code works once; a
+// user (the code up to its first '-') may log in 100 times a minute, then
+// 45011; codes starting with "nounion" are of users with no unionid bound.
+func handleJSCode2Session(s *Simulator, c *call) {
+	q := c.r.URL.Query()
+	a := c.appCredentials(q.Get("grant_type"), "authorization_code", q.Get("appid"), q.Get("secret"))
+	if a == nil {
+		return
+	}
+	code := q.Get("js_code")
+	// The user is what precedes the first '-' of the code ("alice-1",
+	// "alice-2" are two logins of alice), or the whole code.
+	user, _, _ := strings.Cut(code, "-")
+	openid := deriveID("o", a.AppID, "session", user)
+	minute := c.nowNs / int64(time.Minute)
+	a.mu.Lock()
+	if a.loginMinute != minute {
+		a.loginMinute, a.logins = minute, nil
+	}
+	if a.logins == nil {
+		a.logins = make(map[string]int)
+	}
+	if a.logins[openid] >= loginsPerMinute {
+		a.mu.Unlock()
+		c.fail(wxapi.CodeMinuteQuota)
+		return
+	}
+	if !c.useCode(a, code) {
+		a.mu.Unlock()
+		return
+	}
+	a.logins[openid]++
+	a.mu.Unlock()
+	a.counts.sessions.Add(1)
+	ans := sessionAnswer{OpenID: openid, SessionKey: deriveID("k", a.Secret, code)[:22] + "=="}
+	if !strings.HasPrefix(code, "nounion") {
+		ans.UnionID = deriveID("o", "union", openid)
+	}
+	c.ok(ans)
 }
 
 // snsUser is the answer of /sns/userinfo.

@@ -28,6 +28,9 @@ type Client struct {
 	// RawToken allows the client to read the account's real access token
 	// from the raw-token endpoint.
 	RawToken bool
+	// Admin allows calls that act on the whole account for every client,
+	// such as /cgi-bin/clear_quota/v2.
+	Admin bool
 }
 
 // Account is what the authority needs to know of an account.

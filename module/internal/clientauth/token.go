@@ -45,33 +45,38 @@ func sign(key []byte, payload string) string {
 	return b64.EncodeToString(mac.Sum(nil))
 }
 
-// Issue authenticates a token-endpoint call, in which the client gave its
-// key in place of the secret, and returns a gateway token for the account
-// with appid (of kind "official" for /cgi-bin/token and stable_token,
-// "wecom" for gettoken).
-func (a *Authority) Issue(kind, appid, key string) (string, *Error) {
+// Authenticate checks a call in which the client gave its key in place of
+// the secret, and returns who it is and which of its accounts (of kind
+// "official" or "wecom") appid names. The claims carry no expiry.
+func (a *Authority) Authenticate(kind, appid, key string) (*Claims, *Error) {
 	if appid == "" {
-		return "", Refuse(wxapi.CodeInvalidAppID, "appid (or corpid) is missing")
+		return nil, Refuse(wxapi.CodeInvalidAppID, "appid (or corpid) is missing")
 	}
 	if key == "" {
-		return "", Refuse(wxapi.CodeInvalidCredential, "the client key is missing: send it where the SDK sends the secret")
+		return nil, Refuse(wxapi.CodeInvalidCredential, "the client key is missing: send it where the SDK sends the secret")
 	}
 	c, ok := a.byKey[sha256.Sum256([]byte(key))]
 	if !ok {
-		return "", Refuse(wxapi.CodeInvalidCredential, "invalid credential: no client has this key (revoked or mistyped?)")
+		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: no client has this key (revoked or mistyped?)")
 	}
-	account := ""
 	for name := range c.accounts {
 		if acct := a.accounts[name]; acct.AppID == appid && acct.Kind == kind {
-			account = name
-			break
+			return &Claims{Client: c.Name, Account: name, AppID: appid, KeyID: keyID(key)}, nil
 		}
 	}
-	if account == "" {
-		return "", Refuse(wxapi.CodeInvalidAppID, "client "+c.Name+" may not use "+kind+" account "+appid)
+	return nil, Refuse(wxapi.CodeInvalidAppID, "client "+c.Name+" may not use "+kind+" account "+appid)
+}
+
+// Issue authenticates a token-endpoint call (see Authenticate) and returns
+// a gateway token for the account (of kind "official" for /cgi-bin/token
+// and stable_token, "wecom" for gettoken).
+func (a *Authority) Issue(kind, appid, key string) (string, *Error) {
+	cl, refusal := a.Authenticate(kind, appid, key)
+	if refusal != nil {
+		return "", refusal
 	}
-	claims := Claims{Client: c.Name, Account: account, AppID: appid, KeyID: keyID(key), Expiry: a.now().Add(a.ttl).Unix()}
-	raw, _ := json.Marshal(claims)
+	cl.Expiry = a.now().Add(a.ttl).Unix()
+	raw, _ := json.Marshal(cl)
 	payload := b64.EncodeToString(raw)
 	return tokenPrefix + payload + "." + sign([]byte(key), payload), nil
 }
@@ -134,6 +139,15 @@ func (a *Authority) ForAccount(cl *Claims, account string) *Error {
 func (a *Authority) MayCall(cl *Claims, path string) *Error {
 	if !a.clients[cl.Client].mayCall(path) {
 		return Refuse(wxapi.CodeAPIUnauthorized, "api unauthorized: client "+cl.Client+" may not call "+path)
+	}
+	return nil
+}
+
+// MayAdmin checks that the client may make calls that act on the whole
+// account, such as resetting its API quota.
+func (a *Authority) MayAdmin(cl *Claims) *Error {
+	if !a.clients[cl.Client].Admin {
+		return Refuse(wxapi.CodeAPIUnauthorized, "api unauthorized: client "+cl.Client+" may not reset quotas (grant it admin)")
 	}
 	return nil
 }

@@ -113,3 +113,25 @@ func unhex(c byte) byte {
 		return c - 'A' + 10
 	}
 }
+
+// WithoutParams returns the raw query without the parameters names,
+// however their keys are encoded.
+func WithoutParams(raw string, names ...string) string {
+	var b strings.Builder
+	for rest := raw; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "&")
+		drop := part == ""
+		for _, name := range names {
+			drop = drop || IsParam(part, name)
+		}
+		if drop {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}

@@ -1,0 +1,246 @@
+package caddywechat
+
+import (
+	"bytes"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
+	"github.com/wxgate/caddy-wechat/module/internal/token"
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
+)
+
+// Stage 3, for the calls that carry the AppSecret rather than a token
+// (mini-program login, web OAuth code exchange, quota reset). The caller
+// never holds the secret: in clients mode it sends its client key where
+// the secret goes, the gateway checks it as on the token endpoints and
+// puts the account's real secret in its place; in trusted mode the gateway
+// puts the secret in whatever the caller sent. No replay: a 40001 there is
+// about the secret or the user's code, never the app's token.
+
+// secretParams names, per secret-bearing path, the parameter that carries
+// the AppSecret.
+var secretParams = map[string]string{
+	"/sns/jscode2session":      "secret",
+	"/sns/oauth2/access_token": "secret",
+	"/cgi-bin/clear_quota/v2":  "appsecret",
+}
+
+// appCredentialParams are the app credentials a caller may put on a /sns/
+// call that carries only the user's credential: the gateway removes them.
+var appCredentialParams = []string{"secret", "appsecret", "component_access_token"}
+
+// maxFormBody bounds the form body of a secret-bearing call.
+const maxFormBody = 64 << 10
+
+// serveAppSecretCall answers a call to one of the secretParams paths.
+func (h *Handler) serveAppSecretCall(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	param := secretParams[r.URL.Path]
+	query, form, refusal := readCredentials(r)
+	if refusal != nil {
+		writeRefusal(w, refusal)
+		return nil
+	}
+	account, refusal := h.authorizeSecretCall(r, query, param)
+	if refusal != nil {
+		writeRefusal(w, refusal)
+		return nil
+	}
+	acct := account.Account()
+	query.Set("appid", acct.AppID)
+	query.Set(param, acct.Secret)
+	out, err := secretRequest(r, query, form)
+	if err != nil {
+		wxapi.WriteError(w, wxapi.CodeSystemBusy, "wechat gateway: reading the request body: "+err.Error())
+		return nil
+	}
+	answer := newInspector(w, account.Confidential())
+	defer answer.free()
+	if err := next.ServeHTTP(answer, out); err != nil {
+		h.upstreamFailed(w, r, answer, account, err)
+		return nil
+	}
+	answer.pass()
+	return nil
+}
+
+// readCredentials returns the query of a secret-bearing call, with appid
+// and the secret parameter taken from a form body when it has them, and
+// the form without them.
+func readCredentials(r *http.Request) (query, form url.Values, refusal *clientauth.Error) {
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidArgs, "invalid args: malformed query string")
+	}
+	for name, vals := range query {
+		if len(vals) > 1 {
+			return nil, nil, clientauth.Refuse(wxapi.CodeInvalidArgs, "invalid args: parameter "+name+" appears more than once")
+		}
+	}
+	if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
+		return query, nil, nil
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+		return query, nil, nil
+	}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, maxFormBody+1))
+	if err != nil || len(raw) > maxFormBody {
+		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidArgs, "invalid args: unreadable or oversized form body")
+	}
+	form, err = url.ParseQuery(string(raw))
+	if err != nil {
+		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidArgs, "invalid args: malformed form body")
+	}
+	for name, vals := range form {
+		if len(vals) > 1 || (query.Has(name) && query.Get(name) != vals[0]) {
+			return nil, nil, clientauth.Refuse(wxapi.CodeInvalidArgs, "invalid args: parameter "+name+" is given twice")
+		}
+		query.Set(name, vals[0])
+	}
+	return query, form, nil
+}
+
+// authorizeSecretCall returns the account whose secret the call gets, or
+// the refusal the caller sees. param names the secret's parameter.
+func (h *Handler) authorizeSecretCall(r *http.Request, query url.Values, param string) (*token.Handle, *clientauth.Error) {
+	if !h.serves(string(token.Official)) {
+		return nil, clientauth.Refuse(wxapi.CodeInvalidAppID, "this site serves "+h.Kind+" accounts; "+r.URL.Path+" is an official-account or mini-program API")
+	}
+	appid := query.Get("appid")
+	if h.Trusted {
+		if acct := h.fixed.Account(); appid != "" && appid != acct.AppID {
+			return nil, clientauth.Refuse(wxapi.CodeInvalidAppID, "this site serves account "+acct.AppID+", not "+appid)
+		}
+		if acct := h.fixed.Account(); acct.Kind != token.Official {
+			return nil, clientauth.Refuse(wxapi.CodeInvalidAppID, r.URL.Path+" is an official-account or mini-program API")
+		}
+		return h.fixed, nil
+	}
+	key := query.Get(param)
+	switch {
+	case appid == "":
+		return nil, clientauth.Refuse(wxapi.CodeAppIDMissing, "appid missing")
+	case key == "":
+		return nil, clientauth.Refuse(wxapi.CodeSecretMissing, param+" missing: send the client key where the SDK sends the AppSecret")
+	}
+	auth := h.app.clients()
+	claims, refusal := auth.Authenticate(string(token.Official), appid, key)
+	if refusal == nil && h.fixed != nil {
+		refusal = auth.ForAccount(claims, h.Account)
+	}
+	if refusal == nil {
+		refusal = auth.MayCall(claims, r.URL.Path)
+	}
+	if refusal == nil && r.URL.Path == "/cgi-bin/clear_quota/v2" {
+		refusal = auth.MayAdmin(claims)
+	}
+	if refusal != nil {
+		h.logger.Info("secret-bearing call refused", zap.String("path", r.URL.Path), zap.String("appid", appid),
+			zap.Int("errcode", refusal.Code), zap.String("reason", refusal.Msg))
+		return nil, refusal
+	}
+	account, err := h.app.account(claims.Account)
+	if err != nil {
+		return nil, clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: the account is not configured")
+	}
+	h.logger.Debug("secret-bearing call", zap.String("client", claims.Client), zap.String("account", claims.Account), zap.String("path", r.URL.Path))
+	return account, nil
+}
+
+// secretRequest clones r for upstream with query as its query string (the
+// real secret in it) and form, if any, as its body without the
+// credentials. Its RequestURI, which Caddy's debug log shows, has the
+// secret redacted.
+func secretRequest(r *http.Request, query, form url.Values) (*http.Request, error) {
+	out := new(http.Request)
+	*out = *r
+	u := *r.URL
+	u.RawQuery = query.Encode()
+	u.ForceQuery = false
+	out.URL = &u
+	redacted := make(url.Values, len(query))
+	for k, v := range query {
+		redacted[k] = v
+	}
+	for _, p := range appCredentialParams {
+		if redacted.Has(p) {
+			redacted.Set(p, "REDACTED")
+		}
+	}
+	out.RequestURI = u.EscapedPath() + "?" + redacted.Encode()
+	out.Header = r.Header.Clone()
+	out.Header.Del("Accept-Encoding")
+	if form != nil {
+		form.Del("appid")
+		for _, p := range appCredentialParams {
+			form.Del(p)
+		}
+		body := []byte(form.Encode())
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+		out.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return out, nil
+}
+
+// serveUserCredentialCall forwards a /sns/ call that carries only the
+// user's credential (a user access_token or refresh token): the gateway
+// adds nothing and removes any app credential a caller put on it. In
+// clients mode a caller that does send a secret must be a client: its key
+// is checked as on the secret-bearing paths.
+func (h *Handler) serveUserCredentialCall(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	out := userCredentialRequest(r)
+	if out != r && !h.Trusted {
+		raw := r.URL.RawQuery
+		appid, _ := wxapi.QueryParam(raw, "appid")
+		key, _ := wxapi.QueryParam(raw, "secret")
+		if key == "" {
+			key, _ = wxapi.QueryParam(raw, "appsecret")
+		}
+		if key != "" {
+			auth := h.app.clients()
+			claims, refusal := auth.Authenticate(string(token.Official), appid, key)
+			if refusal == nil {
+				refusal = auth.MayCall(claims, r.URL.Path)
+			}
+			if refusal != nil {
+				writeRefusal(w, refusal)
+				return nil
+			}
+		}
+	}
+	if err := next.ServeHTTP(w, out); err != nil {
+		h.upstreamFailed(w, r, nil, nil, err)
+	}
+	return nil
+}
+
+// userCredentialRequest returns r for upstream without any app credential
+// a caller put on a /sns/ call that carries only the user's credential, or
+// r itself when it has none.
+func userCredentialRequest(r *http.Request) *http.Request {
+	raw := r.URL.RawQuery
+	has := false
+	for _, p := range appCredentialParams {
+		if _, n := wxapi.QueryParam(raw, p); n > 0 {
+			has = true
+		}
+	}
+	if !has {
+		return r
+	}
+	out := new(http.Request)
+	*out = *r
+	u := *r.URL
+	u.RawQuery = wxapi.WithoutParams(raw, appCredentialParams...)
+	out.URL = &u
+	out.RequestURI = u.RequestURI()
+	return out
+}
