@@ -196,15 +196,14 @@ func secretRequest(r *http.Request, query, form url.Values) (*http.Request, erro
 // clients mode a caller that does send a secret must be a client: its key
 // is checked as on the secret-bearing paths.
 func (h *Handler) serveUserCredentialCall(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	out := userCredentialRequest(r)
-	if out != r && !h.Trusted {
-		raw := r.URL.RawQuery
-		appid, _ := wxapi.QueryParam(raw, "appid")
+	raw := r.URL.RawQuery
+	if !h.Trusted {
 		key, _ := wxapi.QueryParam(raw, "secret")
 		if key == "" {
 			key, _ = wxapi.QueryParam(raw, "appsecret")
 		}
 		if key != "" {
+			appid, _ := wxapi.QueryParam(raw, "appid")
 			auth := h.app.clients()
 			claims, refusal := auth.Authenticate(string(token.Official), appid, key)
 			if refusal == nil {
@@ -216,31 +215,32 @@ func (h *Handler) serveUserCredentialCall(w http.ResponseWriter, r *http.Request
 			}
 		}
 	}
-	if err := next.ServeHTTP(w, out); err != nil {
+	if err := next.ServeHTTP(w, userCredentialRequest(r)); err != nil {
 		h.upstreamFailed(w, r, nil, nil, err)
 	}
 	return nil
 }
 
+// userCredentials are the user's credentials on /sns/ calls: they go to
+// WeChat but not into Caddy's debug log.
+var userCredentials = []string{"access_token", "refresh_token", "code", "js_code"}
+
 // userCredentialRequest returns r for upstream without any app credential
-// a caller put on a /sns/ call that carries only the user's credential, or
-// r itself when it has none.
+// a caller put on it, and with a RequestURI (what Caddy's debug log shows)
+// that has the user's credentials redacted.
 func userCredentialRequest(r *http.Request) *http.Request {
-	raw := r.URL.RawQuery
-	has := false
-	for _, p := range appCredentialParams {
-		if _, n := wxapi.QueryParam(raw, p); n > 0 {
-			has = true
-		}
-	}
-	if !has {
-		return r
-	}
 	out := new(http.Request)
 	*out = *r
 	u := *r.URL
-	u.RawQuery = wxapi.WithoutParams(raw, appCredentialParams...)
+	u.RawQuery = wxapi.WithoutParams(r.URL.RawQuery, appCredentialParams...)
 	out.URL = &u
-	out.RequestURI = u.RequestURI()
+	redacted := u.RawQuery
+	for _, p := range userCredentials {
+		redacted = wxapi.RedactParam(redacted, p)
+	}
+	out.RequestURI = u.EscapedPath()
+	if redacted != "" {
+		out.RequestURI += "?" + redacted
+	}
 	return out
 }

@@ -17,6 +17,8 @@ func wecomRoutes() []*route {
 		{path: "/cgi-bin/message/send", family: pathWeCom, auth: true, methods: allowPOST, handle: handleWeComSend},
 		{path: "/cgi-bin/get_jsapi_ticket", family: pathWeCom, auth: true, methods: allowGET, handle: handleWeComJSAPITicket},
 		{path: "/cgi-bin/ticket/get", family: pathWeCom, auth: true, methods: allowGET, handle: handleWeComAgentTicket},
+		{path: "/cgi-bin/auth/getuserinfo", family: pathWeCom, auth: true, methods: allowGET, handle: handleWeComGetUserInfo},
+		{path: "/cgi-bin/miniprogram/jscode2session", family: pathWeCom, auth: true, methods: allowGET, handle: handleWeComCode2Session},
 	}
 }
 
@@ -187,4 +189,52 @@ func handleWeComAgentTicket(s *Simulator, c *call) {
 	}
 	value, left := s.tickets.get(c.acct.label, "agent_config", c)
 	c.ok(ticketAnswer{Errmsg: "ok", Ticket: value, ExpiresIn: left})
+}
+
+// wecomCodeUser is the member a WeCom login code stands for: the code up to
+// its first '-' ("zhangsan-1" is a login of zhangsan).
+func wecomCodeUser(code string) string {
+	user, _, _ := strings.Cut(code, "-")
+	return user
+}
+
+// handleWeComGetUserInfo serves GET /cgi-bin/auth/getuserinfo?code=: a web
+// login code of a member for the member's userid. A code works once.
+func handleWeComGetUserInfo(s *Simulator, c *call) {
+	code := c.query("code")
+	c.acct.mu.Lock()
+	ok := c.useCode(c.acct, code)
+	c.acct.mu.Unlock()
+	if !ok {
+		return
+	}
+	c.ok(struct {
+		Errcode    int    `json:"errcode"`
+		Errmsg     string `json:"errmsg"`
+		UserID     string `json:"userid"`
+		UserTicket string `json:"user_ticket"`
+	}{0, "ok", wecomCodeUser(code), deriveID("t", c.acct.AppID, code)})
+}
+
+// handleWeComCode2Session serves GET /cgi-bin/miniprogram/jscode2session
+// ?js_code=&grant_type=authorization_code: a WeCom mini program's login.
+func handleWeComCode2Session(s *Simulator, c *call) {
+	if c.query("grant_type") != "authorization_code" {
+		c.fail(wxapi.CodeInvalidGrantType)
+		return
+	}
+	code := c.query("js_code")
+	c.acct.mu.Lock()
+	ok := c.useCode(c.acct, code)
+	c.acct.mu.Unlock()
+	if !ok {
+		return
+	}
+	c.ok(struct {
+		Errcode    int    `json:"errcode"`
+		Errmsg     string `json:"errmsg"`
+		CorpID     string `json:"corpid"`
+		UserID     string `json:"userid"`
+		SessionKey string `json:"session_key"`
+	}{0, "ok", c.acct.AppID, wecomCodeUser(code), deriveID("k", c.acct.Secret, code)[:22] + "=="})
 }
