@@ -46,6 +46,11 @@ type Account struct {
 	// margin: gettoken hands out the same token until then.
 	RefreshMargin caddy.Duration `json:"refresh_margin,omitempty"`
 
+	// AgentID is the agentid of a WeCom application. It is optional: the
+	// gateway's /wechat-gateway/jssdk_config puts it in the agentConfig it
+	// signs, for pages that call wx.agentConfig. Default: none.
+	AgentID string `json:"agent_id,omitempty"`
+
 	// DailyBudget caps the token-endpoint calls the gateway makes for this
 	// account per WeChat day (midnight to midnight, UTC+8), below the
 	// platform's 2000 so that a fault never exhausts the quota other systems

@@ -63,6 +63,7 @@ type App struct {
 	tokens     *tokenService
 	serviceKey string
 	handles    map[string]*token.Handle
+	tickets    map[string]*token.Handle // by "<account>/<ticket type>"
 	auth       *clientauth.Authority
 	storage    token.Store
 	logger     *zap.Logger
@@ -166,8 +167,33 @@ func (a *App) Provision(ctx caddy.Context) error {
 			}
 		}
 		a.handles[name] = h
+		if err := a.registerTickets(name, h); err != nil {
+			return err
+		}
 	}
 	return a.provisionClients(repl)
+}
+
+// ticketTypes are the JS-SDK tickets of each kind of account.
+var ticketTypes = map[token.Kind][]token.Endpoint{
+	token.Official: {token.JSAPITicket, token.CardTicket},
+	token.WeCom:    {token.CorpTicket, token.AgentTicket},
+}
+
+// registerTickets registers the tickets of account name, whose token
+// handle is h. A ticket is fetched only once asked for.
+func (a *App) registerTickets(name string, h *token.Handle) error {
+	for _, ep := range ticketTypes[h.Account().Kind] {
+		th, err := a.tokens.manager.Register(token.Account{Name: name + "/" + string(ep), Endpoint: ep, Parent: h})
+		if err != nil {
+			return err
+		}
+		if a.tickets == nil {
+			a.tickets = make(map[string]*token.Handle)
+		}
+		a.tickets[name+"/"+string(ep)] = th
+	}
+	return nil
 }
 
 // Start applies this config to the token service (account settings, its
@@ -175,6 +201,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 // the background refresh loop, once per token service.
 func (a *App) Start() error {
 	for _, h := range a.handles {
+		h.Activate()
+	}
+	for _, h := range a.tickets {
 		h.Activate()
 	}
 	// Tokens are shared through the config's storage (file_system by
@@ -196,6 +225,9 @@ func (a *App) Cleanup() error {
 	// The map stays: requests of this config still in flight after a
 	// reload go on using its handles, which stay valid after Release.
 	for _, h := range a.handles {
+		h.Release()
+	}
+	for _, h := range a.tickets {
 		h.Release()
 	}
 	if a.auth != nil {
@@ -227,6 +259,19 @@ func (a *App) maxReplayMemory() int64 {
 		return DefaultMaxReplayMemory
 	}
 	return a.MaxReplayMemory
+}
+
+// ticket returns the handle of an account's ticket of type ep, or nil.
+func (a *App) ticket(account string, ep token.Endpoint) *token.Handle {
+	return a.tickets[account+"/"+string(ep)]
+}
+
+// agentID is the configured agentid of a WeCom account, or "".
+func (a *App) agentID(account string) string {
+	if cfg := a.Accounts[account]; cfg != nil {
+		return cfg.AgentID
+	}
+	return ""
 }
 
 // clients returns the authority over the configured clients, or nil when

@@ -27,6 +27,7 @@ func init() {
 //				api_base       <url>
 //				refresh_margin <duration>
 //				daily_budget   <calls>
+//				agent_id       <agentid>          # wecom only
 //			}
 //			client <name> {
 //				key      {env.NAME}|{file./path}   # repeatable: several valid at once
@@ -147,6 +148,12 @@ func (a *Account) unmarshalBlock(d *caddyfile.Dispenser, name string) error {
 			a.RefreshMargin, err = caddyopt.Duration(d)
 		case "daily_budget":
 			a.DailyBudget, err = caddyopt.Count(d, 1)
+		case "agent_id":
+			if a.Kind != "wecom" {
+				err = d.Errf("agent_id: only WeCom applications have an agentid")
+				break
+			}
+			a.AgentID, err = caddyopt.OneArg(d)
 		default:
 			err = d.Errf("unknown subdirective %q", opt)
 		}

@@ -23,6 +23,11 @@ const (
 	// pathAppSecret carries the AppSecret (secretParams): the gateway puts
 	// it in.
 	pathAppSecret
+	// pathTicket asks for a JS-SDK ticket (ticketPaths): the gateway
+	// answers from its ticket cache.
+	pathTicket
+	// pathJSSDKConfig is the gateway's wx.config signer (JSSDKConfigPath).
+	pathJSSDKConfig
 	// pathUserCredential carries a user's own OAuth credential (/sns/).
 	pathUserCredential
 	// pathOther takes another credential (third-party platform tokens) or
@@ -72,6 +77,10 @@ func classify(u *url.URL) (pathClass, string) {
 		return pathRawToken, ""
 	case secretParams[path] != "":
 		return pathAppSecret, ""
+	case ticketPaths[path] != "":
+		return pathTicket, ""
+	case path == JSSDKConfigPath:
+		return pathJSSDKConfig, ""
 	case strings.HasPrefix(path, userCredentialPrefix):
 		return pathUserCredential, ""
 	case hasAnyPrefix(path, otherCredentialPaths) || !hasAnyPrefix(path, apiPaths):

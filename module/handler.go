@@ -157,6 +157,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		writeRefusal(w, refusal)
 		return nil
 	}
+	switch class {
+	case pathTicket:
+		h.serveTicket(w, r, account)
+		return nil
+	case pathJSSDKConfig:
+		h.serveJSSDKConfig(w, r, account)
+		return nil
+	}
 	return h.forward(w, r, next, account)
 }
 

@@ -141,13 +141,13 @@ func TestReplayOnEachTokenErrcode(t *testing.T) {
 			up := &scripted{answers: []http.HandlerFunc{
 				jsonAnswer(fmt.Sprintf(`{"errcode":%d,"errmsg":"access_token expired rid: 6650a1b2-1c2d3e4f-5a6b7c8d"}`, code),
 					"X-Attempt", "first", "Set-Cookie", "first=1"),
-				jsonAnswer(`{"ticket":"T","expires_in":7200,"errcode":0}`, "X-Attempt", "second"),
+				jsonAnswer(`{"errcode":0,"errmsg":"ok","data":"T"}`, "X-Attempt", "second"),
 			}}
 			g.setUpstream(up)
 			h := g.trustedSite()
 			g.warm()
-			rec := g.get(h, "/cgi-bin/ticket/getticket?type=jsapi")
-			if want := `{"ticket":"T","expires_in":7200,"errcode":0}`; rec.Body.String() != want {
+			rec := g.get(h, "/cgi-bin/user/info?openid=o1")
+			if want := `{"errcode":0,"errmsg":"ok","data":"T"}`; rec.Body.String() != want {
 				t.Errorf("client got %q, want %q", rec.Body.String(), want)
 			}
 			if got := rec.Header().Values("X-Attempt"); len(got) != 1 || got[0] != "second" {

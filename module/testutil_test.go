@@ -85,6 +85,16 @@ func (f *countingFetcher) Fetch(ctx context.Context, a *token.Account, force boo
 	return got, err
 }
 
+// FetchTicket asks the inner fetcher for a ticket; tickets are not counted
+// as token fetches.
+func (f *countingFetcher) FetchTicket(ctx context.Context, a *token.Account, accessToken string) (token.Fetched, error) {
+	tf, ok := f.inner.(token.TicketFetcher)
+	if !ok {
+		return token.Fetched{}, fmt.Errorf("%T fetches no tickets", f.inner)
+	}
+	return tf.FetchTicket(ctx, a, accessToken)
+}
+
 // last returns the last token fetched, or "".
 func (f *countingFetcher) last() string {
 	f.mu.Lock()
@@ -244,9 +254,18 @@ func newGateway(t *testing.T, opts ...gatewayOption) *gateway {
 		}
 		h.Activate()
 		app.handles[acct.Name] = h
+		if err := app.registerTickets(acct.Name, h); err != nil {
+			t.Fatalf("registerTickets(%s): %v", acct.Name, err)
+		}
+	}
+	for _, h := range app.tickets {
+		h.Activate()
 	}
 	t.Cleanup(func() {
 		for _, h := range app.handles {
+			h.Release()
+		}
+		for _, h := range app.tickets {
 			h.Release()
 		}
 	})

@@ -56,6 +56,9 @@ type TokenCounts struct {
 	// Sessions counts mini-program logins /sns/jscode2session answered;
 	// like UserTokens, each one proves the caller sent the real secret.
 	Sessions int64 `json:"sessions"`
+	// Tickets counts the JS-SDK ticket calls answered, by type: jsapi and
+	// wx_card (official), jsapi (the corp's, WeCom) and agent_config.
+	Tickets map[string]int64 `json:"tickets,omitempty"`
 	// Invalidations counts InvalidateTokens calls naming the account.
 	Invalidations int64 `json:"invalidations"`
 }
@@ -355,6 +358,7 @@ func (s *Simulator) Counters() Counters {
 			ForceRefreshRefused: n.forceRefused.Load(),
 			UserTokens:          n.user.Load(),
 			Sessions:            n.sessions.Load(),
+			Tickets:             s.tickets.counts(a.label),
 			Invalidations:       n.invalidated.Load(),
 		}
 	}
@@ -392,4 +396,7 @@ func (s *Simulator) ResetCounters() {
 	for _, a := range s.current.Load().accounts {
 		a.counts.reset()
 	}
+	s.tickets.mu.Lock()
+	clear(s.tickets.calls)
+	s.tickets.mu.Unlock()
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
@@ -261,14 +262,19 @@ func handleGetTicket(s *Simulator, c *call) {
 		c.fail(wxapi.CodeInvalidArgs)
 		return
 	}
-	value, left := s.tickets.get(c.acct.label, kind, c)
-	c.ok(ticketAnswer{Errmsg: "ok", Ticket: value, ExpiresIn: left})
+	s.tickets.serve(c, c.acct.label, kind, 0)
 }
 
 // ticketStore keeps the JS tickets: the same ticket while it is valid.
 type ticketStore struct {
 	mu sync.Mutex
 	m  map[[2]string]*ticketEntry
+	// calls counts ticket calls answered, by account label and type.
+	calls map[[2]string]int64
+	// hourly counts calls per scope and type in the current hour, for
+	// WeCom's limits.
+	hour   int64
+	hourly map[[2]string]int
 }
 
 type ticketEntry struct {
@@ -276,7 +282,44 @@ type ticketEntry struct {
 	expires int64
 }
 
-func newTicketStore() *ticketStore { return &ticketStore{m: make(map[[2]string]*ticketEntry)} }
+func newTicketStore() *ticketStore {
+	return &ticketStore{m: make(map[[2]string]*ticketEntry), calls: make(map[[2]string]int64), hourly: make(map[[2]string]int)}
+}
+
+// serve answers a ticket call for the ticket of scope and kind, counting it
+// for c's account; past hourlyLimit calls an hour for the scope (0: none)
+// it answers 45009, as WeCom does.
+func (ts *ticketStore) serve(c *call, scope, kind string, hourlyLimit int) {
+	ts.mu.Lock()
+	if hour := c.nowNs / int64(time.Hour); hour != ts.hour {
+		ts.hour = hour
+		clear(ts.hourly)
+	}
+	key := [2]string{scope, kind}
+	if hourlyLimit > 0 && ts.hourly[key] >= hourlyLimit {
+		ts.mu.Unlock()
+		c.failText(wxapi.CodeDailyQuota, "api freq out of limit")
+		return
+	}
+	ts.hourly[key]++
+	ts.calls[[2]string{c.acct.label, kind}]++
+	ts.mu.Unlock()
+	value, left := ts.get(scope, kind, c)
+	c.ok(ticketAnswer{Errmsg: "ok", Ticket: value, ExpiresIn: left})
+}
+
+// counts returns the ticket calls answered for an account, by type.
+func (ts *ticketStore) counts(label string) map[string]int64 {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	out := make(map[string]int64)
+	for k, n := range ts.calls {
+		if k[0] == label {
+			out[k[1]] = n
+		}
+	}
+	return out
+}
 
 func (ts *ticketStore) get(scope, kind string, c *call) (string, int) {
 	ts.mu.Lock()

@@ -176,9 +176,15 @@ func parseAgentID(raw json.RawMessage) (string, bool) {
 // handleWeComJSAPITicket serves GET /cgi-bin/get_jsapi_ticket (one ticket
 // per corp).
 func handleWeComJSAPITicket(s *Simulator, c *call) {
-	value, left := s.tickets.get("corp:"+c.acct.AppID, "jsapi", c)
-	c.ok(ticketAnswer{Errmsg: "ok", Ticket: value, ExpiresIn: left})
+	s.tickets.serve(c, "corp:"+c.acct.AppID, "jsapi", corpTicketsPerHour)
 }
+
+// WeCom's limits on ticket calls: per corp for the corp's jsapi ticket,
+// per app for agent_config.
+const (
+	corpTicketsPerHour  = 400
+	agentTicketsPerHour = 100
+)
 
 // handleWeComAgentTicket serves GET /cgi-bin/ticket/get?type=agent_config
 // (one ticket per app).
@@ -187,8 +193,7 @@ func handleWeComAgentTicket(s *Simulator, c *call) {
 		c.fail(wxapi.CodeInvalidArgs)
 		return
 	}
-	value, left := s.tickets.get(c.acct.label, "agent_config", c)
-	c.ok(ticketAnswer{Errmsg: "ok", Ticket: value, ExpiresIn: left})
+	s.tickets.serve(c, c.acct.label, "agent_config", agentTicketsPerHour)
 }
 
 // wecomCodeUser is the member a WeCom login code stands for: the code up to

@@ -32,7 +32,40 @@ const (
 	ClientCredential Endpoint = "token"
 	// GetToken is WeCom's GET /cgi-bin/gettoken.
 	GetToken Endpoint = "gettoken"
+
+	// The JS-SDK ticket endpoints, called with the account's token: an
+	// account of one of these endpoints is a ticket of its Parent.
+
+	// JSAPITicket is an official account's jsapi_ticket (GET
+	// /cgi-bin/ticket/getticket?type=jsapi).
+	JSAPITicket Endpoint = "jsapi"
+	// CardTicket is an official account's wx_card ticket (type=wx_card).
+	CardTicket Endpoint = "wx_card"
+	// CorpTicket is a WeCom corp's jsapi_ticket (GET
+	// /cgi-bin/get_jsapi_ticket), for wx.config.
+	CorpTicket Endpoint = "corp_jsapi"
+	// AgentTicket is a WeCom app's ticket for wx.agentConfig (GET
+	// /cgi-bin/ticket/get?type=agent_config).
+	AgentTicket Endpoint = "agent_config"
 )
+
+// Ticket reports whether e is a JS-SDK ticket endpoint.
+func (e Endpoint) Ticket() bool {
+	return e == JSAPITicket || e == CardTicket || e == CorpTicket || e == AgentTicket
+}
+
+// untilExpiry reports whether e hands out the same value until it expires
+// (gettoken; the tickets, so far as WeChat says): such a value is used up to
+// its expiry and refreshed then, since asking sooner brings it back.
+func (e Endpoint) untilExpiry() bool { return e == GetToken || e.Ticket() }
+
+// ticketKind is the account kind a ticket endpoint belongs to.
+func (e Endpoint) ticketKind() Kind {
+	if e == CorpTicket || e == AgentTicket {
+		return WeCom
+	}
+	return Official
+}
 
 // Path returns the endpoint's URL path.
 func (e Endpoint) Path() string {
@@ -43,6 +76,12 @@ func (e Endpoint) Path() string {
 		return "/cgi-bin/token"
 	case GetToken:
 		return "/cgi-bin/gettoken"
+	case JSAPITicket, CardTicket:
+		return "/cgi-bin/ticket/getticket"
+	case CorpTicket:
+		return "/cgi-bin/get_jsapi_ticket"
+	case AgentTicket:
+		return "/cgi-bin/ticket/get"
 	}
 	return ""
 }
@@ -94,6 +133,9 @@ type Account struct {
 	// DailyBudget caps the token-endpoint calls per WeChat day. Default:
 	// DefaultDailyBudget.
 	DailyBudget int
+	// Parent, for a ticket Endpoint, is the account whose token fetches the
+	// ticket. Kind, AppID, Secret and BaseURL then default to the parent's.
+	Parent *Handle
 }
 
 // withDefaults returns a copy of a with defaults filled in, or an error
@@ -101,6 +143,12 @@ type Account struct {
 func (a Account) withDefaults() (Account, error) {
 	if a.Name == "" {
 		return a, errors.New("account: name is required")
+	}
+	if a.Endpoint.Ticket() {
+		return a.ticketDefaults()
+	}
+	if a.Parent != nil {
+		return a, fmt.Errorf("account %q: only a ticket has a parent account", a.Name)
 	}
 	switch a.Kind {
 	case Official:
@@ -150,6 +198,31 @@ func (a Account) withDefaults() (Account, error) {
 	return a, nil
 }
 
+// ticketDefaults fills a ticket account in from its parent.
+func (a Account) ticketDefaults() (Account, error) {
+	if a.Parent == nil {
+		return a, fmt.Errorf("account %q: a %s ticket needs the account whose token fetches it", a.Name, a.Endpoint)
+	}
+	p := a.Parent.Account()
+	if p.Kind != a.Endpoint.ticketKind() {
+		return a, fmt.Errorf("account %q: a %s ticket is for %s accounts, and %q is %s", a.Name, a.Endpoint, a.Endpoint.ticketKind(), p.Name, p.Kind)
+	}
+	a.Kind, a.AppID, a.Secret = p.Kind, p.AppID, p.Secret
+	if a.BaseURL == "" {
+		a.BaseURL = p.BaseURL
+	}
+	if a.Margin < 0 || a.DailyBudget < 0 {
+		return a, fmt.Errorf("account %q: refresh_margin and daily_budget must not be negative", a.Name)
+	}
+	if a.Margin == 0 {
+		a.Margin = DefaultMargin
+	}
+	if a.DailyBudget == 0 {
+		a.DailyBudget = DefaultDailyBudget
+	}
+	return a, nil
+}
+
 // Key identifies the token an account holds: its kind, token family and
 // appid, and for WeCom a digest of the secret, because every WeCom
 // application has its own token under the same corpid. It holds no secret
@@ -158,7 +231,11 @@ func (a *Account) Key() string {
 	switch a.Kind {
 	case WeCom:
 		sum := sha256.Sum256([]byte(a.AppID + "\x00" + a.Secret))
-		return "wecom/" + a.AppID + "/" + hex.EncodeToString(sum[:8])
+		key := "wecom/" + a.AppID + "/" + hex.EncodeToString(sum[:8])
+		if a.Endpoint.Ticket() {
+			key += "/" + string(a.Endpoint)
+		}
+		return key
 	default:
 		return "official/" + string(a.Endpoint) + "/" + a.AppID
 	}

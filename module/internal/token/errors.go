@@ -15,13 +15,20 @@ type UnavailableError struct {
 	Reason string
 	// Errcode is the errcode the token endpoint answered, if any.
 	Errcode int
+	// Ticket marks a JS-SDK ticket's error (Account is then
+	// "<account>/<type>").
+	Ticket bool
 	// Until is when the Manager will try again; zero when it tries at the
 	// next request.
 	Until time.Time
 }
 
 func (e *UnavailableError) Error() string {
-	msg := fmt.Sprintf("no valid access_token for account %q: %s", e.Account, e.Reason)
+	what := "access_token"
+	if e.Ticket {
+		what = "ticket"
+	}
+	msg := fmt.Sprintf("no valid %s for account %q: %s", what, e.Account, e.Reason)
 	if !e.Until.IsZero() {
 		msg += "; next attempt at " + e.Until.UTC().Format(time.RFC3339)
 	}

@@ -30,6 +30,13 @@ type Fetcher interface {
 	Fetch(ctx context.Context, a *Account, force bool) (Fetched, error)
 }
 
+// TicketFetcher asks a JS-SDK ticket endpoint for a ticket, with the
+// account's access token. The Manager's Fetcher implements it to serve
+// ticket accounts.
+type TicketFetcher interface {
+	FetchTicket(ctx context.Context, a *Account, accessToken string) (Fetched, error)
+}
+
 // FetchError is a failed token-endpoint call. It never holds the secret:
 // the request URL (which carries it for /cgi-bin/token and gettoken) is
 // reduced to host and path.
@@ -109,23 +116,33 @@ func (f *HTTPFetcher) Fetch(ctx context.Context, a *Account, force bool) (Fetche
 	if err != nil {
 		return Fetched{}, &FetchError{Endpoint: where, Err: stripURL(err)}
 	}
+	raw, err := f.do(req, where)
+	if err != nil {
+		return Fetched{}, err
+	}
+	return parseTokenAnswer(where, raw)
+}
+
+// do sends req and returns the body of its HTTP 200 answer. Its errors
+// never hold the request URL, which may carry a secret or a token.
+func (f *HTTPFetcher) do(req *http.Request, where string) ([]byte, error) {
 	client := f.Client
 	if client == nil {
 		client = defaultClient
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return Fetched{}, &FetchError{Endpoint: where, Err: stripURL(err)}
+		return nil, &FetchError{Endpoint: where, Err: stripURL(err)}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenAnswer))
 	if err != nil {
-		return Fetched{}, &FetchError{Endpoint: where, Err: stripURL(err)}
+		return nil, &FetchError{Endpoint: where, Err: stripURL(err)}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("HTTP status %d", resp.StatusCode)}
+		return nil, &FetchError{Endpoint: where, Err: fmt.Errorf("HTTP status %d", resp.StatusCode)}
 	}
-	return parseTokenAnswer(where, raw)
+	return raw, nil
 }
 
 // parseTokenAnswer reads a token endpoint's JSON answer. Nothing of the
@@ -179,4 +196,45 @@ func stripURL(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// FetchTicket calls a's ticket endpoint with accessToken.
+func (f *HTTPFetcher) FetchTicket(ctx context.Context, a *Account, accessToken string) (Fetched, error) {
+	base, err := url.Parse(a.BaseURL)
+	if err != nil || base.Host == "" {
+		return Fetched{}, &FetchError{Endpoint: a.Endpoint.Path(), Err: errors.New("bad base URL")}
+	}
+	base.Path = strings.TrimSuffix(base.Path, "/") + a.Endpoint.Path()
+	where := base.Host + base.Path
+	q := url.Values{"access_token": {accessToken}}
+	switch a.Endpoint {
+	case JSAPITicket, CardTicket, AgentTicket:
+		q.Set("type", string(a.Endpoint))
+	}
+	base.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base.String(), nil)
+	if err != nil {
+		return Fetched{}, &FetchError{Endpoint: where, Err: stripURL(err)}
+	}
+	raw, err := f.do(req, where)
+	if err != nil {
+		return Fetched{}, err
+	}
+	var ans struct {
+		Errcode   int    `json:"errcode"`
+		Errmsg    string `json:"errmsg"`
+		Ticket    string `json:"ticket"`
+		ExpiresIn int64  `json:"expires_in"`
+	}
+	if err := json.Unmarshal(raw, &ans); err != nil {
+		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("answer is not ticket JSON (%d bytes)", len(raw))}
+	}
+	if ans.Errcode != 0 {
+		msg, rid := wxapi.SplitRequestID(ans.Errmsg)
+		return Fetched{}, &FetchError{Endpoint: where, Errcode: ans.Errcode, Errmsg: msg, RequestID: rid}
+	}
+	if !plausibleToken(ans.Ticket) || ans.ExpiresIn <= 0 {
+		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("answer holds no usable ticket (%d chars, expires_in %d)", len(ans.Ticket), ans.ExpiresIn)}
+	}
+	return Fetched{Value: ans.Ticket, ExpiresIn: time.Duration(ans.ExpiresIn) * time.Second}, nil
 }

@@ -315,7 +315,7 @@ func (m *Manager) usable(t *Token, now time.Time) bool {
 // same token until then (gettoken): a refresh before that would only bring
 // t back.
 func refreshAt(a *Account, t *Token) time.Time {
-	if a.Endpoint == GetToken {
+	if a.Endpoint.untilExpiry() {
 		return t.Expires
 	}
 	return t.Expires.Add(-a.Margin)
@@ -572,7 +572,7 @@ func (m *Manager) refresh(e *entry, f *flight, proactive bool) {
 // returns the error callers see. e.mu is held.
 func (m *Manager) failed(e *entry, a *Account, err error, now time.Time) *UnavailableError {
 	e.failures++
-	ue := &UnavailableError{Account: a.Name, Reason: err.Error()}
+	ue := &UnavailableError{Account: a.Name, Reason: err.Error(), Ticket: a.Endpoint.Ticket()}
 	var fe *FetchError
 	var budget *budgetError
 	class := wxapi.Transient
@@ -697,7 +697,7 @@ func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token
 		expires = prev.Expires // the same token does not live longer for being asked for again
 	}
 	tok := &Token{Value: got.Value, Fetched: fetched, Expires: expires, Generation: gen,
-		untilExpiry: a.Endpoint == GetToken}
+		untilExpiry: a.Endpoint.untilExpiry()}
 	m.lg().Info("access_token refreshed", zap.String("account", a.Name), zap.String("appid", a.AppID),
 		zap.String("endpoint", string(a.Endpoint)), zap.Duration("expires_in", got.ExpiresIn), zap.Uint64("generation", gen))
 	return tok, nil
@@ -725,6 +725,35 @@ func (m *Manager) call(ctx context.Context, e *entry, a *Account, force bool) (F
 	e.fetches++
 	e.lastCall = start
 	e.mu.Unlock()
+	if a.Endpoint.Ticket() {
+		got, err := m.fetchTicket(ctx, a)
+		return got, start, err
+	}
 	got, err := m.opts.Fetcher.Fetch(ctx, a, force)
 	return got, start, err
+}
+
+// fetchTicket asks a ticket endpoint for a's ticket with the parent
+// account's token. A token the endpoint rejects (40001, 40014, 42001) is
+// reported as any rejected token is, and the call made once more with the
+// token that replaces it.
+func (m *Manager) fetchTicket(ctx context.Context, a *Account) (Fetched, error) {
+	tf, ok := m.opts.Fetcher.(TicketFetcher)
+	if !ok {
+		return Fetched{}, &FetchError{Endpoint: a.Endpoint.Path(), Err: errors.New("the fetcher cannot fetch tickets")}
+	}
+	tok, err := a.Parent.Token(ctx)
+	if err != nil {
+		return Fetched{}, err
+	}
+	got, err := tf.FetchTicket(ctx, a, tok.Value)
+	var fe *FetchError
+	if !errors.As(err, &fe) || !wxapi.Refreshable(fe.Errcode) {
+		return got, err
+	}
+	fresh, rerr := a.Parent.Reject(ctx, tok, fe.Errcode)
+	if rerr != nil || fresh == nil {
+		return got, err
+	}
+	return tf.FetchTicket(ctx, a, fresh.Value)
 }

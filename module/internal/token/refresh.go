@@ -87,6 +87,7 @@ func (m *Manager) Run(ctx context.Context, tick time.Duration) {
 // token or secret.
 type Status struct {
 	Name        string    `json:"name"`
+	Parent      string    `json:"parent,omitempty"` // a ticket's account
 	Key         string    `json:"key"`
 	Kind        Kind      `json:"kind"`
 	AppID       string    `json:"appid"`
@@ -117,6 +118,9 @@ func (m *Manager) Statuses() []Status {
 		s := Status{
 			Name: a.Name, Key: e.key, Kind: a.Kind, AppID: a.AppID, Endpoint: a.Endpoint,
 			DailyBudget: a.DailyBudget, TotalCalls: e.fetches, Stopped: e.tripped,
+		}
+		if a.Parent != nil {
+			s.Parent = a.Parent.Account().Name
 		}
 		if e.day == quotaDay(now) {
 			s.CallsToday = e.calls

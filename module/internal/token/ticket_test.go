@@ -1,0 +1,146 @@
+package token
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
+)
+
+// ticketPlatform is a platformFetcher that also serves tickets the way the
+// simulator does (the same ticket until it expires), checking the token.
+type ticketPlatform struct {
+	*platformFetcher
+	mu       sync.Mutex
+	tickets  int // ticket-endpoint calls
+	minted   int
+	value    string
+	expires  time.Time
+	rejectOn string // a token value the ticket endpoint refuses with 40001
+}
+
+func (f *ticketPlatform) FetchTicket(_ context.Context, a *Account, accessToken string) (Fetched, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tickets++
+	if accessToken == f.rejectOn {
+		return Fetched{}, &FetchError{Endpoint: a.Endpoint.Path(), Errcode: wxapi.CodeInvalidCredential, Errmsg: "invalid credential"}
+	}
+	now := f.clock.Now()
+	if f.value == "" || !now.Before(f.expires) {
+		f.minted++
+		f.value = fmt.Sprintf("ticket-%d-0123456789", f.minted)
+		f.expires = now.Add(2 * time.Hour)
+	}
+	return Fetched{Value: f.value, ExpiresIn: f.expires.Sub(now).Truncate(time.Second)}, nil
+}
+
+func (f *ticketPlatform) ticketCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tickets
+}
+
+func newTicketManager(t *testing.T) (*Manager, *Handle, *Handle, *ManualClock, *ticketPlatform) {
+	t.Helper()
+	clock := NewFrozenClock(t0)
+	f := &ticketPlatform{platformFetcher: &platformFetcher{clock: clock}}
+	m := NewManager(Options{Clock: clock, Fetcher: f, Rand: func() float64 { return 0.5 }})
+	parent, err := m.Register(Account{Name: "mp", Kind: Official, AppID: "wx1", Secret: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticket, err := m.Register(Account{Name: "mp/jsapi", Endpoint: JSAPITicket, Parent: parent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ticket.Release(); parent.Release() })
+	return m, parent, ticket, clock, f
+}
+
+func TestTicketStormIsOneFetch(t *testing.T) {
+	_, _, ticket, _, f := newTicketManager(t)
+	var wg sync.WaitGroup
+	values := make(chan string, 1000)
+	for range 1000 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := ticket.Token(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			values <- tok.Value
+		}()
+	}
+	wg.Wait()
+	close(values)
+	for v := range values {
+		if v != "ticket-1-0123456789" {
+			t.Fatalf("ticket %q", v)
+		}
+	}
+	if n := f.ticketCalls(); n != 1 {
+		t.Errorf("%d ticket fetches, want 1", n)
+	}
+	if calls, _ := f.counts(); calls != 1 {
+		t.Errorf("%d token fetches, want 1", calls)
+	}
+}
+
+// TestTicketFetchRefreshesARejectedToken: a ticket call answered 40001
+// reports the token, which is replaced once, and the ticket call is made
+// again with the new token.
+func TestTicketFetchRefreshesARejectedToken(t *testing.T) {
+	_, parent, ticket, clock, f := newTicketManager(t)
+	tok := mustToken(t, parent)
+	clock.Advance(time.Minute) // past the cooldown
+	f.mu.Lock()
+	f.rejectOn = tok.Value
+	f.mu.Unlock()
+	f.platformFetcher.mu.Lock()
+	f.platformFetcher.value = "" // WeChat revoked it: the next stable_token call mints anew
+	f.platformFetcher.mu.Unlock()
+	got, err := ticket.Token(context.Background())
+	if err != nil || got == nil {
+		t.Fatalf("ticket after a rejected token: %v", err)
+	}
+	if n := f.ticketCalls(); n != 2 {
+		t.Errorf("%d ticket calls, want 2 (rejected, then with the new token)", n)
+	}
+	if cur := mustToken(t, parent); cur.Value == tok.Value {
+		t.Error("the rejected token is still current")
+	}
+}
+
+// TestTicketDayAtMostThirteenFetches: a ticket in use all day, with the
+// background refresh running, is fetched at most 13 times and always
+// served.
+func TestTicketDayAtMostThirteenFetches(t *testing.T) {
+	m, _, ticket, clock, f := newTicketManager(t)
+	for elapsed := time.Duration(0); elapsed < 24*time.Hour; elapsed += 10 * time.Second {
+		tok, err := ticket.Token(context.Background())
+		if err != nil || !clock.Now().Before(tok.Expires) {
+			t.Fatalf("at %v: %v %v", elapsed, tok, err)
+		}
+		m.RefreshDue(context.Background())
+		clock.Advance(10 * time.Second)
+	}
+	if n := f.ticketCalls(); n > 13 {
+		t.Errorf("%d ticket fetches in a day, want at most 13", n)
+	}
+}
+
+func TestTicketNeedsAParentOfItsKind(t *testing.T) {
+	m, parent, _, _, _ := newTicketManager(t)
+	if _, err := m.Register(Account{Name: "x", Endpoint: AgentTicket, Parent: parent}); err == nil {
+		t.Error("an agent_config ticket of an official account was accepted")
+	}
+	if _, err := m.Register(Account{Name: "y", Endpoint: JSAPITicket}); err == nil {
+		t.Error("a ticket without a parent was accepted")
+	}
+}
