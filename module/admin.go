@@ -23,8 +23,9 @@ func init() {
 //	GET  /wechat/accounts  the state of every account's token: whether there
 //	                       is one, its generation, expiry and next refresh,
 //	                       token calls today against the budget, and why
-//	                       refreshing stopped, if it did. Never a token or a
-//	                       secret.
+//	                       refreshing stopped, if it did; the same for each
+//	                       of its JS-SDK tickets (endpoint: its type). Never
+//	                       a token, ticket or secret.
 //	POST /wechat/clock     {"advance":"2h"}: moves the gateway's clock and
 //	                       runs the refreshes that come due, then answers
 //	                       like GET /wechat/accounts. Only with the app's
@@ -91,14 +92,34 @@ func (Admin) clock(w http.ResponseWriter, r *http.Request) error {
 	return writeStatuses(w, app)
 }
 
+// accountState is an account's token state, with its tickets'.
+type accountState struct {
+	token.Status
+	Tickets []token.Status `json:"tickets,omitempty"`
+}
+
 func writeStatuses(w http.ResponseWriter, app *App) error {
 	list := app.statuses()
 	slices.SortFunc(list, func(a, b token.Status) int { return strings.Compare(a.Name, b.Name) })
+	var accounts []*accountState
+	byName := make(map[string]*accountState)
+	for _, st := range list {
+		if st.Parent == "" {
+			as := &accountState{Status: st}
+			accounts = append(accounts, as)
+			byName[st.Name] = as
+		}
+	}
+	for _, st := range list {
+		if as := byName[st.Parent]; as != nil {
+			as.Tickets = append(as.Tickets, st)
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(struct {
-		Now      time.Time      `json:"now"`
-		Accounts []token.Status `json:"accounts"`
-	}{app.now(), list})
+		Now      time.Time       `json:"now"`
+		Accounts []*accountState `json:"accounts"`
+	}{app.now(), accounts})
 }
 
 // Interface guards
