@@ -85,6 +85,9 @@ type Options struct {
 	// SyncInterval is how often a token in use is compared with the Store,
 	// so that instances converge on the newest token. Default: 1 min.
 	SyncInterval time.Duration
+	// Observer is told of token-endpoint calls and refreshes, for
+	// metrics. Default: none.
+	Observer Observer
 }
 
 func (o *Options) setDefaults() {
@@ -111,6 +114,9 @@ func (o *Options) setDefaults() {
 	setDuration(&o.SyncInterval, DefaultSyncInterval)
 	if o.Rand == nil {
 		o.Rand = rand.Float64
+	}
+	if o.Observer == nil {
+		o.Observer = noObserver{}
 	}
 }
 
@@ -187,7 +193,7 @@ func (m *Manager) Clock() Clock { return m.opts.Clock }
 type Handle struct {
 	m    *Manager
 	e    *entry
-	acct *Account // this registration's configuration
+	acct atomic.Pointer[Account] // this registration's configuration
 }
 
 // Register adds an account, or prepares a new configuration for one already
@@ -210,7 +216,9 @@ func (m *Manager) Register(a Account) (*Handle, error) {
 		m.entries[key] = e
 	}
 	e.refs++
-	return &Handle{m: m, e: e, acct: &a}, nil
+	h := &Handle{m: m, e: e}
+	h.acct.Store(&a)
+	return h, nil
 }
 
 // Activate makes this registration's configuration the account's. A
@@ -220,17 +228,23 @@ func (h *Handle) Activate() {
 	e := h.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	old := e.acct.Swap(h.acct)
-	if p := e.confidential.Load(); p != nil && old.Secret != h.acct.Secret {
-		vals := append([]string{h.acct.Secret}, (*p)[1:]...)
+	a := h.acct.Load()
+	old := e.acct.Swap(a)
+	if p := e.confidential.Load(); p != nil && old.Secret != a.Secret {
+		vals := append([]string{a.Secret}, (*p)[1:]...)
 		e.confidential.Store(&vals)
 	}
-	if old != h.acct && (old.Secret != h.acct.Secret || old.BaseURL != h.acct.BaseURL || old.Endpoint != h.acct.Endpoint) {
+	if old != a && (old.Secret != a.Secret || old.BaseURL != a.BaseURL || old.Endpoint != a.Endpoint) {
 		if e.tripped || e.lastErr != nil {
-			h.m.lg().Info("account credentials changed; refreshing resumes now", zap.String("account", h.acct.Name), zap.String("appid", h.acct.AppID))
+			h.m.lg().Info("account credentials changed; refreshing resumes now", zap.String("account", a.Name), zap.String("appid", a.AppID))
 		}
-		e.retryAt, e.lastErr, e.tripped, e.failures = time.Time{}, nil, false, 0
+		e.clearGuard()
 	}
+}
+
+// clearGuard forgets a stopped refresh and its backoff. e.mu is held.
+func (e *entry) clearGuard() {
+	e.retryAt, e.lastErr, e.tripped, e.failures = time.Time{}, nil, false, 0
 }
 
 // Release undoes one Register. The account's token is dropped when the
@@ -246,7 +260,7 @@ func (h *Handle) Release() {
 }
 
 // Account returns this registration's configuration.
-func (h *Handle) Account() *Account { return h.acct }
+func (h *Handle) Account() *Account { return h.acct.Load() }
 
 // Confidential returns what must never reach a client: the account's
 // secret and its most recent token values, newest first. The slice is
@@ -346,6 +360,8 @@ type entry struct {
 	// rejectionPending marks that the next refresh is started by a
 	// rejection.
 	rejectionPending bool
+	// manual marks that the next refresh is an operator's (Refresh).
+	manual bool
 	// final is a token that a refresh started by its rejection handed
 	// back unchanged: it works (or the endpoint would not hand it out) and
 	// was refused for what it is, so no rejection of it refreshes again.
@@ -521,7 +537,9 @@ func (m *Manager) refresh(e *entry, f *flight, proactive bool) {
 	a := e.acct.Load()
 	// Detached from every request: one client giving up must not fail the
 	// others. obtain bounds each step (Store calls, the fetch) itself.
+	began := time.Now()
 	tok, err := m.obtain(context.Background(), e, a, proactive)
+	m.opts.Observer.Refreshed(a, err == nil, time.Since(began))
 
 	e.mu.Lock()
 	now := m.opts.Clock.Now()
@@ -641,7 +659,8 @@ func (e *budgetError) Error() string {
 // platform's limits (20 a day, 30 s apart) allow.
 func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token) (*Token, error) {
 	e.mu.Lock()
-	rejected, checkOnly := e.rejected, e.checkOnly
+	rejected, checkOnly, manual := e.rejected, e.checkOnly, e.manual
+	e.manual = false
 	e.mu.Unlock()
 	prev := e.cur.Load()
 	if prev == nil {
@@ -651,24 +670,15 @@ func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token
 		prev = stored
 	}
 
-	got, start, err := m.call(ctx, e, a, false)
+	// An operator's refresh of a stable token asks for a new one at once
+	// (force_refresh), within the platform's limits.
+	force := manual && a.Endpoint == StableToken && m.mayForce(e)
+	got, start, err := m.call(ctx, e, a, force)
 	if err != nil {
 		return nil, err
 	}
-	if a.Endpoint == StableToken && !checkOnly && rejected != nil && got.Value == rejected.Value {
-		e.mu.Lock()
-		now := m.opts.Clock.Now()
-		day := quotaDay(now)
-		if e.forceDay != day {
-			e.forceDay, e.forces = day, 0
-		}
-		allowed := e.forces < 20 && (e.lastForce.IsZero() || now.Sub(e.lastForce) >= 30*time.Second)
-		if allowed {
-			e.forces++
-			e.lastForce = now
-		}
-		e.mu.Unlock()
-		if allowed {
+	if a.Endpoint == StableToken && !force && !checkOnly && rejected != nil && got.Value == rejected.Value {
+		if m.mayForce(e) {
 			m.lg().Info("stable token rejected and unchanged; force refreshing", zap.String("account", a.Name), zap.String("appid", a.AppID))
 			if got, start, err = m.call(ctx, e, a, true); err != nil {
 				return nil, err
@@ -703,6 +713,23 @@ func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token
 	return tok, nil
 }
 
+// mayForce reports whether a stable_token force_refresh is within the
+// platform's limits (20 a day, 30 s apart), and counts it if so.
+func (m *Manager) mayForce(e *entry) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := m.opts.Clock.Now()
+	if day := quotaDay(now); e.forceDay != day {
+		e.forceDay, e.forces = day, 0
+	}
+	if e.forces >= 20 || (!e.lastForce.IsZero() && now.Sub(e.lastForce) < 30*time.Second) {
+		return false
+	}
+	e.forces++
+	e.lastForce = now
+	return true
+}
+
 // call makes one token-endpoint call, counted against the daily budget.
 func (m *Manager) call(ctx context.Context, e *entry, a *Account, force bool) (Fetched, time.Time, error) {
 	start := m.opts.Clock.Now()
@@ -713,7 +740,9 @@ func (m *Manager) call(ctx context.Context, e *entry, a *Account, force bool) (F
 	}
 	if e.calls >= a.DailyBudget {
 		e.mu.Unlock()
-		return Fetched{}, start, &budgetError{budget: a.DailyBudget, until: nextQuotaDay(start)}
+		err := &budgetError{budget: a.DailyBudget, until: nextQuotaDay(start)}
+		m.opts.Observer.EndpointCall(a, callResult(err), 0)
+		return Fetched{}, start, err
 	}
 	if err := ctx.Err(); err != nil {
 		// Out of time before the call: it would fail unsent, and must not
@@ -725,11 +754,15 @@ func (m *Manager) call(ctx context.Context, e *entry, a *Account, force bool) (F
 	e.fetches++
 	e.lastCall = start
 	e.mu.Unlock()
+	began := time.Now() // the wall clock: latency, not token time
+	var got Fetched
+	var err error
 	if a.Endpoint.Ticket() {
-		got, err := m.fetchTicket(ctx, a)
-		return got, start, err
+		got, err = m.fetchTicket(ctx, a)
+	} else {
+		got, err = m.opts.Fetcher.Fetch(ctx, a, force)
 	}
-	got, err := m.opts.Fetcher.Fetch(ctx, a, force)
+	m.opts.Observer.EndpointCall(a, callResult(err), time.Since(began))
 	return got, start, err
 }
 
