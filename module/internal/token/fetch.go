@@ -87,45 +87,86 @@ var defaultClient = &http.Client{
 
 // Fetch calls a's token endpoint.
 func (f *HTTPFetcher) Fetch(ctx context.Context, a *Account, force bool) (Fetched, error) {
-	base, err := url.Parse(a.BaseURL)
-	if err != nil || base.Host == "" {
-		return Fetched{}, &FetchError{Endpoint: a.Endpoint.Path(), Err: errors.New("bad base URL")}
+	u, where, err := endpointURL(a)
+	if err != nil {
+		return Fetched{}, err
 	}
-	base.Path = strings.TrimSuffix(base.Path, "/") + a.Endpoint.Path()
-	where := base.Host + base.Path
-
-	var req *http.Request
+	var body []byte // nil for a GET
 	switch a.Endpoint {
 	case StableToken:
-		body, _ := json.Marshal(map[string]any{
+		body, _ = json.Marshal(map[string]any{
 			"grant_type": "client_credential", "appid": a.AppID, "secret": a.Secret, "force_refresh": force,
 		})
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, base.String(), bytes.NewReader(body))
-		if req != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
 	case ClientCredential:
-		base.RawQuery = url.Values{"grant_type": {"client_credential"}, "appid": {a.AppID}, "secret": {a.Secret}}.Encode()
-		req, err = http.NewRequestWithContext(ctx, http.MethodGet, base.String(), nil)
+		u.RawQuery = url.Values{"grant_type": {"client_credential"}, "appid": {a.AppID}, "secret": {a.Secret}}.Encode()
 	case GetToken:
-		base.RawQuery = url.Values{"corpid": {a.AppID}, "corpsecret": {a.Secret}}.Encode()
-		req, err = http.NewRequestWithContext(ctx, http.MethodGet, base.String(), nil)
+		u.RawQuery = url.Values{"corpid": {a.AppID}, "corpsecret": {a.Secret}}.Encode()
 	default:
-		err = fmt.Errorf("unknown token endpoint %q", a.Endpoint)
+		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("unknown token endpoint %q", a.Endpoint)}
 	}
-	if err != nil {
-		return Fetched{}, &FetchError{Endpoint: where, Err: stripURL(err)}
-	}
-	raw, err := f.do(req, where)
+	raw, err := f.do(ctx, u, body, where)
 	if err != nil {
 		return Fetched{}, err
 	}
 	return parseTokenAnswer(where, raw)
 }
 
-// do sends req and returns the body of its HTTP 200 answer. Its errors
-// never hold the request URL, which may carry a secret or a token.
-func (f *HTTPFetcher) do(req *http.Request, where string) ([]byte, error) {
+// FetchTicket calls a's ticket endpoint with accessToken.
+func (f *HTTPFetcher) FetchTicket(ctx context.Context, a *Account, accessToken string) (Fetched, error) {
+	u, where, err := endpointURL(a)
+	if err != nil {
+		return Fetched{}, err
+	}
+	q := url.Values{"access_token": {accessToken}}
+	switch a.Endpoint {
+	case JSAPITicket, CardTicket, AgentTicket:
+		q.Set("type", string(a.Endpoint))
+	}
+	u.RawQuery = q.Encode()
+	raw, err := f.do(ctx, u, nil, where)
+	if err != nil {
+		return Fetched{}, err
+	}
+	var ans struct {
+		answerHead
+		Ticket    string `json:"ticket"`
+		ExpiresIn int64  `json:"expires_in"`
+	}
+	if err := decodeAnswer(where, "ticket", raw, &ans); err != nil {
+		return Fetched{}, err
+	}
+	if !plausibleToken(ans.Ticket) || ans.ExpiresIn <= 0 {
+		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("answer holds no usable ticket (%d chars, expires_in %d)", len(ans.Ticket), ans.ExpiresIn)}
+	}
+	return Fetched{Value: ans.Ticket, ExpiresIn: time.Duration(ans.ExpiresIn) * time.Second}, nil
+}
+
+// endpointURL returns the URL of a's endpoint (token or ticket) and its
+// host and path, which errors name as the endpoint.
+func endpointURL(a *Account) (u *url.URL, where string, err error) {
+	u, err = url.Parse(a.BaseURL)
+	if err != nil || u.Host == "" {
+		return nil, "", &FetchError{Endpoint: a.Endpoint.Path(), Err: errors.New("bad base URL")}
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + a.Endpoint.Path()
+	return u, u.Host + u.Path, nil
+}
+
+// do sends a GET of u, or a POST of jsonBody when it is not nil, and
+// returns the body of its HTTP 200 answer. Its errors never hold the
+// request URL, which may carry a secret or a token.
+func (f *HTTPFetcher) do(ctx context.Context, u *url.URL, jsonBody []byte, where string) ([]byte, error) {
+	method, body := http.MethodGet, io.Reader(nil)
+	if jsonBody != nil {
+		method, body = http.MethodPost, bytes.NewReader(jsonBody)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, &FetchError{Endpoint: where, Err: stripURL(err)}
+	}
+	if jsonBody != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	client := f.Client
 	if client == nil {
 		client = defaultClient
@@ -145,21 +186,38 @@ func (f *HTTPFetcher) do(req *http.Request, where string) ([]byte, error) {
 	return raw, nil
 }
 
-// parseTokenAnswer reads a token endpoint's JSON answer. Nothing of the
-// body goes into an error: a body that fails to parse may still hold a token.
+// answerHead is what every token and ticket answer starts with.
+type answerHead struct {
+	Errcode int    `json:"errcode"`
+	Errmsg  string `json:"errmsg"`
+}
+
+func (h *answerHead) head() *answerHead { return h }
+
+// decodeAnswer decodes raw, the JSON answer of a token or ticket endpoint
+// (what), into ans. An answer with an errcode is a FetchError. Nothing of
+// the body goes into an error: a body that fails to parse may still hold a
+// token.
+func decodeAnswer(where, what string, raw []byte, ans interface{ head() *answerHead }) error {
+	if err := json.Unmarshal(raw, ans); err != nil {
+		return &FetchError{Endpoint: where, Err: fmt.Errorf("answer is not %s JSON (%d bytes)", what, len(raw))}
+	}
+	if h := ans.head(); h.Errcode != 0 {
+		msg, rid := wxapi.SplitRequestID(h.Errmsg)
+		return &FetchError{Endpoint: where, Errcode: h.Errcode, Errmsg: msg, RequestID: rid}
+	}
+	return nil
+}
+
+// parseTokenAnswer reads a token endpoint's JSON answer.
 func parseTokenAnswer(where string, raw []byte) (Fetched, error) {
 	var ans struct {
-		Errcode     int    `json:"errcode"`
-		Errmsg      string `json:"errmsg"`
+		answerHead
 		AccessToken string `json:"access_token"`
 		ExpiresIn   int64  `json:"expires_in"`
 	}
-	if err := json.Unmarshal(raw, &ans); err != nil {
-		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("answer is not token JSON (%d bytes)", len(raw))}
-	}
-	if ans.Errcode != 0 {
-		msg, rid := wxapi.SplitRequestID(ans.Errmsg)
-		return Fetched{}, &FetchError{Endpoint: where, Errcode: ans.Errcode, Errmsg: msg, RequestID: rid}
+	if err := decodeAnswer(where, "token", raw, &ans); err != nil {
+		return Fetched{}, err
 	}
 	if !plausibleToken(ans.AccessToken) {
 		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("answer holds no usable access_token (%d chars)", len(ans.AccessToken))}
@@ -196,45 +254,4 @@ func stripURL(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-// FetchTicket calls a's ticket endpoint with accessToken.
-func (f *HTTPFetcher) FetchTicket(ctx context.Context, a *Account, accessToken string) (Fetched, error) {
-	base, err := url.Parse(a.BaseURL)
-	if err != nil || base.Host == "" {
-		return Fetched{}, &FetchError{Endpoint: a.Endpoint.Path(), Err: errors.New("bad base URL")}
-	}
-	base.Path = strings.TrimSuffix(base.Path, "/") + a.Endpoint.Path()
-	where := base.Host + base.Path
-	q := url.Values{"access_token": {accessToken}}
-	switch a.Endpoint {
-	case JSAPITicket, CardTicket, AgentTicket:
-		q.Set("type", string(a.Endpoint))
-	}
-	base.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base.String(), nil)
-	if err != nil {
-		return Fetched{}, &FetchError{Endpoint: where, Err: stripURL(err)}
-	}
-	raw, err := f.do(req, where)
-	if err != nil {
-		return Fetched{}, err
-	}
-	var ans struct {
-		Errcode   int    `json:"errcode"`
-		Errmsg    string `json:"errmsg"`
-		Ticket    string `json:"ticket"`
-		ExpiresIn int64  `json:"expires_in"`
-	}
-	if err := json.Unmarshal(raw, &ans); err != nil {
-		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("answer is not ticket JSON (%d bytes)", len(raw))}
-	}
-	if ans.Errcode != 0 {
-		msg, rid := wxapi.SplitRequestID(ans.Errmsg)
-		return Fetched{}, &FetchError{Endpoint: where, Errcode: ans.Errcode, Errmsg: msg, RequestID: rid}
-	}
-	if !plausibleToken(ans.Ticket) || ans.ExpiresIn <= 0 {
-		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("answer holds no usable ticket (%d chars, expires_in %d)", len(ans.Ticket), ans.ExpiresIn)}
-	}
-	return Fetched{Value: ans.Ticket, ExpiresIn: time.Duration(ans.ExpiresIn) * time.Second}, nil
 }

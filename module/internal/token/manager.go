@@ -17,7 +17,7 @@ import (
 // Defaults of Options.
 const (
 	DefaultRefreshCooldown    = 30 * time.Second
-	DefaultMaxRefreshCooldown = time.Hour
+	DefaultMaxRefreshCooldown = 10 * time.Minute
 	DefaultStoreTimeout       = 2 * time.Second
 	DefaultFetchTimeout       = 10 * time.Second
 	DefaultBackoffMin         = time.Second
@@ -52,8 +52,15 @@ type Options struct {
 	// MaxRefreshCooldown, each time a token that a rejection brought is
 	// rejected too, and halves back each hour. Default: 30 s. Negative
 	// means no cooldown.
+	//
+	// A token the endpoint handed back unchanged after its rejection is
+	// final: its 40014s are passed on with no further call, and a 40001 or
+	// 42001 of it is checked again (one normal-mode call) only past the
+	// cooldown.
 	RefreshCooldown time.Duration
-	// MaxRefreshCooldown caps the doubled cooldown. Default: 1 h.
+	// MaxRefreshCooldown caps the doubled cooldown, and so how long a
+	// rejection that a client provokes can delay the repair of a token
+	// invalidated for real. Default: 10 min.
 	MaxRefreshCooldown time.Duration
 	// StoreTimeout bounds each Store call (Load, Store, Unlock) of a
 	// refresh, and StoreTimeout*LockWaitFactor its Lock, which may wait for
@@ -416,10 +423,6 @@ func (m *Manager) acquire(ctx context.Context, e *entry, failed string, errcode 
 	e.mu.Lock()
 	cur := e.cur.Load()
 	if failed != "" && cur != nil && cur.Value == failed {
-		if e.final == failed {
-			e.mu.Unlock()
-			return nil, nil
-		}
 		a := e.acct.Load()
 		since := now.Sub(e.lastCall)
 		if fetched := now.Sub(cur.Fetched); fetched < since {
@@ -427,6 +430,16 @@ func (m *Manager) acquire(ctx context.Context, e *entry, failed string, errcode 
 		}
 		cooldown := m.cooldown(e, now)
 		fresh := cooldown > 0 && since < cooldown
+		wrongKind := len(errcode) > 0 && errcode[0] == wxapi.CodeInvalidToken
+		if e.final == failed && (wrongKind || fresh) {
+			// The endpoint handed this token back unchanged after a
+			// rejection: a 40014 of it is about its kind, never its age.
+			// A 40001 or 42001 (it may have died since: another system
+			// forced a refresh) is checked again once the cooldown passed.
+			e.mu.Unlock()
+			return nil, nil
+		}
+		fresh = fresh || e.final == failed
 		if fresh && a.Endpoint == ClientCredential {
 			e.mu.Unlock()
 			m.lg().Warn("fresh access_token rejected; not refreshing again",
@@ -446,7 +459,7 @@ func (m *Manager) acquire(ctx context.Context, e *entry, failed string, errcode 
 		e.rejected = cur
 		// 40014 may mean a token of the wrong kind for one path, not a
 		// dead token: such a token is served again if no new one comes.
-		e.rejectedMayWork = len(errcode) > 0 && errcode[0] == wxapi.CodeInvalidToken
+		e.rejectedMayWork = wrongKind
 		// A fresh token, or one refused with 40014 (which also answers a
 		// token of the wrong kind), is only checked: a normal-mode call
 		// tells whether it changed, and a force_refresh would replace a
@@ -672,13 +685,13 @@ func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token
 
 	// An operator's refresh of a stable token asks for a new one at once
 	// (force_refresh), within the platform's limits.
-	force := manual && a.Endpoint == StableToken && m.mayForce(e)
+	force := manual && a.Endpoint == StableToken && m.mayForce(e, platformForces)
 	got, start, err := m.call(ctx, e, a, force)
 	if err != nil {
 		return nil, err
 	}
 	if a.Endpoint == StableToken && !force && !checkOnly && rejected != nil && got.Value == rejected.Value {
-		if m.mayForce(e) {
+		if m.mayForce(e, rejectionForces) {
 			m.lg().Info("stable token rejected and unchanged; force refreshing", zap.String("account", a.Name), zap.String("appid", a.AppID))
 			if got, start, err = m.call(ctx, e, a, true); err != nil {
 				return nil, err
@@ -713,16 +726,25 @@ func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token
 	return tok, nil
 }
 
-// mayForce reports whether a stable_token force_refresh is within the
-// platform's limits (20 a day, 30 s apart), and counts it if so.
-func (m *Manager) mayForce(e *entry) bool {
+// Daily force_refresh limits: the platform's, shared with every system
+// using the appid, and the share the gateway takes for rejections that an
+// unchanged token did not settle (a client able to provoke rejections must
+// not use up the appid's allowance).
+const (
+	platformForces  = 20
+	rejectionForces = 5
+)
+
+// mayForce reports whether a stable_token force_refresh is within limit
+// calls today and 30 s after the last, and counts it if so.
+func (m *Manager) mayForce(e *entry, limit int) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := m.opts.Clock.Now()
 	if day := quotaDay(now); e.forceDay != day {
 		e.forceDay, e.forces = day, 0
 	}
-	if e.forces >= 20 || (!e.lastForce.IsZero() && now.Sub(e.lastForce) < 30*time.Second) {
+	if e.forces >= limit || (!e.lastForce.IsZero() && now.Sub(e.lastForce) < 30*time.Second) {
 		return false
 	}
 	e.forces++

@@ -347,45 +347,71 @@ func TestStableTokenForceRefreshOnlyWhenRejectedAndUnchanged(t *testing.T) {
 func TestStableForceRefreshLimits(t *testing.T) {
 	f := &fakeFetcher{}
 	m, h, clock := newTestManager(t, f, Account{})
-	m.opts.MaxRefreshCooldown = DefaultRefreshCooldown // no doubling: this test is about the platform's limits
+	m.opts.MaxRefreshCooldown = DefaultRefreshCooldown // no doubling: this test is about the force limits
 	ctx := context.Background()
 	tok := mustToken(t, h)
-	reject := func() error {
+	reject := func() (*Token, error) {
 		f.mu.Lock()
-		f.same = true
+		f.same = true // the platform still hands out the rejected token
 		f.mu.Unlock()
-		got, err := h.Reject(ctx, tok, 40001)
-		if err == nil {
-			tok = got
-		}
-		return err
+		return h.Reject(ctx, tok, 40001)
 	}
 	clock.Advance(time.Minute)
-	if err := reject(); err != nil {
-		t.Fatal(err)
-	}
-	clock.Advance(DefaultRefreshCooldown) // 30 s: the cooldown passes, force spacing just allows
-	for i := 2; i <= 20; i++ {
-		if err := reject(); err != nil {
-			t.Fatalf("force %d: %v", i, err)
+	// Rejections spend at most rejectionForces force_refresh calls a day.
+	for i := 1; i <= rejectionForces; i++ {
+		got, err := reject()
+		if err != nil || got == nil || got.Value == tok.Value {
+			t.Fatalf("force %d: %v, %v", i, got, err)
 		}
+		tok = got
 		clock.Advance(31 * time.Second)
 	}
-	// Past the limit the platform's own (refused) token is kept rather
-	// than the account left with none, and is final: the rejection gets no
-	// replay, and a further rejection of it no fetch.
+	// Past it the platform's own (refused) token is kept rather than the
+	// account left with none, and is final: no replay.
 	before := tok.Value
-	f.mu.Lock()
-	f.same = true
-	f.mu.Unlock()
-	got, err := h.Reject(ctx, tok, 40001)
-	if err != nil || got != nil || f.forces != 20 || mustToken(t, h).Value != before {
-		t.Fatalf("21st force: %v, %v (%d forces, token changed: %v)", got, err, f.forces, mustToken(t, h).Value != before)
+	got, err := reject()
+	if err != nil || got != nil || f.forces != rejectionForces || mustToken(t, h).Value != before {
+		t.Fatalf("force %d: %v, %v (%d forces, token changed: %v)", rejectionForces+1, got, err, f.forces, mustToken(t, h).Value != before)
 	}
+	// Within the cooldown a further rejection of it costs nothing; a 40014
+	// never does.
 	calls := f.count()
-	clock.Advance(time.Hour)
 	if got, err := h.Reject(ctx, tok, 40001); got != nil || err != nil || f.count() != calls {
-		t.Fatalf("a final token's rejection: %v, %v, %d calls; want nil, nil, %d", got, err, f.count(), calls)
+		t.Fatalf("a final token's rejection within the cooldown: %v, %v, %d calls; want nil, nil, %d", got, err, f.count(), calls)
+	}
+	clock.Advance(time.Hour)
+	if got, err := h.Reject(ctx, tok, 40014); got != nil || err != nil || f.count() != calls {
+		t.Fatalf("a final token's 40014: %v, %v, %d calls; want nil, nil, %d", got, err, f.count(), calls)
+	}
+	// An operator's refresh may use the rest of the platform's allowance.
+	fresh, refreshed, err := h.Refresh(ctx, nil)
+	if err != nil || !refreshed || fresh.Value == before || f.forces != rejectionForces+1 {
+		t.Fatalf("operator refresh: %v, %v, %v (%d forces)", fresh, refreshed, err, f.forces)
+	}
+}
+
+// TestFinalTokenRecoversFromARealInvalidation: a token made final by a
+// 40014 (it is of the wrong kind for some path) that then dies for real
+// (40001) is checked again past the cooldown, and replaced.
+func TestFinalTokenRecoversFromARealInvalidation(t *testing.T) {
+	for _, ep := range []Endpoint{StableToken, GetToken} {
+		t.Run(string(ep), func(t *testing.T) {
+			_, h, clock, f := newPlatformManager(t, ep)
+			tok := mustToken(t, h)
+			clock.Advance(time.Minute)
+			if got, err := h.Reject(context.Background(), tok, 40014); got != nil || err != nil {
+				t.Fatalf("40014: %v, %v", got, err)
+			}
+			// Someone else invalidates it.
+			f.mu.Lock()
+			f.value = ""
+			f.mu.Unlock()
+			clock.Advance(DefaultRefreshCooldown)
+			got, err := h.Reject(context.Background(), tok, 40001)
+			if err != nil || got == nil || got.Value == tok.Value {
+				t.Fatalf("40001 of the final token past the cooldown: %v, %v; want a new token", got, err)
+			}
+		})
 	}
 }
 
