@@ -26,7 +26,8 @@ const (
 )
 
 // clientsCaddyfile runs the handler in clients mode: {PORT} serves the
-// account mp only, {PORT2} serves whichever account a caller's token names.
+// account mp only, {PORT2} serves whichever account a caller's token names
+// (the simulator serves both kinds on one upstream).
 const clientsCaddyfile = `{
 	admin {ADMIN}
 	debug
@@ -67,7 +68,9 @@ const clientsCaddyfile = `{
 }
 
 :{PORT2} {
-	wechat
+	wechat {
+		kind any
+	}
 	reverse_proxy {UPSTREAM}
 }
 `

@@ -63,7 +63,8 @@ type App struct {
 	tokens     *tokenService
 	serviceKey string
 	handles    map[string]*token.Handle
-	tickets    map[string]*token.Handle // by "<account>/<ticket type>"
+	tickets    map[string]*token.Handle   // by "<account>/<ticket type>"
+	siblings   map[string][]*token.Handle // accounts by appid
 	auth       *clientauth.Authority
 	storage    token.Store
 	logger     *zap.Logger
@@ -167,6 +168,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 			}
 		}
 		a.handles[name] = h
+		if a.siblings == nil {
+			a.siblings = make(map[string][]*token.Handle)
+		}
+		appid := h.Account().AppID
+		a.siblings[appid] = append(a.siblings[appid], h)
 		if err := a.registerTickets(name, h); err != nil {
 			return err
 		}
@@ -264,6 +270,23 @@ func (a *App) maxReplayMemory() int64 {
 // ticket returns the handle of an account's ticket of type ep, or nil.
 func (a *App) ticket(account string, ep token.Endpoint) *token.Handle {
 	return a.tickets[account+"/"+string(ep)]
+}
+
+// confidential returns what answers to a call of account must not show:
+// its secret and recent tokens, and those of every other account of the
+// same appid (a stable_token and a /cgi-bin/token account of one official
+// account), whose values a WeChat echo could carry too.
+func (a *App) confidential(account *token.Handle) []string {
+	own := account.Confidential()
+	sibs := a.siblings[account.Account().AppID]
+	if len(sibs) < 2 {
+		return own
+	}
+	var all []string
+	for _, h := range sibs {
+		all = append(all, h.Confidential()...)
+	}
+	return all
 }
 
 // agentID is the configured agentid of a WeCom account, or "".

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -60,7 +61,7 @@ func (h *Handler) serveAppSecretCall(w http.ResponseWriter, r *http.Request, nex
 		wxapi.WriteError(w, wxapi.CodeSystemBusy, "wechat gateway: reading the request body: "+err.Error())
 		return nil
 	}
-	answer := newInspector(w, account.Confidential())
+	answer := newInspector(w, h.app.confidential(account))
 	defer answer.free()
 	if err := next.ServeHTTP(answer, out); err != nil {
 		h.upstreamFailed(w, r, answer, account, err)
@@ -137,11 +138,11 @@ func (h *Handler) authorizeSecretCall(r *http.Request, query url.Values, param s
 	if refusal == nil {
 		refusal = auth.MayCall(claims, r.URL.Path)
 	}
-	if refusal == nil && r.URL.Path == "/cgi-bin/clear_quota/v2" {
+	if refusal == nil && adminPaths[r.URL.Path] {
 		refusal = auth.MayAdmin(claims)
 	}
 	if refusal != nil {
-		h.logger.Info("secret-bearing call refused", zap.String("path", r.URL.Path), zap.String("appid", appid),
+		h.logger.Info("secret-bearing call refused", zap.String("path", r.URL.Path), zap.String("appid", logText(appid)),
 			zap.Int("errcode", refusal.Code), zap.String("reason", refusal.Msg))
 		return nil, refusal
 	}
@@ -161,19 +162,14 @@ func secretRequest(r *http.Request, query, form url.Values) (*http.Request, erro
 	out := new(http.Request)
 	*out = *r
 	u := *r.URL
-	u.RawQuery = query.Encode()
+	u.RawQuery = credentialsFirst(query)
 	u.ForceQuery = false
 	out.URL = &u
-	redacted := make(url.Values, len(query))
-	for k, v := range query {
-		redacted[k] = v
+	redacted := u.RawQuery
+	for _, p := range append(appCredentialParams, userCredentials...) {
+		redacted = wxapi.RedactParam(redacted, p)
 	}
-	for _, p := range appCredentialParams {
-		if redacted.Has(p) {
-			redacted.Set(p, "REDACTED")
-		}
-	}
-	out.RequestURI = u.EscapedPath() + "?" + redacted.Encode()
+	out.RequestURI = u.EscapedPath() + "?" + redacted
 	out.Header = r.Header.Clone()
 	out.Header.Del("Accept-Encoding")
 	if form != nil {
@@ -224,6 +220,29 @@ func (h *Handler) serveUserCredentialCall(w http.ResponseWriter, r *http.Request
 // userCredentials are the user's credentials on /sns/ calls: they go to
 // WeChat but not into Caddy's debug log.
 var userCredentials = []string{"access_token", "refresh_token", "code", "js_code"}
+
+// credentialsFirst encodes query with appid and the secret first: where
+// WeChat echoes a query cut to a length, what the client controls comes
+// after them and cannot push part of the secret out of sight.
+func credentialsFirst(query url.Values) string {
+	var b strings.Builder
+	for _, k := range []string{"appid", "secret", "appsecret"} {
+		if query.Has(k) {
+			if b.Len() > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString(url.QueryEscape(k) + "=" + url.QueryEscape(query.Get(k)))
+			query.Del(k)
+		}
+	}
+	if rest := query.Encode(); rest != "" {
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(rest)
+	}
+	return b.String()
+}
 
 // userCredentialRequest returns r for upstream without any app credential
 // a caller put on it, and with a RequestURI (what Caddy's debug log shows)

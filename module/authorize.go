@@ -16,6 +16,10 @@ import (
 // an API call through the gateway: credentials the gateway holds itself.
 var smuggledParams = []string{"secret", "appsecret", "corpsecret", "component_access_token", "suite_access_token", "provider_access_token"}
 
+// adminPaths act on the whole account for every client: only clients
+// granted admin may call them.
+var adminPaths = map[string]bool{"/cgi-bin/clear_quota": true, "/cgi-bin/clear_quota/v2": true}
+
 // authorize returns the account whose token a call gets, or the refusal
 // the caller sees.
 func (h *Handler) authorize(r *http.Request) (*token.Handle, *clientauth.Error) {
@@ -34,6 +38,11 @@ func (h *Handler) authorize(r *http.Request) (*token.Handle, *clientauth.Error) 
 	}
 	if refusal := h.app.clients().MayCall(claims, r.URL.Path); refusal != nil {
 		return nil, refusal
+	}
+	if adminPaths[r.URL.Path] {
+		if refusal := h.app.clients().MayAdmin(claims); refusal != nil {
+			return nil, refusal
+		}
 	}
 	appid := account.Account().AppID
 	for _, p := range []string{"appid", "corpid"} {
@@ -77,9 +86,12 @@ func (h *Handler) caller(r *http.Request) (*clientauth.Claims, *token.Handle, *c
 	return claims, account, nil
 }
 
+// kindAny is the kind of a site whose upstream serves both kinds.
+const kindAny = "any"
+
 // serves reports whether the site's upstream serves accounts of kind.
 func (h *Handler) serves(kind string) bool {
-	return h.Kind == "" || h.Kind == kind
+	return h.Kind == "" || h.Kind == kindAny || h.Kind == kind
 }
 
 // writeRefusal answers a refused call.

@@ -205,7 +205,7 @@ func (c *Client) unmarshalBlock(d *caddyfile.Dispenser, name string) error {
 // parseHandlerDirective sets up the handler from
 //
 //	wechat [<account>] {
-//		kind            official|wecom
+//		kind            official|wecom|any
 //		trusted
 //		max_replay_body <size>
 //	}
@@ -234,8 +234,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return err
 			}
-			if kind != "official" && kind != "wecom" {
-				return d.Errf("kind %q is not one of official, wecom", kind)
+			if kind != "official" && kind != "wecom" && kind != kindAny {
+				return d.Errf("kind %q is not one of official, wecom, any", kind)
 			}
 			h.Kind = kind
 		case "max_replay_body":

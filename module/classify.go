@@ -3,6 +3,8 @@ package caddywechat
 import (
 	"net/url"
 	"strings"
+
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // Stage 1 of a call: what its path is. The answer decides everything after
@@ -69,6 +71,9 @@ var tokenEndpoints = []string{"/cgi-bin/token", "/cgi-bin/stable_token", "/cgi-b
 // it is refused.
 func classify(u *url.URL) (pathClass, string) {
 	if reason := unsafePath(u); reason != "" {
+		return pathInvalid, reason
+	}
+	if reason := wxapi.CleanQuery(u.RawQuery); reason != "" {
 		return pathInvalid, reason
 	}
 	path := u.Path
@@ -139,6 +144,14 @@ func unsafePath(u *url.URL) string {
 			if seg == "." || seg == ".." {
 				return "dot segment"
 			}
+		}
+	}
+	// WeChat's paths are plain: letters, digits, '_', '-', '.' and '/'.
+	// Anything else (a second level of escapes, NUL, look-alike dots)
+	// could mean another path to a server that decodes it again.
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == '/') {
+			return "unexpected character in the path"
 		}
 	}
 	if strings.ContainsRune(u.Path, '\\') {

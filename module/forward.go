@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 
 	"go.uber.org/zap"
@@ -37,7 +38,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 		h.logger.Debug("request body too large to replay; forwarding without retry",
 			zap.String("account", account.Account().Name), zap.Int64("max_replay_body", h.MaxReplayBody))
 	}
-	first := newInspector(w, account.Confidential())
+	first := newInspector(w, h.app.confidential(account))
 	defer first.free()
 	if err := next.ServeHTTP(first, upstreamRequest(r, tok.Value, body, stream)); err != nil {
 		h.upstreamFailed(w, r, first, account, err)
@@ -62,7 +63,7 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, answer 
 	var confidential []string
 	name := ""
 	if account != nil {
-		confidential, name = account.Confidential(), account.Account().Name
+		confidential, name = h.app.confidential(account), account.Account().Name
 	}
 	passing := answer != nil && answer.passing
 	status := http.StatusBadGateway
@@ -152,10 +153,18 @@ func upstreamRequest(r *http.Request, tok string, body []byte, stream io.Reader)
 	// RequestURI is what Caddy's debug log shows of the upstream request:
 	// keep the client's, without any token the client sent.
 	out.RequestURI = redactedURI(r)
-	// The answer is inspected for token errors: it must come uncompressed.
-	if _, ok := r.Header["Accept-Encoding"]; ok {
+	// The answer is inspected for token errors and masked: it must come
+	// uncompressed, and whole but for media downloads (a range of an echo
+	// could cut a token in two and so past the mask).
+	_, encoding := r.Header["Accept-Encoding"]
+	_, ranged := r.Header["Range"]
+	if encoding || (ranged && !strings.Contains(r.URL.Path, "/media/")) {
 		out.Header = r.Header.Clone()
 		out.Header.Del("Accept-Encoding")
+		if !strings.Contains(r.URL.Path, "/media/") {
+			out.Header.Del("Range")
+			out.Header.Del("If-Range")
+		}
 	}
 	switch {
 	case stream != nil:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -51,12 +52,12 @@ type Handler struct {
 	Account string `json:"account,omitempty"`
 
 	// Kind is the kind of account the site's upstream serves: `official`
-	// (api.weixin.qq.com) or `wecom` (qyapi.weixin.qq.com). Gateway tokens
-	// and token-endpoint calls for accounts of the other kind are refused
-	// before anything goes upstream: a token sent to the wrong host is
-	// always rejected, and must not make the gateway refresh it. Default:
-	// the kind of Account, if set; otherwise any kind (set it on such a
-	// site unless its upstream really serves both).
+	// (api.weixin.qq.com), `wecom` (qyapi.weixin.qq.com), or `any` for an
+	// upstream that serves both. Gateway tokens and token-endpoint calls
+	// for accounts of another kind are refused before anything goes
+	// upstream: a token sent to the wrong host is always rejected, and must
+	// not make the gateway refresh it. Default: the kind of Account;
+	// required on a site without one.
 	Kind string `json:"kind,omitempty"`
 
 	// Trusted turns client authentication off: anyone who reaches the site
@@ -102,21 +103,26 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Trusted && h.Account == "" {
 		return errors.New("account: a trusted site serves one account; name it (`wechat <account> { trusted }`)")
 	}
-	if h.Kind != "" && h.Kind != string(token.Official) && h.Kind != string(token.WeCom) {
-		return fmt.Errorf("kind %q is not one of official, wecom", h.Kind)
+	switch h.Kind {
+	case "", string(token.Official), string(token.WeCom), kindAny:
+	default:
+		return fmt.Errorf("kind %q is not one of official, wecom, any", h.Kind)
 	}
 	if h.Account != "" {
 		if h.fixed, err = h.app.account(h.Account); err != nil {
 			return err
 		}
 		acctKind := string(h.fixed.Account().Kind)
-		if h.Kind != "" && h.Kind != acctKind {
+		if h.Kind != "" && h.Kind != kindAny && h.Kind != acctKind {
 			return fmt.Errorf("kind %s: account %q is a %s account", h.Kind, h.Account, acctKind)
 		}
 		h.Kind = acctKind
 	}
 	if !h.Trusted && h.app.clients() == nil {
 		return errors.New("no clients are configured in the global `wechat` option: add `client` blocks, or mark this site `trusted` if Caddy already restricts who reaches it (remote_ip, mTLS)")
+	}
+	if h.Kind == "" && h.Account == "" {
+		return errors.New("kind: a site that serves every account must say which kind its upstream serves: `kind official` (api.weixin.qq.com), `kind wecom` (qyapi.weixin.qq.com), or `kind any` if it really serves both")
 	}
 	return nil
 }
@@ -128,6 +134,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // once on a rejected token (replay.go).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	class, why := classify(r.URL)
+	if class != pathInvalid && !allowedMethod(r.Method) {
+		wxapi.WriteError(w, wxapi.CodeRequireGET, "wechat gateway: method "+r.Method+" is not accepted: WeChat's APIs take GET or POST")
+		return nil
+	}
 	switch class {
 	case pathInvalid:
 		wxapi.WriteError(w, wxapi.CodeInvalidURL, "wechat gateway: invalid url: "+why)
@@ -166,6 +176,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	return h.forward(w, r, next, account)
+}
+
+// logText returns a value a caller sent, fit for a log line: at most 64
+// bytes, printable ASCII.
+func logText(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// allowedMethod reports whether the gateway forwards a method: WeChat's
+// APIs take GET and POST (HEAD, a GET without its body, too). Another
+// method (TRACE echoes the request) is refused.
+func allowedMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodPost || m == http.MethodHead
 }
 
 // Interface guards

@@ -161,7 +161,7 @@ func TestForwardReplacesClientTokenWithRealOne(t *testing.T) {
 			if real == "" || strings.HasPrefix(real, "gw1.") {
 				t.Fatalf("fetched token %q", real)
 			}
-			if want := "openid=o1&lang=zh_CN&access_token=" + real; up.RawQuery != want {
+			if want := "access_token=" + real + "&openid=o1&lang=zh_CN"; up.RawQuery != want {
 				t.Errorf("upstream query %q, want %q", up.RawQuery, want)
 			}
 			if toks := up.query(t, "access_token"); len(toks) != 1 || toks[0] != real {
@@ -200,7 +200,7 @@ func TestForwardTrustedIgnoresCallerTokens(t *testing.T) {
 	if len(seen) != 1 {
 		t.Fatalf("%d requests upstream, want 1", len(seen))
 	}
-	if want := "openid=o1&access_token=" + g.fetches.last(); seen[0].RawQuery != want {
+	if want := "access_token=" + g.fetches.last() + "&openid=o1"; seen[0].RawQuery != want {
 		t.Errorf("upstream query %q, want %q", seen[0].RawQuery, want)
 	}
 	if want := "/cgi-bin/user/info?access_token=REDACTED&openid=o1&access%5Ftoken=REDACTED"; seen[0].RequestURI != want {

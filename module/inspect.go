@@ -102,17 +102,20 @@ func holdBack(status int, h http.Header) bool {
 			return false
 		}
 	}
-	return maskable(h)
-}
-
-// maskable reports whether an answer is JSON or text (or says nothing of
-// its type), not a download: one that could echo a request.
-func maskable(h http.Header) bool {
 	if h.Get("Content-Disposition") != "" {
 		return false
 	}
 	ct := h.Get("Content-Type")
 	return ct == "" || jsonOrText(ct)
+}
+
+// maskable reports whether an answer could echo a request: anything but
+// images, audio and video (the media WeChat serves, which it never builds
+// from a request's text).
+func maskable(h http.Header) bool {
+	mt, _, _ := strings.Cut(h.Get("Content-Type"), "/")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt != "image" && mt != "audio" && mt != "video"
 }
 
 // jsonOrText reports whether a Content-Type is application/json or a text/
@@ -169,8 +172,10 @@ func (i *inspector) stream(p []byte) (int, error) {
 // back, and the tail a masked stream kept.
 func (i *inspector) pass() {
 	if !i.passing && i.masked && i.buf != nil {
-		// The whole answer is held: mask it in place, send it at once.
+		// The whole answer is held: mask it in place, send it at once; an
+		// echoed query string loses its credentials whatever their value.
 		wxapi.Mask(*i.buf, i.confidential)
+		wxapi.MaskParams(*i.buf, credentialParams)
 		i.masked = false
 	}
 	i.startPassing()
@@ -188,6 +193,7 @@ func (i *inspector) startPassing() {
 	}
 	i.passing = true
 	copyHeader(i.w.Header(), i.header)
+	maskHeader(i.w.Header(), i.confidential)
 	if i.status != 0 {
 		// 0: the next handler wrote nothing; the server answers 200.
 		i.w.WriteHeader(i.status)
@@ -236,6 +242,27 @@ func (i *inspector) release() {
 		*i.buf = (*i.buf)[:0]
 		windowPool.Put(i.buf)
 		i.buf = nil
+	}
+}
+
+// credentialParams are the query parameters that carry credentials, as
+// they appear in an echoed query string.
+var credentialParams = []string{"access_token=", "secret=", "corpsecret=", "component_access_token="}
+
+// maskHeader masks the confidential values in h's values (an upstream
+// that echoes the request in a Location or other header).
+func maskHeader(h http.Header, confidential []string) {
+	for _, vals := range h {
+		for j, v := range vals {
+			for _, c := range confidential {
+				if len(c) >= wxapi.MinMasked && strings.Contains(v, c) {
+					b := []byte(v)
+					wxapi.Mask(b, confidential)
+					vals[j] = string(b)
+					break
+				}
+			}
+		}
 	}
 }
 

@@ -65,7 +65,7 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code), zap.String("rid", rid),
 		zap.Uint64("generation", fresh.Generation))
 	first.answer.release()
-	second := newInspector(w, first.account.Confidential())
+	second := newInspector(w, h.app.confidential(first.account))
 	defer second.free()
 	if err := next.ServeHTTP(second, upstreamRequest(r, fresh.Value, first.body, nil)); err != nil {
 		h.upstreamFailed(w, r, second, first.account, err)

@@ -43,3 +43,27 @@ func MaskTail(values []string) int {
 	}
 	return n
 }
+
+// MaskParams overwrites, in place, the value of every name=value in b (up
+// to the next '&', '"', '\', white space or the end) with asterisks: what
+// an echoed query string holds after the names of credentials, whatever
+// its value, even cut short.
+func MaskParams(b []byte, names []string) {
+	for _, name := range names {
+		for rest := b; ; {
+			i := strings.Index(unsafe.String(unsafe.SliceData(rest), len(rest)), name)
+			if i < 0 {
+				break
+			}
+			j := i + len(name)
+			for ; j < len(rest); j++ {
+				c := rest[j]
+				if c == '&' || c == '"' || c == '\\' || c <= ' ' {
+					break
+				}
+				rest[j] = '*'
+			}
+			rest = rest[j:]
+		}
+	}
+}

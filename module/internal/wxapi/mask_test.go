@@ -23,3 +23,12 @@ func TestMask(t *testing.T) {
 		t.Error("MaskTail")
 	}
 }
+
+func TestMaskParams(t *testing.T) {
+	b := []byte(`{"request_url":"access_token=81_ABCDEF&x=1&appsecret=s3cr","cut":"secret=abc`)
+	MaskParams(b, []string{"access_token=", "secret="})
+	want := `{"request_url":"access_token=*********&x=1&appsecret=****","cut":"secret=***`
+	if string(b) != want {
+		t.Errorf("MaskParams: %s, want %s", b, want)
+	}
+}

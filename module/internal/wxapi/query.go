@@ -27,23 +27,60 @@ func QueryParam(raw, name string) (value string, n int) {
 }
 
 // WithToken returns the raw query with every access_token parameter
-// removed and access_token=tok appended. tok must be URL-safe, as WeChat's
-// tokens are (the token package refuses any other).
+// removed and access_token=tok put first: where WeChat echoes a query
+// (rid/get) cut to a length, what the client controls comes after the
+// token and cannot push part of it out of sight. tok must be URL-safe, as
+// WeChat's tokens are (the token package refuses any other).
 func WithToken(raw, tok string) string {
 	var b strings.Builder
-	b.Grow(len(raw) + len("&access_token=") + len(tok))
+	b.Grow(len(raw) + len("access_token=&") + len(tok))
+	b.WriteString("access_token=")
+	b.WriteString(tok)
 	for rest := raw; rest != ""; {
 		var part string
 		part, rest, _ = strings.Cut(rest, "&")
 		if part == "" || IsParam(part, "access_token") {
 			continue
 		}
-		b.WriteString(part)
 		b.WriteByte('&')
+		b.WriteString(part)
 	}
-	b.WriteString("access_token=")
-	b.WriteString(tok)
 	return b.String()
+}
+
+// CleanQuery says why a raw query is refused, or "": every component must
+// be key=value or key with valid percent escapes, no ';' (which some
+// servers take for '&', so that a parameter hidden behind it would reach
+// WeChat unchecked), and keys that unescape to letters, digits, '_', '.'
+// or '-' only.
+func CleanQuery(raw string) string {
+	for rest := raw; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "&")
+		key, val, _ := strings.Cut(part, "=")
+		if strings.IndexByte(part, ';') >= 0 {
+			return "';' in the query"
+		}
+		if !validEscapes(key) || !validEscapes(val) {
+			return "bad percent escape in the query"
+		}
+		for _, c := range []byte(unescape(key)) {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+				return "unexpected character in a query parameter name"
+			}
+		}
+	}
+	return ""
+}
+
+// validEscapes reports whether every '%' in s starts a two-digit hex escape.
+func validEscapes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && (i+2 >= len(s) || !ishex(s[i+1]) || !ishex(s[i+2])) {
+			return false
+		}
+	}
+	return true
 }
 
 // RedactParam returns the raw query with the value of every parameter

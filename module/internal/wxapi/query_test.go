@@ -5,11 +5,11 @@ import "testing"
 func TestWithToken(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{"", "access_token=T"},
-		{"openid=o1", "openid=o1&access_token=T"},
-		{"access_token=OLD&openid=o1", "openid=o1&access_token=T"},
-		{"openid=o1&access%5Ftoken=OLD&access_token&x=", "openid=o1&x=&access_token=T"},
-		{"a=1&&b=2", "a=1&b=2&access_token=T"},
-		{"access_token_x=keep", "access_token_x=keep&access_token=T"},
+		{"openid=o1", "access_token=T&openid=o1"},
+		{"access_token=OLD&openid=o1", "access_token=T&openid=o1"},
+		{"openid=o1&access%5Ftoken=OLD&access_token&x=", "access_token=T&openid=o1&x="},
+		{"a=1&&b=2", "access_token=T&a=1&b=2"},
+		{"access_token_x=keep", "access_token=T&access_token_x=keep"},
 	} {
 		if got := WithToken(c.in, "T"); got != c.want {
 			t.Errorf("WithToken(%q) = %q, want %q", c.in, got, c.want)
@@ -47,6 +47,28 @@ func TestRedactParam(t *testing.T) {
 	} {
 		if got := RedactParam(c.in, "access_token"); got != c.want {
 			t.Errorf("RedactParam(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestCleanQuery(t *testing.T) {
+	for raw, ok := range map[string]bool{
+		"":                                   true,
+		"openid=o1&lang=zh_CN":               true,
+		"x":                                  true,
+		"a=%E4%BD%A0&b=1+2":                  true,
+		"media_id=x.y-z":                     true,
+		"x=1;access_token=BOGUS":             false,
+		";secret=k":                          false,
+		"access_token%00=x":                  false,
+		"access_token%20=x":                  false,
+		"bad=%zz":                            false,
+		"bad=%4":                             false,
+		"k%3Bv=1":                            false,
+		"next_openid=&begin_date=2024-01-01": true,
+	} {
+		if got := CleanQuery(raw) == ""; got != ok {
+			t.Errorf("CleanQuery(%q) = %q, want accepted %v", raw, CleanQuery(raw), ok)
 		}
 	}
 }
