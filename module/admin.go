@@ -3,12 +3,14 @@ package caddywechat
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/wxgate/caddy-wechat/module/internal/token"
 )
@@ -26,6 +28,17 @@ func init() {
 //	                       refreshing stopped, if it did; the same for each
 //	                       of its JS-SDK tickets (endpoint: its type). Never
 //	                       a token, ticket or secret.
+//	GET  /wechat/accounts/{name}
+//	                       one account's state, as above.
+//	POST /wechat/accounts/{name}/refresh  {"if_generation":N} (optional):
+//	                       fetches a new token now, unless the current
+//	                       token's generation is no longer N (so that many
+//	                       operators or scripts pressing it at once make one
+//	                       fetch); stable_token uses force_refresh. The
+//	                       budget and the platform's limits apply.
+//	POST /wechat/accounts/{name}/resume   clears a stopped refresh after
+//	                       the cause was fixed (the secret's placeholder is
+//	                       read again), and fetches a token at once.
 //	POST /wechat/clock     {"advance":"2h"}: moves the gateway's clock and
 //	                       runs the refreshes that come due, then answers
 //	                       like GET /wechat/accounts. Only with the app's
@@ -44,6 +57,7 @@ func (Admin) CaddyModule() caddy.ModuleInfo {
 func (a Admin) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
 		{Pattern: "/wechat/accounts", Handler: caddy.AdminHandlerFunc(a.accounts)},
+		{Pattern: "/wechat/accounts/", Handler: caddy.AdminHandlerFunc(a.account)},
 		{Pattern: "/wechat/clock", Handler: caddy.AdminHandlerFunc(a.clock)},
 	}
 }
@@ -99,6 +113,15 @@ type accountState struct {
 }
 
 func writeStatuses(w http.ResponseWriter, app *App) error {
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(struct {
+		Now      time.Time       `json:"now"`
+		Accounts []*accountState `json:"accounts"`
+	}{app.now(), accountStates(app)})
+}
+
+// accountStates are the accounts' states, by name, with their tickets'.
+func accountStates(app *App) []*accountState {
 	list := app.statuses()
 	slices.SortFunc(list, func(a, b token.Status) int { return strings.Compare(a.Name, b.Name) })
 	var accounts []*accountState
@@ -115,11 +138,77 @@ func writeStatuses(w http.ResponseWriter, app *App) error {
 			as.Tickets = append(as.Tickets, st)
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	return json.NewEncoder(w).Encode(struct {
-		Now      time.Time       `json:"now"`
-		Accounts []*accountState `json:"accounts"`
-	}{app.now(), accounts})
+	return accounts
+}
+
+// account serves /wechat/accounts/{name}[/refresh|/resume].
+func (Admin) account(w http.ResponseWriter, r *http.Request) error {
+	rest := strings.TrimPrefix(r.URL.Path, "/wechat/accounts/")
+	name, action, _ := strings.Cut(rest, "/")
+	app, err := running()
+	if err != nil {
+		return err
+	}
+	h, err := app.account(name)
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
+	}
+	switch {
+	case action == "" && r.Method == http.MethodGet:
+		return writeAccount(w, app, name)
+	case action == "refresh" && r.Method == http.MethodPost:
+		var req struct {
+			IfGeneration *uint64 `json:"if_generation"`
+		}
+		if err := decodeOptional(r, &req); err != nil {
+			return err
+		}
+		_, refreshed, err := h.Refresh(r.Context(), req.IfGeneration)
+		app.logger.Info("token refresh asked through the admin API", zap.String("account", name),
+			zap.String("remote_addr", r.RemoteAddr), zap.Bool("refreshed", refreshed), zap.Error(err))
+		if err != nil {
+			return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
+		}
+		return writeAccount(w, app, name)
+	case action == "resume" && r.Method == http.MethodPost:
+		secret, err := app.resolveSecret(name)
+		if err != nil {
+			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
+		}
+		_, err = h.Resume(r.Context(), secret)
+		app.logger.Info("token refresh resumed through the admin API", zap.String("account", name),
+			zap.String("remote_addr", r.RemoteAddr), zap.Error(err))
+		if err != nil {
+			return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
+		}
+		return writeAccount(w, app, name)
+	case action == "" || action == "refresh" || action == "resume":
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
+	}
+	return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such action %q: use refresh or resume", action)}
+}
+
+// decodeOptional decodes an optional JSON body into v.
+func decodeOptional(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4096))
+	if err != nil || len(strings.TrimSpace(string(body))) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("body: %v", err)}
+	}
+	return nil
+}
+
+// writeAccount answers one account's state.
+func writeAccount(w http.ResponseWriter, app *App, name string) error {
+	for _, as := range accountStates(app) {
+		if as.Name == name {
+			w.Header().Set("Content-Type", "application/json")
+			return json.NewEncoder(w).Encode(as)
+		}
+	}
+	return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("account %q has no state", name)}
 }
 
 // Interface guards

@@ -130,6 +130,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			RefreshCooldown: time.Duration(a.RefreshCooldown),
 			FetchTimeout:    time.Duration(a.FetchTimeout),
 			Logger:          a.logger,
+			Observer:        metricsObserver{},
 		}
 		svc := new(tokenService)
 		svc.ctx, svc.cancel = context.WithCancel(context.Background())
@@ -145,6 +146,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.tokens = val.(*tokenService)
 	a.storage = ctx.Storage()
+	if err := registerMetrics(ctx.GetMetricsRegistry(), stateCollector{a}); err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
 
 	repl := caddy.NewReplacer()
 	a.handles = make(map[string]*token.Handle, len(a.Accounts))
@@ -287,6 +291,20 @@ func (a *App) confidential(account *token.Handle) []string {
 		all = append(all, h.Confidential()...)
 	}
 	return all
+}
+
+// resolveSecret reads the named account's secret placeholder again (an
+// operator may have fixed the file or variable behind it).
+func (a *App) resolveSecret(name string) (string, error) {
+	cfg := a.Accounts[name]
+	if cfg == nil {
+		return "", fmt.Errorf("account %q is not configured", name)
+	}
+	secret, err := caddy.NewReplacer().ReplaceOrErr(cfg.Secret, true, true)
+	if err != nil {
+		return "", fmt.Errorf("account %q: secret %s: %v", name, cfg.Secret, err)
+	}
+	return secret, nil
 }
 
 // agentID is the configured agentid of a WeCom account, or "".

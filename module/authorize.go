@@ -23,34 +23,50 @@ var adminPaths = map[string]bool{"/cgi-bin/clear_quota": true, "/cgi-bin/clear_q
 // authorize returns the account whose token a call gets, or the refusal
 // the caller sees.
 func (h *Handler) authorize(r *http.Request) (*token.Handle, *clientauth.Error) {
+	account, client, refusal := h.authorizeClient(r)
+	name := ""
+	if account != nil {
+		name = account.Account().Name
+	}
+	code := 0
+	if refusal != nil {
+		code = refusal.Code
+	}
+	countCall(client, name, code)
+	return account, refusal
+}
+
+// authorizeClient is authorize, also naming the client ("" on a trusted
+// site, or when it could not be told).
+func (h *Handler) authorizeClient(r *http.Request) (*token.Handle, string, *clientauth.Error) {
 	if h.Trusted {
-		return h.fixed, nil
+		return h.fixed, "", nil
 	}
 	raw := r.URL.RawQuery
 	for _, p := range smuggledParams {
 		if _, n := wxapi.QueryParam(raw, p); n > 0 {
-			return nil, clientauth.Refuse(wxapi.CodeInvalidCredential, "parameter "+p+" is not accepted: the gateway holds the credentials")
+			return nil, "", clientauth.Refuse(wxapi.CodeInvalidCredential, "parameter "+p+" is not accepted: the gateway holds the credentials")
 		}
 	}
 	claims, account, refusal := h.caller(r)
 	if refusal != nil {
-		return nil, refusal
+		return nil, "", refusal
 	}
 	if refusal := h.app.clients().MayCall(claims, r.URL.Path); refusal != nil {
-		return nil, refusal
+		return nil, claims.Client, refusal
 	}
 	if adminPaths[r.URL.Path] {
 		if refusal := h.app.clients().MayAdmin(claims); refusal != nil {
-			return nil, refusal
+			return nil, claims.Client, refusal
 		}
 	}
 	appid := account.Account().AppID
 	for _, p := range []string{"appid", "corpid"} {
 		if v, n := wxapi.QueryParam(raw, p); n > 1 || (n == 1 && v != appid) {
-			return nil, clientauth.Refuse(wxapi.CodeInvalidAppID, p+" "+v+" is not the account this token is for")
+			return nil, claims.Client, clientauth.Refuse(wxapi.CodeInvalidAppID, p+" "+logText(v)+" is not the account this token is for")
 		}
 	}
-	return account, nil
+	return account, claims.Client, nil
 }
 
 // caller verifies the gateway token of a call in clients mode and returns

@@ -3,6 +3,7 @@ package caddywechat
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,10 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 	ctx := r.Context()
 	acct := first.account.Account()
+	m := processMetrics()
+	m.rejections.WithLabelValues(acct.Name, strconv.Itoa(code)).Inc()
+	replayed := "none"
+	defer func() { m.replays.WithLabelValues(acct.Name, replayed).Inc() }()
 	path := r.URL.Path
 	if first.stream != nil || h.stuck.has(acct.Name, path, h.app.now()) {
 		// Pass the answer on; a body that streamed cannot be sent again, and
@@ -71,7 +76,10 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		h.upstreamFailed(w, r, second, first.account, err)
 		return nil
 	}
+	replayed = "ok"
 	if code, rid, rejected := second.tokenError(); rejected {
+		replayed = "rejected"
+		m.rejections.WithLabelValues(acct.Name, strconv.Itoa(code)).Inc()
 		h.stuck.add(acct.Name, path, h.app.now())
 		h.logger.Warn("a fresh access_token was refused too: this path wants another kind of token; not refreshing for it for a while",
 			zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code),
