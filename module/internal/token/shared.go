@@ -81,10 +81,13 @@ func (m *Manager) adoptable(e *entry, a *Account, stored *Token, proactive bool)
 		return false
 	}
 	e.mu.Lock()
-	rejected := e.rejected
+	rejected, manual := e.rejected, e.manual
 	e.mu.Unlock()
 	if rejected != nil && stored.Value == rejected.Value {
 		return false
+	}
+	if cur := e.cur.Load(); manual && cur != nil && stored.Generation <= cur.Generation {
+		return false // an operator asked for a new token, not the one in hand
 	}
 	return !proactive || now.Before(refreshAt(a, stored))
 }
