@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -32,12 +31,7 @@ const clientsCaddyfile = `{
 	admin {ADMIN}
 	debug
 	wechat {
-		account mp official {
-			appid ` + mpAppID + `
-			secret {env.WX_MP_SECRET}
-			api_base http://{UPSTREAM}
-		}
-		account mp2 official {
+` + mpDefaultAccount + `		account mp2 official {
 			appid ` + mp2AppID + `
 			secret {env.WX_MP2_SECRET}
 			token_endpoint token
@@ -121,13 +115,7 @@ type wxAnswer struct {
 
 func (e *clientsEnv) answer(method, url, body string) wxAnswer {
 	e.t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	_, raw := send(e.t, method, url, "", []byte(body))
 	var a wxAnswer
 	if err := json.Unmarshal(raw, &a); err != nil {
 		e.t.Fatalf("%s %s: not JSON: %s", method, url, raw)

@@ -2,14 +2,11 @@ package integration
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +40,8 @@ type clusterEnv struct {
 	gws   []*gateway
 }
 
+// newCluster starts a cluster of n gateways, each of which has made one
+// call.
 func newCluster(t *testing.T, endpoint string, n int) *clusterEnv {
 	t.Helper()
 	sim, err := simulator.New(simulator.Config{Accounts: []simulator.Account{
@@ -63,6 +62,7 @@ func newCluster(t *testing.T, endpoint string, n int) *clusterEnv {
 			assertNoLeaks(t, "a gateway's log", g.logs(), []string{mpSecret}, c.tap.allTokens())
 		})
 	}
+	c.callAll() // each gateway now holds the token
 	return c
 }
 
@@ -93,6 +93,24 @@ func (c *clusterEnv) call(g *gateway) {
 	}
 }
 
+// callAll makes one call through each gateway.
+func (c *clusterEnv) callAll() {
+	c.t.Helper()
+	for _, g := range c.gws {
+		c.call(g)
+	}
+}
+
+// invalidate moves past the refresh cooldown and has WeChat invalidate the
+// account's tokens.
+func (c *clusterEnv) invalidate() {
+	c.t.Helper()
+	c.advance(time.Minute)
+	if _, err := c.sim.InvalidateTokens(mpAppID); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
 func forEachEndpoint(t *testing.T, f func(t *testing.T, endpoint string)) {
 	for _, ep := range []string{"stable_token", "token"} {
 		t.Run(ep, func(t *testing.T) { f(t, ep) })
@@ -101,10 +119,7 @@ func forEachEndpoint(t *testing.T, f func(t *testing.T, endpoint string)) {
 
 func TestClusterSharesOneToken(t *testing.T) {
 	forEachEndpoint(t, func(t *testing.T, endpoint string) {
-		c := newCluster(t, endpoint, 3)
-		for _, g := range c.gws {
-			c.call(g)
-		}
+		c := newCluster(t, endpoint, 3) // each has made a call
 		if got := c.tokenCalls(); got != 1 {
 			t.Fatalf("%d token calls for 3 instances; want 1", got)
 		}
@@ -114,41 +129,12 @@ func TestClusterSharesOneToken(t *testing.T) {
 func TestClusterStormAcrossInvalidation(t *testing.T) {
 	forEachEndpoint(t, func(t *testing.T, endpoint string) {
 		c := newCluster(t, endpoint, 3)
-		for _, g := range c.gws {
-			c.call(g)
-		}
-		c.advance(time.Minute) // past the refresh cooldown
-		if _, err := c.sim.InvalidateTokens(mpAppID); err != nil {
-			t.Fatal(err)
-		}
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 300}}
-		defer client.CloseIdleConnections()
-		var failed atomic.Int32
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for _, g := range c.gws {
-			for range 300 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					resp, err := client.Get(g.URL(userInfoPath + "?openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M"))
-					if err != nil {
-						failed.Add(1)
-						return
-					}
-					body, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK || errcodeOf(body) != 0 {
-						failed.Add(1)
-					}
-				}()
-			}
-		}
-		close(start)
-		wg.Wait()
-		if failed.Load() != 0 {
-			t.Fatalf("%d of 900 requests failed", failed.Load())
+		c.invalidate()
+		failed := getStorm(900, func(i int) string {
+			return c.gws[i%len(c.gws)].URL(userInfoPath + "?openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M")
+		}, answersUser)
+		if failed != 0 {
+			t.Fatalf("%d of 900 requests failed", failed)
 		}
 		if got := c.tokenCalls(); got != 2 {
 			t.Fatalf("%d token calls; want 2 (the first fetch and one refresh for the cluster)", got)
@@ -161,9 +147,7 @@ func TestClusterDayAtPhysicalMinimum(t *testing.T) {
 		c := newCluster(t, endpoint, 3)
 		const step = 2 * time.Minute
 		for elapsed := time.Duration(0); elapsed < 24*time.Hour; elapsed += step {
-			for _, g := range c.gws {
-				c.call(g)
-			}
+			c.callAll()
 			c.advance(step)
 		}
 		// The default refresh_margin: 5m for /cgi-bin/token, 4m for
@@ -186,16 +170,11 @@ func TestClusterDayAtPhysicalMinimum(t *testing.T) {
 func TestClusterRidesOutRedisRestart(t *testing.T) {
 	forEachEndpoint(t, func(t *testing.T, endpoint string) {
 		c := newCluster(t, endpoint, 3)
-		for _, g := range c.gws {
-			c.call(g)
-		}
 		c.redis.stop()
 		// While the token is valid: no failed request and no fetch, even
 		// past the refresh margin.
 		for range 5 {
-			for _, g := range c.gws {
-				c.call(g)
-			}
+			c.callAll()
 			c.advance(20 * time.Minute)
 		}
 		if got := c.tokenCalls(); got != 1 {
@@ -204,9 +183,7 @@ func TestClusterRidesOutRedisRestart(t *testing.T) {
 		// The token runs out with storage still down: each instance fetches
 		// on its own and keeps serving.
 		c.advance(20 * time.Minute)
-		for _, g := range c.gws {
-			c.call(g)
-		}
+		c.callAll()
 		c.redis.start()
 		// Storage is back: within two sync intervals they converge on one
 		// token, and it is the newest.
@@ -232,13 +209,7 @@ func TestClusterRidesOutRedisRestart(t *testing.T) {
 func TestClusterLockHolderKilled(t *testing.T) {
 	forEachEndpoint(t, func(t *testing.T, endpoint string) {
 		c := newCluster(t, endpoint, 2)
-		for _, g := range c.gws {
-			c.call(g)
-		}
-		c.advance(time.Minute)
-		if _, err := c.sim.InvalidateTokens(mpAppID); err != nil {
-			t.Fatal(err)
-		}
+		c.invalidate()
 		path := "/cgi-bin/" + endpoint
 		if _, err := c.sim.InjectFault(simulator.Fault{Path: path, Latency: time.Minute, Count: 1}); err != nil {
 			t.Fatal(err)

@@ -14,8 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,6 +89,16 @@ func (e *env) advance(d time.Duration) {
 	e.gw.advance(d)
 }
 
+// invalidate moves past the refresh cooldown and has WeChat invalidate the
+// official account's tokens.
+func (e *env) invalidate() {
+	e.t.Helper()
+	e.advance(time.Minute)
+	if _, err := e.sim.InvalidateTokens(mpAppID); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // tokenCalls counts the calls that reached the token endpoints.
 func (e *env) tokenCalls() int {
 	return e.tap.count("/cgi-bin/stable_token") + e.tap.count("/cgi-bin/token") + e.tap.count("/cgi-bin/gettoken")
@@ -103,7 +111,7 @@ const userInfoPath = "/cgi-bin/user/info"
 func (e *env) call() {
 	e.t.Helper()
 	status, body := get(e.t, e.gw.URL(userInfoPath+"?openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M"))
-	if status != http.StatusOK || errcodeOf(body) != 0 || !bytes.Contains(body, []byte(`"openid"`)) {
+	if status != http.StatusOK || !answersUser(body) {
 		e.t.Fatalf("user/info through the gateway: %d %s", status, body)
 	}
 	assertNoLeaks(e.t, "an answer", string(body), []string{mpSecret}, e.tap.allTokens())
@@ -152,13 +160,7 @@ func TestTokenEndpointsAreAnsweredLocally(t *testing.T) {
 		{e.gw.URL("/cgi-bin/stable_token"), "POST", `{"grant_type":"client_credential","appid":"` + mpAppID + `","secret":"anything"}`},
 		{e.gw.URL2("/cgi-bin/gettoken?corpid=" + corpID + "&corpsecret=anything"), "GET", ""},
 	} {
-		req, _ := http.NewRequest(c.method, c.url, strings.NewReader(c.body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_, body := send(t, c.method, c.url, "", []byte(c.body))
 		var ans struct {
 			Errcode     int    `json:"errcode"`
 			AccessToken string `json:"access_token"`
@@ -216,11 +218,8 @@ func TestExpiryMeansOneRefresh(t *testing.T) {
 func TestExternalInvalidationMeansOneRefresh(t *testing.T) {
 	e := newEnv(t, "token")
 	e.call()
-	e.advance(time.Minute) // past the refresh cooldown
 	old := e.tap.lastSent()
-	if _, err := e.sim.InvalidateTokens(mpAppID); err != nil {
-		t.Fatal(err)
-	}
+	e.invalidate()
 	e.call()
 	if e.tokenCalls() != 2 {
 		t.Fatalf("%d token calls; want 2", e.tokenCalls())
@@ -233,37 +232,13 @@ func TestExternalInvalidationMeansOneRefresh(t *testing.T) {
 func TestStormAcrossInvalidationFetchesOnce(t *testing.T) {
 	e := newEnv(t, "token")
 	e.call()
-	e.advance(time.Minute)
-	if _, err := e.sim.InvalidateTokens(mpAppID); err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1000, MaxConnsPerHost: 0}}
-	defer client.CloseIdleConnections()
+	e.invalidate()
 	const n = 1000
-	var failed atomic.Int32
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			resp, err := client.Get(e.gw.URL("/cgi-bin/user/info?openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M"))
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK || errcodeOf(body) != 0 || !bytes.Contains(body, []byte("openid")) {
-				failed.Add(1)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d requests failed", failed.Load(), n)
+	failed := getStorm(n, func(int) string {
+		return e.gw.URL(userInfoPath + "?openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M")
+	}, answersUser)
+	if failed != 0 {
+		t.Fatalf("%d of %d requests failed", failed, n)
 	}
 	if got := e.tokenCalls(); got != 2 {
 		t.Fatalf("%d token calls across the storm; want 2 (the first fetch and exactly one refresh)", got)
@@ -273,10 +248,7 @@ func TestStormAcrossInvalidationFetchesOnce(t *testing.T) {
 func TestUploadIsReplayedWithTheIdenticalBody(t *testing.T) {
 	e := newEnv(t, "token")
 	e.call()
-	e.advance(time.Minute)
-	if _, err := e.sim.InvalidateTokens(mpAppID); err != nil {
-		t.Fatal(err)
-	}
+	e.invalidate()
 	img := make([]byte, 1<<20)
 	_, _ = rand.Read(img)
 	var body bytes.Buffer
@@ -284,12 +256,7 @@ func TestUploadIsReplayedWithTheIdenticalBody(t *testing.T) {
 	part, _ := mw.CreateFormFile("media", "photo.jpg")
 	_, _ = part.Write(img)
 	_ = mw.Close()
-	resp, err := http.Post(e.gw.URL("/cgi-bin/media/upload?type=image"), mw.FormDataContentType(), bytes.NewReader(body.Bytes()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ans, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, ans := send(t, http.MethodPost, e.gw.URL("/cgi-bin/media/upload?type=image"), mw.FormDataContentType(), body.Bytes())
 	var up struct {
 		Errcode int    `json:"errcode"`
 		MediaID string `json:"media_id"`

@@ -25,12 +25,7 @@ const kindsCaddyfile = `{
 	admin {ADMIN}
 	debug
 	wechat {
-		account mp official {
-			appid ` + mpAppID + `
-			secret {env.WX_MP_SECRET}
-			api_base http://{UPSTREAM}
-		}
-` + corpAccount + `		client app {
+` + mpDefaultAccount + corpAccount + `		client app {
 			key {env.WX_APP_KEY}
 			accounts mp corp
 		}

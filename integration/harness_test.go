@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -31,6 +32,13 @@ const (
 			appid ` + mpAppID + `
 			secret {env.WX_MP_SECRET}
 			token_endpoint {ENDPOINT}
+			api_base http://{UPSTREAM}
+		}
+`
+	// mpDefaultAccount is mp with the default token endpoint.
+	mpDefaultAccount = `		account mp official {
+			appid ` + mpAppID + `
+			secret {env.WX_MP_SECRET}
 			api_base http://{UPSTREAM}
 		}
 `
@@ -172,21 +180,25 @@ func (g *gateway) waitReady() {
 }
 
 // stop ends the process (SIGINT: a graceful stop) and waits for it.
-func (g *gateway) stop() {
-	if g.done == nil {
+func (g *gateway) stop() { stopProcess(g.cmd, g.done, syscall.SIGINT) }
+
+// stopProcess sends sig to cmd's process unless it has ended (done is
+// closed) or never started, and waits for it to end, killing it after 15 s.
+func stopProcess(cmd *exec.Cmd, done chan struct{}, sig os.Signal) {
+	if cmd == nil || cmd.Process == nil || done == nil {
 		return
 	}
 	select {
-	case <-g.done:
+	case <-done:
 		return
 	default:
 	}
-	_ = g.cmd.Process.Signal(syscall.SIGINT)
+	_ = cmd.Process.Signal(sig)
 	select {
-	case <-g.done:
+	case <-done:
 	case <-time.After(15 * time.Second):
-		_ = g.cmd.Process.Kill()
-		<-g.done
+		_ = cmd.Process.Kill()
+		<-done
 	}
 }
 
@@ -397,7 +409,21 @@ func assertNoLeaks(t testing.TB, where, text string, secrets []string, tokens []
 // get fetches url and returns the status and body.
 func get(t testing.TB, url string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Get(url)
+	return send(t, http.MethodGet, url, "", nil)
+}
+
+// send makes a request with body, of contentType unless that is empty,
+// and returns the status and body of the answer.
+func send(t testing.TB, method, url, contentType string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,6 +433,42 @@ func get(t testing.TB, url string) (int, []byte) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, b
+}
+
+// getStorm sends n concurrent GETs, released together, the i-th to url(i),
+// and returns how many failed: got no HTTP 200 answer, or one whose body
+// ok refuses. ok may run concurrently.
+func getStorm(n int, url func(i int) string, ok func(body []byte) bool) int64 {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	defer client.CloseIdleConnections()
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			resp, err := client.Get(url(i))
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !ok(body) {
+				failed.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return failed.Load()
+}
+
+// answersUser reports whether body is a successful user/info answer.
+func answersUser(body []byte) bool {
+	return errcodeOf(body) == 0 && bytes.Contains(body, []byte(`"openid"`))
 }
 
 // errcodeOf returns the errcode of a JSON answer (0 when it has none).
@@ -467,18 +529,7 @@ func (r *redisServer) start() {
 }
 
 // stop ends redis-server and waits for it.
-func (r *redisServer) stop() {
-	if r.cmd == nil {
-		return
-	}
-	select {
-	case <-r.done:
-		return
-	default:
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	<-r.done
-}
+func (r *redisServer) stop() { stopProcess(r.cmd, r.done, syscall.SIGTERM) }
 
 // Addr is host:port of the server.
 func (r *redisServer) Addr() string { return fmt.Sprintf("127.0.0.1:%d", r.Port) }

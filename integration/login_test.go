@@ -7,10 +7,6 @@ package integration
 // for the key and the secret.
 
 import (
-	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -63,27 +59,15 @@ func TestSDKGoOAuth(t *testing.T) {
 }
 
 func TestSDKNodeOAuth(t *testing.T) {
-	dir := filepath.Join("sdk", "node")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "co-wechat-oauth", "package.json")); err != nil {
-		t.Fatal("integration/sdk/node/node_modules is missing: run `npm ci --prefix integration/sdk/node` (.ci/test does)")
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node is not installed: the Node SDK tests need Node.js 18 or later")
-	}
+	requireNode(t, "co-wechat-oauth")
 	e := newSDKEnv(t, "stable_token")
-	cmd := exec.Command(node, "oauth.js", e.mp.URL(), mpAppID, "nodecode1")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "WX_GATEWAY_KEY="+sdkClientKey)
-	out, err := cmd.Output()
 	var r struct {
-		OK         bool   `json:"ok"`
 		OpenID     string `json:"openid"`
 		UserOpenID string `json:"user_openid"`
-		Error      string `json:"error"`
 	}
-	if jerr := json.Unmarshal(out, &r); err != nil || jerr != nil || !r.OK || r.OpenID == "" || r.UserOpenID != r.OpenID {
-		t.Fatalf("oauth.js: %v %s", err, out)
+	runNodeScript(t, &r, "oauth.js", e.mp.URL(), mpAppID, "nodecode1")
+	if r.OpenID == "" || r.UserOpenID != r.OpenID {
+		t.Fatalf("oauth.js: %+v", r)
 	}
 	if n := e.sim.Counters().Tokens[mpAppID].UserTokens; n != 1 {
 		t.Errorf("simulator user tokens %d, want 1", n)

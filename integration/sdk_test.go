@@ -699,6 +699,40 @@ func TestSDKGoWrongKeyGetsNoToken(t *testing.T) {
 	e.check(forged)
 }
 
+// requireNode fails t unless Node.js and the npm package the test drives
+// are installed.
+func requireNode(t *testing.T, pkg string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join("sdk", "node", "node_modules", pkg, "package.json")); err != nil {
+		t.Fatal("integration/sdk/node/node_modules is missing: run `npm ci --prefix integration/sdk/node` (.ci/test does)")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatal("node is not installed: the Node SDK tests need Node.js 18 or later")
+	}
+}
+
+// nodeScript is the command that runs script of integration/sdk/node with
+// args, and the SDK client's key in WX_GATEWAY_KEY.
+func nodeScript(script string, args ...string) *exec.Cmd {
+	cmd := exec.Command("node", append([]string{script}, args...)...)
+	cmd.Dir = filepath.Join("sdk", "node")
+	cmd.Env = append(os.Environ(), "WX_GATEWAY_KEY="+sdkClientKey)
+	return cmd
+}
+
+// runNodeScript runs script like nodeScript and decodes the JSON line it
+// prints into result, failing t unless the script says "ok":true.
+func runNodeScript(t *testing.T, result any, script string, args ...string) {
+	t.Helper()
+	out, err := nodeScript(script, args...).Output()
+	var status struct {
+		OK bool `json:"ok"`
+	}
+	if err != nil || json.Unmarshal(out, &status) != nil || !status.OK || json.Unmarshal(out, result) != nil {
+		t.Fatalf("%s: %v %s", script, err, out)
+	}
+}
+
 // nodeResult is one phase's line from integration/sdk/node/client.js.
 type nodeResult struct {
 	Phase           int    `json:"phase"`
@@ -723,19 +757,10 @@ type nodeResult struct {
 // token. co-wechat-api retries a call itself after 40001/42001, fetching a
 // new token first: the counting proxy would see both.
 func TestSDKNodeCoWechatAPI(t *testing.T) {
-	dir := filepath.Join("sdk", "node")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "co-wechat-api", "package.json")); err != nil {
-		t.Fatal("integration/sdk/node/node_modules is missing: run `npm ci --prefix integration/sdk/node` (.ci/test does)")
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node is not installed: the Node SDK test needs Node.js 18 or later and `npm ci --prefix integration/sdk/node`")
-	}
+	requireNode(t, "co-wechat-api")
 	e := newSDKEnv(t, "stable_token")
 
-	cmd := exec.Command(node, "client.js", e.mp.URL(), mpAppID, "--pause")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "WX_GATEWAY_KEY="+sdkClientKey)
+	cmd := nodeScript("client.js", e.mp.URL(), mpAppID, "--pause")
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()

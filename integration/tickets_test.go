@@ -5,11 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,33 +25,19 @@ type ticketAnswer struct {
 // ticketStorm makes n concurrent ticket calls, spread over urls, and
 // returns the tickets answered and how many calls failed.
 func ticketStorm(n int, urls ...string) (map[string]int, int64) {
-	var failed atomic.Int64
 	var mu sync.Mutex
 	tickets := make(map[string]int)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := client.Get(urls[i%len(urls)])
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			defer resp.Body.Close()
-			var a ticketAnswer
-			if json.NewDecoder(resp.Body).Decode(&a) != nil || a.Errcode != 0 || a.Ticket == "" {
-				failed.Add(1)
-				return
-			}
-			mu.Lock()
-			tickets[a.Ticket]++
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return tickets, failed.Load()
+	failed := getStorm(n, func(i int) string { return urls[i%len(urls)] }, func(body []byte) bool {
+		var a ticketAnswer
+		if json.Unmarshal(body, &a) != nil || a.Errcode != 0 || a.Ticket == "" {
+			return false
+		}
+		mu.Lock()
+		tickets[a.Ticket]++
+		mu.Unlock()
+		return true
+	})
+	return tickets, failed
 }
 
 // simTickets is how many jsapi ticket calls reached the simulator.
@@ -144,19 +126,10 @@ func TestSDKGoSignsWithTheGatewaysTicket(t *testing.T) {
 }
 
 func TestSDKNodeSignsWithTheGatewaysTicket(t *testing.T) {
-	dir := filepath.Join("sdk", "node")
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node is not installed: the Node SDK tests need Node.js 18 or later")
-	}
+	requireNode(t, "co-wechat-api")
 	e := newSDKEnv(t, "stable_token")
 	const page = "https://shop.example.com/item?id=8"
-	cmd := exec.Command(node, "jsconfig.js", e.mp.URL(), mpAppID, page)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "WX_GATEWAY_KEY="+sdkClientKey)
-	out, err := cmd.Output()
 	var r struct {
-		OK     bool `json:"ok"`
 		Config struct {
 			AppID     string `json:"appId"`
 			Timestamp string `json:"timestamp"`
@@ -165,9 +138,7 @@ func TestSDKNodeSignsWithTheGatewaysTicket(t *testing.T) {
 		} `json:"config"`
 		Ticket string `json:"ticket"`
 	}
-	if jerr := json.Unmarshal(out, &r); err != nil || jerr != nil || !r.OK {
-		t.Fatalf("jsconfig.js: %v %s", err, out)
-	}
+	runNodeScript(t, &r, "jsconfig.js", e.mp.URL(), mpAppID, page)
 	status, body := get(t, e.gw.URL("/cgi-bin/token?grant_type=client_credential&appid="+mpAppID+"&secret="+sdkClientKey))
 	var tok wxAnswer
 	if status != http.StatusOK || json.Unmarshal(body, &tok) != nil {

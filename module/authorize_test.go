@@ -15,12 +15,18 @@ import (
 // Stage 2: authorize, in clients mode. Every refusal is answered by the
 // gateway: nothing reaches upstream and no token is fetched.
 
+// clientTokens returns the gateway tokens that site issues to the shop
+// client for mp and for corp, and to the menu client for mp.
+func (g *gateway) clientTokens(site *Handler) (shop, shopCorp, menu string) {
+	return g.gatewayToken(site, "official", mpAppID, shopKey),
+		g.gatewayToken(site, "wecom", corpID, shopKey),
+		g.gatewayToken(site, "official", mpAppID, menuKey)
+}
+
 func TestAuthorizeRefusals(t *testing.T) {
 	g := newGateway(t)
 	open := g.clientsSite()
-	shop := g.gatewayToken(open, "official", mpAppID, shopKey)
-	shopCorp := g.gatewayToken(open, "wecom", corpID, shopKey)
-	menu := g.gatewayToken(open, "official", mpAppID, menuKey)
+	shop, shopCorp, menu := g.clientTokens(open)
 	ghost := g.gatewayToken(open, "official", "wxghost000000000000", ghostKey)
 	tampered := shop[:len(shop)-2] + flip(shop[len(shop)-2]) + shop[len(shop)-1:]
 	// A token for mp2 signed with the shop key, with its claims edited to
@@ -107,9 +113,7 @@ func forgeAccount(t *testing.T, tok string) string {
 func TestAuthorizeAllows(t *testing.T) {
 	g := newGateway(t)
 	open := g.clientsSite()
-	shop := g.gatewayToken(open, "official", mpAppID, shopKey)
-	shopCorp := g.gatewayToken(open, "wecom", corpID, shopKey)
-	menu := g.gatewayToken(open, "official", mpAppID, menuKey)
+	shop, shopCorp, menu := g.clientTokens(open)
 	for _, c := range []struct {
 		name, target string
 		account      string // whose token, by appid, must reach upstream
@@ -206,8 +210,7 @@ func TestAuthorizeRefusalIsWeChatShaped(t *testing.T) {
 func TestAuthorizeSiteKind(t *testing.T) {
 	g := newGateway(t)
 	open := g.clientsSite()
-	mp := g.gatewayToken(open, "official", mpAppID, shopKey)
-	corp := g.gatewayToken(open, "wecom", corpID, shopKey)
+	mp, corp, _ := g.clientTokens(open)
 	official := g.site(Handler{Kind: "official"})
 	wantErrcode(t, g.get(official, "/cgi-bin/user/get?userid=zhangsan&access_token="+corp), wxapi.CodeInvalidAppID)
 	wantErrcode(t, g.get(official, "/cgi-bin/gettoken?corpid="+corpID+"&corpsecret="+shopKey), wxapi.CodeInvalidAppID)

@@ -21,11 +21,14 @@ type ticketAnswer struct {
 	ExpiresIn int    `json:"expires_in"`
 }
 
-func decodeTicket(t *testing.T, body []byte) ticketAnswer {
-	t.Helper()
+// ticket calls a ticket endpoint of site and fails the test unless it
+// answers a ticket.
+func (g *gateway) ticket(site *Handler, target string) ticketAnswer {
+	g.t.Helper()
+	body := g.get(site, target).Body.Bytes()
 	var a ticketAnswer
 	if err := json.Unmarshal(body, &a); err != nil || a.Errcode != 0 || a.Errmsg != "ok" || a.Ticket == "" {
-		t.Fatalf("ticket answer %s (%v)", body, err)
+		g.t.Fatalf("ticket answer %s (%v)", body, err)
 	}
 	return a
 }
@@ -36,7 +39,7 @@ func decodeTicket(t *testing.T, body []byte) ticketAnswer {
 func TestTicketsServedFromTheCache(t *testing.T) {
 	g := newGateway(t)
 	site := g.trustedSite()
-	first := decodeTicket(t, g.get(site, "/cgi-bin/ticket/getticket?type=jsapi").Body.Bytes())
+	first := g.ticket(site, "/cgi-bin/ticket/getticket?type=jsapi")
 	if first.ExpiresIn != 7200 {
 		t.Errorf("expires_in %d, want 7200", first.ExpiresIn)
 	}
@@ -61,7 +64,7 @@ func TestTicketsServedFromTheCache(t *testing.T) {
 		t.Errorf("%d ticket calls went through next; the gateway answers them", len(seen))
 	}
 	// wx_card is another ticket.
-	card := decodeTicket(t, g.get(site, "/cgi-bin/ticket/getticket?type=wx_card").Body.Bytes())
+	card := g.ticket(site, "/cgi-bin/ticket/getticket?type=wx_card")
 	if card.Ticket == first.Ticket {
 		t.Error("wx_card got the jsapi ticket")
 	}
@@ -73,8 +76,8 @@ func TestWeComTickets(t *testing.T) {
 	g := newGateway(t)
 	site := g.clientsSite()
 	gw := g.gatewayToken(site, "wecom", corpID, shopKey)
-	corp := decodeTicket(t, g.get(site, "/cgi-bin/get_jsapi_ticket?access_token="+gw).Body.Bytes())
-	agent := decodeTicket(t, g.get(site, "/cgi-bin/ticket/get?type=agent_config&access_token="+gw).Body.Bytes())
+	corp := g.ticket(site, "/cgi-bin/get_jsapi_ticket?access_token="+gw)
+	agent := g.ticket(site, "/cgi-bin/ticket/get?type=agent_config&access_token="+gw)
 	if corp.Ticket == agent.Ticket {
 		t.Error("the corp and agent tickets are the same")
 	}
@@ -119,49 +122,55 @@ type jssdkAnswer struct {
 	} `json:"agentConfig"`
 }
 
-func TestJSSDKConfigSignature(t *testing.T) {
-	g := newGateway(t)
-	site := g.clientsSite()
-	gw := g.gatewayToken(site, "official", mpAppID, shopKey)
-	page := "https://shop.example.com/item?id=1&from=timeline#comments"
-	rec := g.get(site, "/wechat-gateway/jssdk_config?url="+url.QueryEscape(page)+"&access_token="+gw)
-	var a jssdkAnswer
-	if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil || a.Errcode != 0 || a.AppID != mpAppID || len(a.NonceStr) != 16 {
-		t.Fatalf("jssdk_config: %s", rec.Body.String())
-	}
-	ticket := decodeTicket(t, g.get(site, "/cgi-bin/ticket/getticket?type=jsapi&access_token="+gw).Body.Bytes()).Ticket
-	want := independentSignature(map[string]string{
-		"noncestr": a.NonceStr, "jsapi_ticket": ticket, "timestamp": fmt.Sprint(a.Timestamp),
-		"url": "https://shop.example.com/item?id=1&from=timeline", // the fragment is not signed
-	})
-	if a.Signature != want {
-		t.Errorf("signature %s, want %s", a.Signature, want)
-	}
-	if a.Timestamp != g.clock.Now().Unix() {
-		t.Errorf("timestamp %d, want the gateway's now", a.Timestamp)
-	}
-	for _, bad := range []string{"", "url=", "url=ftp%3A%2F%2Fx", "url=%2Frelative", "url=https%3A%2F%2Fa&url=https%3A%2F%2Fb"} {
-		wantErrcode(t, g.get(site, "/wechat-gateway/jssdk_config?"+bad+"&access_token="+gw), wxapi.CodeInvalidArgs)
-	}
-	wantErrcode(t, g.get(site, "/wechat-gateway/jssdk_config?url="+url.QueryEscape(page)), wxapi.CodeTokenMissing)
+// jssdkSignature is the signature of wx.config or wx.agentConfig for page,
+// computed independently.
+func jssdkSignature(ticket, nonce string, timestamp int64, page string) string {
+	return independentSignature(map[string]string{"jsapi_ticket": ticket, "noncestr": nonce, "timestamp": fmt.Sprint(timestamp), "url": page})
 }
 
-func TestJSSDKConfigWeComAgent(t *testing.T) {
-	g := newGateway(t)
-	site := g.clientsSite()
-	gw := g.gatewayToken(site, "wecom", corpID, shopKey)
-	page := "https://oa.example.com/app"
-	rec := g.get(site, "/wechat-gateway/jssdk_config?url="+url.QueryEscape(page)+"&access_token="+gw)
-	var a jssdkAnswer
-	if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil || a.AppID != corpID || a.Agent == nil || a.Agent.CorpID != corpID {
-		t.Fatalf("jssdk_config for WeCom: %s", rec.Body.String())
-	}
-	corp := decodeTicket(t, g.get(site, "/cgi-bin/get_jsapi_ticket?access_token="+gw).Body.Bytes()).Ticket
-	agent := decodeTicket(t, g.get(site, "/cgi-bin/ticket/get?type=agent_config&access_token="+gw).Body.Bytes()).Ticket
-	if want := independentSignature(map[string]string{"jsapi_ticket": corp, "noncestr": a.NonceStr, "timestamp": fmt.Sprint(a.Timestamp), "url": page}); a.Signature != want {
-		t.Errorf("wx.config signature %s, want %s", a.Signature, want)
-	}
-	if want := independentSignature(map[string]string{"jsapi_ticket": agent, "noncestr": a.Agent.NonceStr, "timestamp": fmt.Sprint(a.Agent.Timestamp), "url": page}); a.Agent.Signature != want {
-		t.Errorf("wx.agentConfig signature %s, want %s", a.Agent.Signature, want)
+// TestJSSDKConfig: jssdk_config signs wx.config with the account's jsapi
+// ticket and, for a WeCom app, wx.agentConfig with its agent_config ticket.
+func TestJSSDKConfig(t *testing.T) {
+	for _, c := range []struct {
+		name, kind, appid string
+		page, signed      string // the page asked for, and the URL signed: the fragment is not
+		ticketCall        string // the call that answers wx.config's ticket, without its access_token
+		agent             bool   // whether wx.agentConfig comes too
+	}{
+		{"official account", "official", mpAppID, "https://shop.example.com/item?id=1&from=timeline#comments",
+			"https://shop.example.com/item?id=1&from=timeline", "/cgi-bin/ticket/getticket?type=jsapi&", false},
+		{"WeCom app", "wecom", corpID, "https://oa.example.com/app",
+			"https://oa.example.com/app", "/cgi-bin/get_jsapi_ticket?", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := newGateway(t)
+			site := g.clientsSite()
+			gw := g.gatewayToken(site, c.kind, c.appid, shopKey)
+			rec := g.get(site, "/wechat-gateway/jssdk_config?url="+url.QueryEscape(c.page)+"&access_token="+gw)
+			var a jssdkAnswer
+			if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil || a.Errcode != 0 || a.AppID != c.appid || len(a.NonceStr) != 16 || (a.Agent != nil) != c.agent {
+				t.Fatalf("jssdk_config: %s", rec.Body.String())
+			}
+			if a.Timestamp != g.clock.Now().Unix() {
+				t.Errorf("timestamp %d, want the gateway's now", a.Timestamp)
+			}
+			ticket := g.ticket(site, c.ticketCall+"access_token="+gw).Ticket
+			if want := jssdkSignature(ticket, a.NonceStr, a.Timestamp, c.signed); a.Signature != want {
+				t.Errorf("wx.config signature %s, want %s", a.Signature, want)
+			}
+			if c.agent {
+				if a.Agent.CorpID != c.appid {
+					t.Errorf("wx.agentConfig of corp %q, want %q", a.Agent.CorpID, c.appid)
+				}
+				agent := g.ticket(site, "/cgi-bin/ticket/get?type=agent_config&access_token="+gw).Ticket
+				if want := jssdkSignature(agent, a.Agent.NonceStr, a.Agent.Timestamp, c.signed); a.Agent.Signature != want {
+					t.Errorf("wx.agentConfig signature %s, want %s", a.Agent.Signature, want)
+				}
+			}
+			for _, bad := range []string{"", "url=", "url=ftp%3A%2F%2Fx", "url=%2Frelative", "url=https%3A%2F%2Fa&url=https%3A%2F%2Fb"} {
+				wantErrcode(t, g.get(site, "/wechat-gateway/jssdk_config?"+bad+"&access_token="+gw), wxapi.CodeInvalidArgs)
+			}
+			wantErrcode(t, g.get(site, "/wechat-gateway/jssdk_config?url="+url.QueryEscape(c.page)), wxapi.CodeTokenMissing)
+		})
 	}
 }

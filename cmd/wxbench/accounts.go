@@ -59,13 +59,9 @@ func (b *bench) runAccounts() error {
 		names[i] = accountName(i)
 		appids[i] = fmt.Sprintf("wxa%015d", i)
 	}
-	ports := make([]int, 4)
-	for i := range ports {
-		p, err := freePort()
-		if err != nil {
-			return err
-		}
-		ports[i] = p
+	ports, err := freePorts(4)
+	if err != nil {
+		return err
 	}
 	simAdmin, simPort, gwAdmin, gwPort := ports[0], ports[1], ports[2], ports[3]
 	upstream := "127.0.0.1:" + strconv.Itoa(simPort)
@@ -78,11 +74,10 @@ func (b *bench) runAccounts() error {
 		map[string]any{"handle": []any{map[string]any{"handler": "wechat_simulator", "accounts": simAccounts}}},
 	}, nil)
 	logf("6. %d accounts: starting a simulator with them", n)
-	sim, err := startCaddy(b.bin, b.tmp, "simulator-accounts", simCfg, "json", simAdmin, simPort, env)
+	sim, err := b.startCaddy("simulator-accounts", simCfg, "json", simAdmin, simPort, env)
 	if err != nil {
 		return err
 	}
-	b.track(sim)
 	defer sim.stop()
 
 	proxy := map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]string{"dial": upstream}}}
@@ -95,11 +90,10 @@ func (b *bench) runAccounts() error {
 
 	// The gateway with no account: the same site, requests and storage.
 	zeroCfg := caddyJSON(gwAdmin, gwPort, []any{map[string]any{"handle": []any{proxy}}}, map[string]any{})
-	zero, err := startCaddy(b.bin, b.tmp, "gateway-0-accounts", zeroCfg, "json", gwAdmin, gwPort, env)
+	zero, err := b.startCaddy("gateway-0-accounts", zeroCfg, "json", gwAdmin, gwPort, env)
 	if err != nil {
 		return err
 	}
-	b.track(zero)
 	br := newBurster(32)
 	// Without a token the simulator answers 41001: the traffic, not the
 	// answer, is what matters here.
@@ -142,11 +136,10 @@ func (b *bench) runAccounts() error {
 	routes = append(routes, map[string]any{"handle": []any{proxy}})
 	fullCfg := caddyJSON(gwAdmin, gwPort, routes, map[string]any{"accounts": accounts})
 	logf("6. starting a gateway with %d accounts", n)
-	full, err := startCaddy(b.bin, b.tmp, "gateway-accounts", fullCfg, "json", gwAdmin, gwPort, env)
+	full, err := b.startCaddy("gateway-accounts", fullCfg, "json", gwAdmin, gwPort, env)
 	if err != nil {
 		return err
 	}
-	b.track(full)
 	defer full.stop()
 	heap, res.configuredRSS, err = full.settledMemory()
 	if err != nil {

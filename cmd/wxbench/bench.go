@@ -92,6 +92,36 @@ func (b *bench) track(p *proc) *proc {
 	return p
 }
 
+// startCaddy runs the gateway binary as process name (see startCaddy) in
+// b's folder and tracks it.
+func (b *bench) startCaddy(name, config, adapter string, adminPort, port int, env []string) (*proc, error) {
+	p, err := startCaddy(b.bin, b.tmp, name, config, adapter, adminPort, port, env)
+	if err != nil {
+		return nil, err
+	}
+	return b.track(p), nil
+}
+
+// turn is one process's part of a round of runs: the process, the URL it
+// is loaded with, where the measure goes and, for runs that watch the RSS,
+// where the process's idle and peak RSS go.
+type turn struct {
+	p          *proc
+	url        string
+	m          *measure
+	idle, peak *int64
+}
+
+// inTurn returns the baseline's and the gateway's runs in the order of
+// round: the baseline first in even rounds, the gateway first in odd ones,
+// so that neither always runs on the other's leftovers.
+func inTurn(round int, base, gw turn) [2]turn {
+	if round%2 == 1 {
+		return [2]turn{gw, base}
+	}
+	return [2]turn{base, gw}
+}
+
 // stopAll ends every process wxbench started.
 func (b *bench) stopAll() {
 	b.mu.Lock()
@@ -146,13 +176,9 @@ func (b *bench) startMain() error {
 	b.secret = randomSecret()
 	b.probeTrusted()
 	env := []string{"WXB_SECRET=" + b.secret}
-	ports := make([]int, 7)
-	for i := range ports {
-		p, err := freePort()
-		if err != nil {
-			return err
-		}
-		ports[i] = p
+	ports, err := freePorts(7)
+	if err != nil {
+		return err
 	}
 	simAdmin, simPort, baseAdmin, basePort, gwAdmin, gwPort, gwPort2 := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
 	upstream := "127.0.0.1:" + strconv.Itoa(simPort)
@@ -185,11 +211,9 @@ func (b *bench) startMain() error {
 }
 `, simAdmin, simPort, appMP, appMPT, appBase, appDayStable, appDayToken, corpDay, agentDay)
 	logf("starting the simulator, the baseline and the gateway (handler option trusted: %v)", b.trusted)
-	sim, err := startCaddy(b.bin, b.tmp, "simulator", simCfg, "caddyfile", simAdmin, simPort, env)
-	if err != nil {
+	if b.sim, err = b.startCaddy("simulator", simCfg, "caddyfile", simAdmin, simPort, env); err != nil {
 		return err
 	}
-	b.sim = b.track(sim)
 	b.simc = simClient{base: "http://" + upstream}
 
 	baseCfg := fmt.Sprintf(`{
@@ -201,11 +225,9 @@ func (b *bench) startMain() error {
 	%s
 }
 `, baseAdmin, basePort, proxyTo("\t"))
-	base, err := startCaddy(b.bin, b.tmp, "baseline", baseCfg, "caddyfile", baseAdmin, basePort, nil)
-	if err != nil {
+	if b.base, err = b.startCaddy("baseline", baseCfg, "caddyfile", baseAdmin, basePort, nil); err != nil {
 		return err
 	}
-	b.base = b.track(base)
 
 	t := b.trustedBlock()
 	account := func(name, kind, idKey, id, endpoint string) string {
@@ -245,11 +267,9 @@ func (b *bench) startMain() error {
 		account("day-wecom", "wecom", "corpid", corpDay, ""),
 		gwPort, t, proxyTo("\t"),
 		gwPort2, site("mpt"), site("day-stable"), site("day-token"), site("day-wecom"))
-	gw, err := startCaddy(b.bin, b.tmp, "gateway", gwCfg, "caddyfile", gwAdmin, gwPort, env)
-	if err != nil {
+	if b.gw, err = b.startCaddy("gateway", gwCfg, "caddyfile", gwAdmin, gwPort, env); err != nil {
 		return err
 	}
-	b.gw = b.track(gw)
 	b.gwPort2 = gwPort2
 
 	// The baseline's app handles its token itself: one stable_token call.

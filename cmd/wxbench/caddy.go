@@ -32,14 +32,18 @@ func buildGateway(root, dir string) (string, error) {
 	return bin, nil
 }
 
-// freePort returns a loopback port that nobody listens on right now.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// freePorts returns n loopback ports that nobody listens on right now.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ports, nil
 }
 
 // proc is one Caddy process: the simulator, the baseline or the gateway.
@@ -257,7 +261,17 @@ func (p *proc) memNow() (memStats, error) {
 // cpuProfile saves a CPU profile of the process, taken over d while the
 // caller generates load, to path.
 func (p *proc) cpuProfile(d time.Duration, path string) error {
-	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.admin, int(d.Seconds())))
+	return saveProfile(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.admin, int(d.Seconds())), path)
+}
+
+// heapProfile saves a heap profile of the process (after a GC) to path.
+func (p *proc) heapProfile(path string) error {
+	return saveProfile(p.admin+"/debug/pprof/heap?gc=1", path)
+}
+
+// saveProfile saves the profile that url serves to path.
+func saveProfile(url, path string) error {
+	resp, err := http.Get(url)
 	if err != nil {
 		return err
 	}
@@ -265,22 +279,6 @@ func (p *proc) cpuProfile(d time.Duration, path string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("profile: %s", resp.Status)
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(f, resp.Body)
-	return err
-}
-
-// heapProfile saves a heap profile of the process (after a GC) to path.
-func (p *proc) heapProfile(path string) error {
-	resp, err := http.Get(p.admin + "/debug/pprof/heap?gc=1")
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
 	f, err := os.Create(path)
 	if err != nil {
 		return err

@@ -47,21 +47,8 @@ func (b *bench) runJSON() error {
 	for round := 0; round < b.opts.rounds; round++ {
 		for i, c := range concs {
 			points[i].conns = c
-			first, second := &points[i].base, &points[i].gateway
-			firstURL, secondURL := baseURL, gwURL
-			if (round+i)%2 == 1 {
-				first, second = second, first
-				firstURL, secondURL = secondURL, firstURL
-			}
-			firstProc, secondProc := b.base, b.gw
-			if first != &points[i].base {
-				firstProc, secondProc = secondProc, firstProc
-			}
-			for _, run := range []struct {
-				m   *measure
-				url string
-				p   *proc
-			}{{first, firstURL, firstProc}, {second, secondURL, secondProc}} {
+			for _, run := range inTurn(round+i, turn{p: b.base, url: baseURL, m: &points[i].base},
+				turn{p: b.gw, url: gwURL, m: &points[i].gateway}) {
 				mem0, err := run.p.memNow()
 				if err != nil {
 					return err

@@ -39,15 +39,8 @@ func (b *bench) runDownload() error {
 	}
 	d := &downloadResult{conns: downloadConns, size: largeSize, smallSize: smallSize}
 	for round := 0; round < b.opts.rounds; round++ {
-		runs := []struct {
-			p          *proc
-			url        string
-			m          *measure
-			idle, peak *int64
-		}{{b.base, baseURL, &d.base, &d.baseIdle, &d.basePeak}, {b.gw, gwURL, &d.gateway, &d.gatewayIdle, &d.gatewayPeak}}
-		if round%2 == 1 {
-			runs[0], runs[1] = runs[1], runs[0]
-		}
+		runs := inTurn(round, turn{b.base, baseURL, &d.base, &d.baseIdle, &d.basePeak},
+			turn{b.gw, gwURL, &d.gateway, &d.gatewayIdle, &d.gatewayPeak})
 		var roundRate [2]float64
 		for k, r := range runs {
 			before := *r.m
@@ -172,15 +165,8 @@ func (b *bench) runUpload() error {
 	}
 	for i, c := range concs {
 		u := uploadPoint{conns: c}
-		runs := []struct {
-			p          *proc
-			url        string
-			m          *measure
-			idle, peak *int64
-		}{{b.base, baseURL, &u.base, &u.baseIdle, &u.basePeak}, {b.gw, gwURL, &u.gateway, &u.gatewayIdle, &u.gatewayPeak}}
-		if i%2 == 1 {
-			runs[0], runs[1] = runs[1], runs[0]
-		}
+		runs := inTurn(i, turn{b.base, baseURL, &u.base, &u.baseIdle, &u.basePeak},
+			turn{b.gw, gwURL, &u.gateway, &u.gatewayIdle, &u.gatewayPeak})
 		for _, r := range runs {
 			*r.idle, *r.peak, err = b.wrkWithRSS(r.p, wrkJob{url: r.url, conns: c, duration: b.opts.duration,
 				uploadBody: path, uploadBoundary: boundary}, r.m)

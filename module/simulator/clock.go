@@ -51,54 +51,54 @@ func (c *Clock) Now() time.Time {
 // Advance moves the clock by d (which may be negative). On a running clock it
 // adds d to the offset; on a frozen clock it moves the frozen instant.
 func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := *c.state.Load()
-	if st.frozen {
-		st.at = st.at.Add(d)
-	} else {
-		st.offset += d
-	}
-	c.state.Store(&st)
+	c.update(func(st *clockState) {
+		if st.frozen {
+			st.at = st.at.Add(d)
+		} else {
+			st.offset += d
+		}
+	})
 }
 
 // Set moves the clock to t. A running clock keeps running from t.
 func (c *Clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := *c.state.Load()
-	if st.frozen {
-		st.at = t.Round(0)
-	} else {
-		st.offset = t.Sub(c.real())
-	}
-	c.state.Store(&st)
+	c.update(func(st *clockState) {
+		if st.frozen {
+			st.at = t.Round(0)
+		} else {
+			st.offset = t.Sub(c.real())
+		}
+	})
 }
 
 // Freeze stops the clock at its current time. It is a no-op on a frozen clock.
 func (c *Clock) Freeze() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := *c.state.Load()
-	if st.frozen {
-		return
-	}
-	st.at = c.real().Add(st.offset).Round(0)
-	st.frozen = true
-	c.state.Store(&st)
+	c.update(func(st *clockState) {
+		if !st.frozen {
+			st.at = c.real().Add(st.offset).Round(0)
+			st.frozen = true
+		}
+	})
 }
 
 // Unfreeze lets a frozen clock run again from its frozen instant. It is a
 // no-op on a running clock.
 func (c *Clock) Unfreeze() {
+	c.update(func(st *clockState) {
+		if st.frozen {
+			st.offset = st.at.Sub(c.real())
+			st.frozen = false
+		}
+	})
+}
+
+// update changes a copy of the state and publishes it, one writer at a
+// time; readers see the old state or the new one, never a mix.
+func (c *Clock) update(change func(st *clockState)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := *c.state.Load()
-	if !st.frozen {
-		return
-	}
-	st.offset = st.at.Sub(c.real())
-	st.frozen = false
+	change(&st)
 	c.state.Store(&st)
 }
 

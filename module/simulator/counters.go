@@ -3,8 +3,6 @@ package simulator
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -298,42 +296,6 @@ func (ps *pathStats) snapshot() PathCounts {
 		pc.Last = r
 	}
 	return pc
-}
-
-// sensitiveParams are the query parameters whose values are never shown.
-var sensitiveParams = map[string]bool{
-	"access_token": true, "secret": true, "corpsecret": true, "appsecret": true,
-	"component_access_token": true, "component_appsecret": true, "suite_access_token": true,
-	"provider_access_token": true, "authorizer_access_token": true, "refresh_token": true,
-	"authorizer_refresh_token": true, "provider_secret": true, "suite_secret": true,
-}
-
-// redactQuery replaces the values of sensitive parameters in a raw query.
-// A key it cannot decode is redacted too.
-func redactQuery(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	parts := strings.Split(raw, "&")
-	for i, part := range parts {
-		k, _, hasValue := strings.Cut(part, "=")
-		if !hasValue {
-			continue
-		}
-		name, ok := queryKey(k)
-		if !ok || sensitiveParams[strings.ToLower(name)] {
-			parts[i] = k + "=REDACTED"
-		}
-	}
-	return strings.Join(parts, "&")
-}
-
-func queryKey(k string) (string, bool) {
-	if !strings.ContainsAny(k, "%+") {
-		return k, true
-	}
-	name, err := url.QueryUnescape(k)
-	return name, err == nil
 }
 
 // Counters returns a snapshot of the counters.

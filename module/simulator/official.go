@@ -40,6 +40,22 @@ var okBody = []byte(`{"errcode":0,"errmsg":"ok"}`)
 // isOpenID reports whether s looks like an openid or userid.
 func isOpenID(s string) bool { return s != "" && len(s) <= 64 && isPlainID(s) }
 
+// userParam returns the query parameter key, which names a user (an
+// openid or a userid). When it is missing it answers 41009, when valid
+// refuses it it answers bad, and reports false.
+func (c *call) userParam(key string, valid func(string) bool, bad int) (string, bool) {
+	id := c.query(key)
+	switch {
+	case id == "":
+		c.fail(wxapi.CodeOpenIDMissing)
+		return "", false
+	case !valid(id):
+		c.fail(bad)
+		return "", false
+	}
+	return id, true
+}
+
 // mpUser is the answer of /cgi-bin/user/info (no errcode on success).
 type mpUser struct {
 	Subscribe      int    `json:"subscribe"`
@@ -58,13 +74,8 @@ type mpUser struct {
 // handleUserInfo serves GET /cgi-bin/user/info?openid=: every well-formed
 // openid is a subscriber.
 func handleUserInfo(s *Simulator, c *call) {
-	openid := c.query("openid")
-	switch {
-	case openid == "":
-		c.fail(wxapi.CodeOpenIDMissing)
-		return
-	case !isOpenID(openid):
-		c.fail(wxapi.CodeInvalidOpenID)
+	openid, ok := c.userParam("openid", isOpenID, wxapi.CodeInvalidOpenID)
+	if !ok {
 		return
 	}
 	c.ok(mpUser{

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -453,36 +452,6 @@ var notFoundBody = []byte("<html>\r\n<head><title>404 Not Found</title></head>\r
 func (c *call) query(key string) string {
 	v, _ := queryValue(c.r.URL.RawQuery, key)
 	return v
-}
-
-// queryValue returns the first value of key in a raw query string without
-// parsing the whole query (no allocation unless the value is escaped). ok is
-// false when the key is absent or its value is badly escaped.
-func queryValue(raw, key string) (value string, ok bool) {
-	for raw != "" {
-		var part string
-		part, raw, _ = strings.Cut(raw, "&")
-		if part == "" || strings.Contains(part, ";") {
-			continue // skipped by url.ParseQuery too
-		}
-		k, v, _ := strings.Cut(part, "=")
-		if strings.ContainsAny(k, "%+") {
-			if uk, err := url.QueryUnescape(k); err != nil || uk != key {
-				continue
-			}
-		} else if k != key {
-			continue
-		}
-		if !strings.ContainsAny(v, "%+") {
-			return v, true
-		}
-		uv, err := url.QueryUnescape(v)
-		if err != nil {
-			return "", false
-		}
-		return uv, true
-	}
-	return "", false
 }
 
 // bodyHash returns the SHA-256 of the body read.

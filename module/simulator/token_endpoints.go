@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"net/url"
 	"strings"
 	"time"
 
@@ -85,11 +86,17 @@ func (c *call) appCredentials(grantType, wantGrant, appid, secret string) *accou
 	return nil
 }
 
+// queryCredentials is appCredentials for the grant_type, appid and secret
+// of the query string, which it returns too.
+func (c *call) queryCredentials(wantGrant string) (*account, url.Values) {
+	q := c.r.URL.Query()
+	return c.appCredentials(q.Get("grant_type"), wantGrant, q.Get("appid"), q.Get("secret")), q
+}
+
 // handleToken serves GET /cgi-bin/token: every call issues a new token; the
 // previous one keeps working for Config.Overlap, then answers 40001.
 func handleToken(s *Simulator, c *call) {
-	q := c.r.URL.Query()
-	a := c.appCredentials(q.Get("grant_type"), "client_credential", q.Get("appid"), q.Get("secret"))
+	a, _ := c.queryCredentials("client_credential")
 	if a == nil {
 		return
 	}
@@ -257,8 +264,7 @@ type oauthAnswer struct {
 // well-formed, unused code for a user token (a token that only works on
 // /sns/ paths). Each code works once.
 func handleOAuthToken(s *Simulator, c *call) {
-	q := c.r.URL.Query()
-	a := c.appCredentials(q.Get("grant_type"), "authorization_code", q.Get("appid"), q.Get("secret"))
+	a, q := c.queryCredentials("authorization_code")
 	if a == nil {
 		return
 	}
@@ -312,6 +318,19 @@ func (c *call) useCode(a *account, code string) bool {
 	return true
 }
 
+// codeUser is the user a login code stands for: the code up to its first
+// '-' ("alice-1" and "alice-2" are two logins of alice), or the whole code.
+func codeUser(code string) string {
+	user, _, _ := strings.Cut(code, "-")
+	return user
+}
+
+// sessionKey derives the session key a login code of an app with secret
+// opens.
+func sessionKey(secret, code string) string {
+	return deriveID("k", secret, code)[:22] + "=="
+}
+
 // loginsPerMinute is how many logins one user may make per minute, past
 // which jscode2session answers 45011.
 const loginsPerMinute = 100
@@ -328,16 +347,12 @@ type sessionAnswer struct {
 // user (the code up to its first '-') may log in 100 times a minute, then
 // 45011; codes starting with "nounion" are of users with no unionid bound.
 func handleJSCode2Session(s *Simulator, c *call) {
-	q := c.r.URL.Query()
-	a := c.appCredentials(q.Get("grant_type"), "authorization_code", q.Get("appid"), q.Get("secret"))
+	a, q := c.queryCredentials("authorization_code")
 	if a == nil {
 		return
 	}
 	code := q.Get("js_code")
-	// The user is what precedes the first '-' of the code ("alice-1",
-	// "alice-2" are two logins of alice), or the whole code.
-	user, _, _ := strings.Cut(code, "-")
-	openid := deriveID("o", a.AppID, "session", user)
+	openid := deriveID("o", a.AppID, "session", codeUser(code))
 	minute := c.nowNs / int64(time.Minute)
 	a.mu.Lock()
 	if a.loginMinute != minute {
@@ -358,7 +373,7 @@ func handleJSCode2Session(s *Simulator, c *call) {
 	a.logins[openid]++
 	a.mu.Unlock()
 	a.counts.sessions.Add(1)
-	ans := sessionAnswer{OpenID: openid, SessionKey: deriveID("k", a.Secret, code)[:22] + "=="}
+	ans := sessionAnswer{OpenID: openid, SessionKey: sessionKey(a.Secret, code)}
 	if !strings.HasPrefix(code, "nounion") {
 		ans.UnionID = deriveID("o", "union", openid)
 	}
@@ -404,13 +419,8 @@ func handleSNSUserInfo(s *Simulator, c *call) {
 		return
 	}
 	c.tokenValid = true
-	openid := c.query("openid")
-	switch {
-	case openid == "":
-		c.fail(wxapi.CodeOpenIDMissing)
-		return
-	case openid != t.openid:
-		c.fail(wxapi.CodeInvalidOpenID)
+	openid, ok := c.userParam("openid", func(id string) bool { return id == t.openid }, wxapi.CodeInvalidOpenID)
+	if !ok {
 		return
 	}
 	c.ok(snsUser{

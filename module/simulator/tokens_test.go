@@ -242,9 +242,15 @@ func TestStableForceRefresh(t *testing.T) {
 	if t4, _ := h.stable(mpApp, mpSecret, true); t4 == t3 {
 		t.Fatal("force 30 s later did not refresh")
 	}
-	c := h.sim.Counters().Tokens[mpApp]
-	if c.ForceRefresh != 3 || c.ForceRefreshRefused != 1 {
-		t.Errorf("force counters %+v", c)
+	h.wantForceCounts(t, 3, 1)
+}
+
+// wantForceCounts fails t unless the simulator counted done force
+// refreshes of mpApp and refused others.
+func (h *harness) wantForceCounts(t *testing.T, done, refused int64) {
+	t.Helper()
+	if c := h.sim.Counters().Tokens[mpApp]; c.ForceRefresh != done || c.ForceRefreshRefused != refused {
+		t.Errorf("force counters %+v, want %d done and %d refused", c, done, refused)
 	}
 }
 
@@ -268,10 +274,7 @@ func TestStableForceRefreshDailyLimit(t *testing.T) {
 	if tok, _ := h.stable(mpApp, mpSecret, true); tok == prev {
 		t.Fatal("the first force of the next day did not refresh")
 	}
-	c := h.sim.Counters().Tokens[mpApp]
-	if c.ForceRefresh != 21 || c.ForceRefreshRefused != 1 {
-		t.Errorf("force counters %+v", c)
-	}
+	h.wantForceCounts(t, 21, 1)
 }
 
 func TestStableForceGraceKnob(t *testing.T) {

@@ -56,13 +56,8 @@ type wecomUser struct {
 // handleWeComUserGet serves GET /cgi-bin/user/get?userid=: every well-formed
 // userid is an active member of department 1.
 func handleWeComUserGet(s *Simulator, c *call) {
-	userid := c.query("userid")
-	switch {
-	case userid == "":
-		c.fail(wxapi.CodeOpenIDMissing)
-		return
-	case !isUserID(userid):
-		c.fail(wxapi.CodeUserIDNotFound)
+	userid, ok := c.userParam("userid", isUserID, wxapi.CodeUserIDNotFound)
+	if !ok {
 		return
 	}
 	c.ok(wecomUser{
@@ -196,29 +191,31 @@ func handleWeComAgentTicket(s *Simulator, c *call) {
 	s.tickets.serve(c, c.acct.label, "agent_config", agentTicketsPerHour)
 }
 
-// wecomCodeUser is the member a WeCom login code stands for: the code up to
-// its first '-' ("zhangsan-1" is a login of zhangsan).
-func wecomCodeUser(code string) string {
-	user, _, _ := strings.Cut(code, "-")
-	return user
+// wecomUserInfoAnswer is the answer of qyapi /cgi-bin/auth/getuserinfo.
+type wecomUserInfoAnswer struct {
+	Errcode    int    `json:"errcode"`
+	Errmsg     string `json:"errmsg"`
+	UserID     string `json:"userid"`
+	UserTicket string `json:"user_ticket"`
 }
 
 // handleWeComGetUserInfo serves GET /cgi-bin/auth/getuserinfo?code=: a web
 // login code of a member for the member's userid. A code works once.
 func handleWeComGetUserInfo(s *Simulator, c *call) {
 	code := c.query("code")
-	c.acct.mu.Lock()
-	ok := c.useCode(c.acct, code)
-	c.acct.mu.Unlock()
-	if !ok {
-		return
+	if userid, ok := c.spendWeComCode(code); ok {
+		c.ok(wecomUserInfoAnswer{Errmsg: "ok", UserID: userid, UserTicket: deriveID("t", c.acct.AppID, code)})
 	}
-	c.ok(struct {
-		Errcode    int    `json:"errcode"`
-		Errmsg     string `json:"errmsg"`
-		UserID     string `json:"userid"`
-		UserTicket string `json:"user_ticket"`
-	}{0, "ok", wecomCodeUser(code), deriveID("t", c.acct.AppID, code)})
+}
+
+// wecomSessionAnswer is the answer of qyapi
+// /cgi-bin/miniprogram/jscode2session.
+type wecomSessionAnswer struct {
+	Errcode    int    `json:"errcode"`
+	Errmsg     string `json:"errmsg"`
+	CorpID     string `json:"corpid"`
+	UserID     string `json:"userid"`
+	SessionKey string `json:"session_key"`
 }
 
 // handleWeComCode2Session serves GET /cgi-bin/miniprogram/jscode2session
@@ -229,17 +226,19 @@ func handleWeComCode2Session(s *Simulator, c *call) {
 		return
 	}
 	code := c.query("js_code")
-	c.acct.mu.Lock()
-	ok := c.useCode(c.acct, code)
-	c.acct.mu.Unlock()
-	if !ok {
-		return
+	if userid, ok := c.spendWeComCode(code); ok {
+		c.ok(wecomSessionAnswer{Errmsg: "ok", CorpID: c.acct.AppID, UserID: userid, SessionKey: sessionKey(c.acct.Secret, code)})
 	}
-	c.ok(struct {
-		Errcode    int    `json:"errcode"`
-		Errmsg     string `json:"errmsg"`
-		CorpID     string `json:"corpid"`
-		UserID     string `json:"userid"`
-		SessionKey string `json:"session_key"`
-	}{0, "ok", c.acct.AppID, wecomCodeUser(code), deriveID("k", c.acct.Secret, code)[:22] + "=="})
+}
+
+// spendWeComCode spends a login code of the call's WeCom app (see useCode)
+// and returns the member it stands for; it answers the error and reports
+// false when the code is not usable.
+func (c *call) spendWeComCode(code string) (userid string, ok bool) {
+	c.acct.mu.Lock()
+	defer c.acct.mu.Unlock()
+	if !c.useCode(c.acct, code) {
+		return "", false
+	}
+	return codeUser(code), true
 }

@@ -18,13 +18,10 @@
 const crypto = require('crypto');
 const readline = require('readline');
 const API = require('co-wechat-api');
+const { parseArgs, redact } = require('./common');
 
-const [gatewayURL, appid, flag] = process.argv.slice(2);
-const key = process.env.WX_GATEWAY_KEY;
-if (!gatewayURL || !appid || !key || (flag && flag !== '--pause')) {
-  console.error('usage: WX_GATEWAY_KEY=<client key> node client.js <gateway URL> <appid> [--pause]');
-  process.exit(2);
-}
+const { gateway: base, appid, more: [flag], key } = parseArgs('client.js <gateway URL> <appid> [--pause]',
+  (more) => more.length === 0 || (more.length === 1 && more[0] === '--pause'));
 
 const openid = 'o6_bmjrPTlm6_2sgVt7hMZOPfL2M';
 const menu = { button: [{ type: 'click', name: '今日推荐', key: 'TODAY' }] };
@@ -40,7 +37,6 @@ api.setOpts({ timeout: 15000 }); // httpx's default is 3 s; CI machines can be s
 // only builds the public showqrcode page URL that apps hand to browsers: no
 // call, no token, so it stays. The card APIs (lib/api_card.js) hardcode
 // https://api.weixin.qq.com/card/; this script does not use them.
-const base = gatewayURL.replace(/\/+$/, '');
 api.prefix = base + '/cgi-bin/';
 api.fileServerPrefix = base + '/cgi-bin/';
 api.snsPrefix = base + '/sns/';
@@ -50,12 +46,6 @@ api.customservicePrefix = base + '/customservice/';
 api.wxaPrefix = base + '/wxa/';
 
 const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
-
-// redact keeps tokens and keys out of what this script prints (SDK errors
-// quote the URL they called).
-const redact = (s) => String(s)
-  .replace(/(access_token|secret)=[^&\s"]*/g, '$1=REDACTED')
-  .split(key).join('REDACTED');
 
 let op = 'start';
 async function step(name, fn) {
@@ -93,21 +83,21 @@ async function phase1() {
   await calls(out);
   const created = await step('menu create', () => api.createMenu(menu));
   out.menu_create_errcode = created.errcode;
-  const got = await step('menu get', () => api.getMenu());
-  out.menu_key = got.menu.button[0].key;
-  const sent = await step('custom message', () => api.sendText(openid, 'hello through the gateway'));
-  out.custom_send_errcode = sent.errcode;
-  await media(out);
-  out.held_token_sha256 = await heldToken();
-  return out;
+  return finish(out, 'hello through the gateway');
 }
 
 async function phase2() {
   const out = { phase: 2, ok: true };
   await calls(out);
+  return finish(out, 'hello again');
+}
+
+// finish ends a phase: menu get, a custom message with text, media upload
+// and download, and the token the SDK holds by then.
+async function finish(out, text) {
   const got = await step('menu get', () => api.getMenu());
   out.menu_key = got.menu.button[0].key;
-  const sent = await step('custom message', () => api.sendText(openid, 'hello again'));
+  const sent = await step('custom message', () => api.sendText(openid, text));
   out.custom_send_errcode = sent.errcode;
   await media(out);
   out.held_token_sha256 = await heldToken();
@@ -132,6 +122,6 @@ async function main() {
 }
 
 main().then(() => process.exit(0), (err) => {
-  console.log(JSON.stringify({ ok: false, op, error: redact(err && err.message), name: err && err.name, code: err && err.code }));
+  console.log(JSON.stringify({ ok: false, op, error: redact(err && err.message, key), name: err && err.name, code: err && err.code }));
   process.exit(1);
 });

@@ -2,7 +2,7 @@
 
 // Drives the unmodified co-wechat-oauth SDK (npm co-wechat-oauth@2.0.1)
 // against the caddy-wechat gateway: web OAuth, the app's client key where
-// the SDK expects the AppSecret. integration/sdk_test.go runs it.
+// the SDK expects the AppSecret. integration/login_test.go runs it.
 //
 //   WX_GATEWAY_KEY=<client key> node oauth.js <gateway URL> <appid> <code>
 //
@@ -13,25 +13,16 @@
 // openid and the user's info, or {"ok":false,...} and exits 1.
 
 const OAuth = require('co-wechat-oauth');
+const { parseArgs, printResult } = require('./common');
 
-const [gatewayURL, appid, code] = process.argv.slice(2);
-const key = process.env.WX_GATEWAY_KEY;
-if (!gatewayURL || !appid || !code || !key) {
-  console.error('usage: WX_GATEWAY_KEY=<client key> node oauth.js <gateway URL> <appid> <code>');
-  process.exit(2);
-}
+const { gateway, appid, more: [code], key } = parseArgs('oauth.js <gateway URL> <appid> <code>', (more) => more.length === 1);
 
 const client = new OAuth(appid, key);
 const request = client.request.bind(client);
-client.request = (url, opts) => request(url.replace('https://api.weixin.qq.com', gatewayURL.replace(/\/$/, '')), opts);
+client.request = (url, opts) => request(url.replace('https://api.weixin.qq.com', gateway), opts);
 
-(async () => {
-  try {
-    const token = await client.getAccessToken(code);
-    const user = await client.getUser(token.data.openid);
-    console.log(JSON.stringify({ ok: true, openid: token.data.openid, user_openid: user.openid, has_token: !!token.data.access_token }));
-  } catch (err) {
-    console.log(JSON.stringify({ ok: false, error: String(err && err.message || err) }));
-    process.exit(1);
-  }
-})();
+printResult(key, async () => {
+  const token = await client.getAccessToken(code);
+  const user = await client.getUser(token.data.openid);
+  return { openid: token.data.openid, user_openid: user.openid, has_token: !!token.data.access_token };
+});

@@ -88,14 +88,7 @@ func TestDayOfSteadyTrafficNeedsAtMostOneFetchOverTheMinimum(t *testing.T) {
 	for _, ep := range []Endpoint{StableToken, ClientCredential, GetToken} {
 		t.Run(string(ep), func(t *testing.T) {
 			m, h, clock, f := newPlatformManager(t, ep)
-			for elapsed := time.Duration(0); elapsed < 24*time.Hour; elapsed += 10 * time.Second {
-				tok := mustToken(t, h)
-				if !clock.Now().Before(tok.Expires) {
-					t.Fatalf("expired token served at %v", elapsed)
-				}
-				m.RefreshDue(context.Background())
-				clock.Advance(10 * time.Second)
-			}
+			runDay(t, clock, 10*time.Second, []*Manager{m}, []*Handle{h})
 			const minimum = 12
 			if calls, _ := f.counts(); calls > minimum+1 {
 				t.Fatalf("%d token-endpoint calls in a day; the physical minimum is %d", calls, minimum)

@@ -127,12 +127,8 @@ func (f *HTTPFetcher) FetchTicket(ctx context.Context, a *Account, accessToken s
 	if err != nil {
 		return Fetched{}, err
 	}
-	var ans struct {
-		answerHead
-		Ticket    string `json:"ticket"`
-		ExpiresIn int64  `json:"expires_in"`
-	}
-	if err := decodeAnswer(where, "ticket", raw, &ans); err != nil {
+	ans, err := decodeAnswer(where, "ticket", raw)
+	if err != nil {
 		return Fetched{}, err
 	}
 	if !plausibleToken(ans.Ticket) || ans.ExpiresIn <= 0 {
@@ -186,37 +182,35 @@ func (f *HTTPFetcher) do(ctx context.Context, u *url.URL, jsonBody []byte, where
 	return raw, nil
 }
 
-// answerHead is what every token and ticket answer starts with.
-type answerHead struct {
-	Errcode int    `json:"errcode"`
-	Errmsg  string `json:"errmsg"`
+// endpointAnswer is the JSON answer of a token endpoint (access_token) or
+// a ticket endpoint (ticket).
+type endpointAnswer struct {
+	Errcode     int    `json:"errcode"`
+	Errmsg      string `json:"errmsg"`
+	AccessToken string `json:"access_token"`
+	Ticket      string `json:"ticket"`
+	ExpiresIn   int64  `json:"expires_in"`
 }
 
-func (h *answerHead) head() *answerHead { return h }
-
-// decodeAnswer decodes raw, the JSON answer of a token or ticket endpoint
-// (what), into ans. An answer with an errcode is a FetchError. Nothing of
-// the body goes into an error: a body that fails to parse may still hold a
-// token.
-func decodeAnswer(where, what string, raw []byte, ans interface{ head() *answerHead }) error {
-	if err := json.Unmarshal(raw, ans); err != nil {
-		return &FetchError{Endpoint: where, Err: fmt.Errorf("answer is not %s JSON (%d bytes)", what, len(raw))}
+// decodeAnswer decodes raw, the answer of a token or ticket endpoint
+// (what). An answer with an errcode is a FetchError. Nothing of the body
+// goes into an error: a body that fails to parse may still hold a token.
+func decodeAnswer(where, what string, raw []byte) (endpointAnswer, error) {
+	var ans endpointAnswer
+	if err := json.Unmarshal(raw, &ans); err != nil {
+		return ans, &FetchError{Endpoint: where, Err: fmt.Errorf("answer is not %s JSON (%d bytes)", what, len(raw))}
 	}
-	if h := ans.head(); h.Errcode != 0 {
-		msg, rid := wxapi.SplitRequestID(h.Errmsg)
-		return &FetchError{Endpoint: where, Errcode: h.Errcode, Errmsg: msg, RequestID: rid}
+	if ans.Errcode != 0 {
+		msg, rid := wxapi.SplitRequestID(ans.Errmsg)
+		return ans, &FetchError{Endpoint: where, Errcode: ans.Errcode, Errmsg: msg, RequestID: rid}
 	}
-	return nil
+	return ans, nil
 }
 
 // parseTokenAnswer reads a token endpoint's JSON answer.
 func parseTokenAnswer(where string, raw []byte) (Fetched, error) {
-	var ans struct {
-		answerHead
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int64  `json:"expires_in"`
-	}
-	if err := decodeAnswer(where, "token", raw, &ans); err != nil {
+	ans, err := decodeAnswer(where, "token", raw)
+	if err != nil {
 		return Fetched{}, err
 	}
 	if !plausibleToken(ans.AccessToken) {

@@ -93,24 +93,53 @@ func mustToken(t *testing.T, h *Handle) *Token {
 	return tok
 }
 
-func TestTokenFetchedOnceAndCached(t *testing.T) {
-	f := &fakeFetcher{gate: make(chan struct{})}
-	_, h, _ := newTestManager(t, f, Account{})
+// storm starts n goroutines, the i-th of which runs call(i) once. wait
+// waits for them all and returns how many calls failed (returned false).
+func storm(n int, call func(i int) bool) (wait func() int32) {
 	var wg sync.WaitGroup
 	var bad atomic.Int32
-	for range 1000 {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if tok, err := h.Token(context.Background()); err != nil || tok.Value != "tok-1" {
+			if !call(i) {
 				bad.Add(1)
 			}
 		}()
 	}
+	return func() int32 {
+		wg.Wait()
+		return bad.Load()
+	}
+}
+
+// runDay serves a call every step on each handle for 24 h and runs the
+// background refresh of each manager after it, failing t if a handle
+// serves an expired token.
+func runDay(t *testing.T, clock *ManualClock, step time.Duration, ms []*Manager, hs []*Handle) {
+	t.Helper()
+	for elapsed := time.Duration(0); elapsed < 24*time.Hour; elapsed += step {
+		for i, h := range hs {
+			tok := mustToken(t, h)
+			if !clock.Now().Before(tok.Expires) {
+				t.Fatalf("instance %d served an expired token at %v", i, elapsed)
+			}
+			ms[i].RefreshDue(context.Background())
+		}
+		clock.Advance(step)
+	}
+}
+
+func TestTokenFetchedOnceAndCached(t *testing.T) {
+	f := &fakeFetcher{gate: make(chan struct{})}
+	_, h, _ := newTestManager(t, f, Account{})
+	wait := storm(1000, func(int) bool {
+		tok, err := h.Token(context.Background())
+		return err == nil && tok.Value == "tok-1"
+	})
 	close(f.gate)
-	wg.Wait()
-	if bad.Load() != 0 || f.count() != 1 {
-		t.Fatalf("%d callers failed, %d fetches; want 0 and 1", bad.Load(), f.count())
+	if bad := wait(); bad != 0 || f.count() != 1 {
+		t.Fatalf("%d callers failed, %d fetches; want 0 and 1", bad, f.count())
 	}
 	if tok := mustToken(t, h); tok.Value != "tok-1" || tok.Generation != 1 {
 		t.Fatalf("cached token %q gen %d", tok.Value, tok.Generation)
@@ -133,22 +162,13 @@ func TestRejectIsCompareAndInvalidate(t *testing.T) {
 	old := mustToken(t, h)
 	clock.Advance(time.Minute) // past the refresh cooldown
 
-	var wg sync.WaitGroup
-	var bad atomic.Int32
-	for range 1000 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tok, err := h.Reject(context.Background(), old, 40001)
-			if err != nil || tok == nil || tok.Value != "tok-2" {
-				bad.Add(1)
-			}
-		}()
-	}
+	wait := storm(1000, func(int) bool {
+		tok, err := h.Reject(context.Background(), old, 40001)
+		return err == nil && tok != nil && tok.Value == "tok-2"
+	})
 	close(f.gate)
-	wg.Wait()
-	if bad.Load() != 0 || f.count() != 2 {
-		t.Fatalf("%d callers failed, %d fetches; want 0 and 2", bad.Load(), f.count())
+	if bad := wait(); bad != 0 || f.count() != 2 {
+		t.Fatalf("%d callers failed, %d fetches; want 0 and 2", bad, f.count())
 	}
 	// A late report of the old token: someone already refreshed.
 	tok, err := h.Reject(context.Background(), old, 42001)
@@ -211,14 +231,7 @@ func TestSteadyDayFetchesAtPhysicalMinimum(t *testing.T) {
 			f := &fakeFetcher{}
 			m, h, clock := newTestManager(t, f, Account{Endpoint: ep, Name: "mp", Kind: Official, AppID: "wx1", Secret: "s"})
 			a := h.Account()
-			for elapsed := time.Duration(0); elapsed < 24*time.Hour; elapsed += 10 * time.Second {
-				tok := mustToken(t, h)
-				if !clock.Now().Before(tok.Expires) {
-					t.Fatalf("expired token served at %v", elapsed)
-				}
-				m.RefreshDue(context.Background())
-				clock.Advance(10 * time.Second)
-			}
+			runDay(t, clock, 10*time.Second, []*Manager{m}, []*Handle{h})
 			period := 2*time.Hour - a.Margin
 			min := int(24*time.Hour/period) + 1
 			if got := f.count(); got > min+1 || got < min-1 {
@@ -228,18 +241,24 @@ func TestSteadyDayFetchesAtPhysicalMinimum(t *testing.T) {
 	}
 }
 
-func TestTransientFailureKeepsServingValidToken(t *testing.T) {
-	var failing atomic.Bool
-	f := &fakeFetcher{fail: func() error {
-		if failing.Load() {
-			return &FetchError{Endpoint: "api/cgi-bin/stable_token", Errcode: -1, Errmsg: "system error"}
+// failingFetcher returns a fakeFetcher whose stable_token answers errcode
+// code, with errmsg, while code is not 0.
+func failingFetcher(code *atomic.Int32, errmsg string) *fakeFetcher {
+	return &fakeFetcher{fail: func() error {
+		if c := code.Load(); c != 0 {
+			return &FetchError{Endpoint: "api/cgi-bin/stable_token", Errcode: int(c), Errmsg: errmsg}
 		}
 		return nil
 	}}
+}
+
+func TestTransientFailureKeepsServingValidToken(t *testing.T) {
+	var failing atomic.Int32
+	f := failingFetcher(&failing, "system error")
 	m, h, clock := newTestManager(t, f, Account{})
 	ctx := context.Background()
 	mustToken(t, h)
-	failing.Store(true)
+	failing.Store(-1) // system error
 	clock.Advance(2*time.Hour - DefaultStableMargin)
 	m.RefreshDue(ctx)
 	if tok := mustToken(t, h); tok.Value != "tok-1" {
@@ -262,7 +281,7 @@ func TestTransientFailureKeepsServingValidToken(t *testing.T) {
 	if !errors.As(err, &ue) || ue.Errcode != -1 || !strings.Contains(err.Error(), "system busy") {
 		t.Fatalf("Token after expiry with the endpoint down: %v", err)
 	}
-	failing.Store(false)
+	failing.Store(0)
 	clock.Advance(10 * time.Minute)
 	if tok := mustToken(t, h); tok.Value == "tok-1" {
 		t.Fatalf("did not recover")
@@ -272,12 +291,7 @@ func TestTransientFailureKeepsServingValidToken(t *testing.T) {
 func TestGuardTripsOnConfigurationErrorAndRecovers(t *testing.T) {
 	var code atomic.Int32
 	code.Store(40164)
-	f := &fakeFetcher{fail: func() error {
-		if c := code.Load(); c != 0 {
-			return &FetchError{Endpoint: "api/cgi-bin/stable_token", Errcode: int(c), Errmsg: "invalid ip 1.2.3.4 rid: 1-2-3"}
-		}
-		return nil
-	}}
+	f := failingFetcher(&code, "invalid ip 1.2.3.4 rid: 1-2-3")
 	m, h, clock := newTestManager(t, f, Account{})
 	ctx := context.Background()
 	for range 50 {

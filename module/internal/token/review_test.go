@@ -13,18 +13,13 @@ import (
 // A 40014 while the token endpoint is down must not take away a token
 // that still works on other paths.
 func TestRejectDuringOutageKeepsServing(t *testing.T) {
-	var down atomic.Bool
-	f := &fakeFetcher{fail: func() error {
-		if down.Load() {
-			return &FetchError{Endpoint: "api/cgi-bin/stable_token", Errcode: -1, Errmsg: "system error"}
-		}
-		return nil
-	}}
+	var down atomic.Int32
+	f := failingFetcher(&down, "system error")
 	_, h, clock := newTestManager(t, f, Account{})
 	ctx := context.Background()
 	tok := mustToken(t, h)
 	clock.Advance(time.Minute)
-	down.Store(true)
+	down.Store(-1) // system error
 	if got, err := h.Reject(ctx, tok, 40014); got != nil || err == nil {
 		t.Fatalf("Reject with the endpoint down: %v, %v; want no token and the reason", got, err)
 	}

@@ -134,39 +134,18 @@ func TestClusterStormAcrossInvalidation(t *testing.T) {
 		mustToken(t, h)
 	}
 	clock.Advance(time.Minute)
-	var wg sync.WaitGroup
-	var bad atomic.Int32
-	for _, h := range hs {
-		for range 300 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				tok, err := h.Reject(context.Background(), old, 40001)
-				if err != nil || tok == nil || tok.Value != "tok-2" {
-					bad.Add(1)
-				}
-			}()
-		}
-	}
-	wg.Wait()
-	if bad.Load() != 0 || f.count() != 2 {
-		t.Fatalf("%d failed, %d fetches; want 0 and 2", bad.Load(), f.count())
+	wait := storm(300*len(hs), func(i int) bool {
+		tok, err := hs[i%len(hs)].Reject(context.Background(), old, 40001)
+		return err == nil && tok != nil && tok.Value == "tok-2"
+	})
+	if bad := wait(); bad != 0 || f.count() != 2 {
+		t.Fatalf("%d failed, %d fetches; want 0 and 2", bad, f.count())
 	}
 }
 
 func TestProactiveRefreshOncePerCluster(t *testing.T) {
 	ms, hs, f, clock := cluster(t, 3, newMemStore())
-	ctx := context.Background()
-	for elapsed := time.Duration(0); elapsed < 24*time.Hour; elapsed += 30 * time.Second {
-		for i, h := range hs {
-			tok := mustToken(t, h)
-			if !clock.Now().Before(tok.Expires) {
-				t.Fatalf("instance %d served an expired token", i)
-			}
-			ms[i].RefreshDue(ctx)
-		}
-		clock.Advance(30 * time.Second)
-	}
+	runDay(t, clock, 30*time.Second, ms, hs)
 	min := int(24*time.Hour/(2*time.Hour-DefaultMargin)) + 1
 	if got := f.count(); got > min+1 {
 		t.Fatalf("%d fetches in a day across 3 instances; the physical minimum is %d", got, min)

@@ -63,26 +63,12 @@ func newTicketManager(t *testing.T) (*Manager, *Handle, *Handle, *ManualClock, *
 
 func TestTicketStormIsOneFetch(t *testing.T) {
 	_, _, ticket, _, f := newTicketManager(t)
-	var wg sync.WaitGroup
-	values := make(chan string, 1000)
-	for range 1000 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tok, err := ticket.Token(context.Background())
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			values <- tok.Value
-		}()
-	}
-	wg.Wait()
-	close(values)
-	for v := range values {
-		if v != "ticket-1-0123456789" {
-			t.Fatalf("ticket %q", v)
-		}
+	wait := storm(1000, func(int) bool {
+		tok, err := ticket.Token(context.Background())
+		return err == nil && tok.Value == "ticket-1-0123456789"
+	})
+	if bad := wait(); bad != 0 {
+		t.Fatalf("%d callers got an error or another ticket", bad)
 	}
 	if n := f.ticketCalls(); n != 1 {
 		t.Errorf("%d ticket fetches, want 1", n)

@@ -60,50 +60,62 @@ func (s *Simulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.Errf("wechat_simulator takes no arguments, only a block; got %q", d.Val())
 	}
+	options := s.subdirectives()
 	for d.NextBlock(0) {
-		opt := d.Val()
-		var err error
-		switch opt {
-		case "official", "wecom":
-			err = s.unmarshalSimAccount(d, opt)
-		case "token_ttl":
-			s.TokenTTL, err = caddyopt.Duration(d)
-		case "overlap":
-			s.Overlap, err = caddyopt.DurationOrOff(d)
-		case "force_refresh_interval":
-			s.ForceRefreshInterval, err = caddyopt.DurationOrOff(d)
-		case "stable_force_grace":
-			s.StableForceGrace, err = caddyopt.DurationOrOff(d)
-		case "stable_rotation":
-			s.StableRotation, err = caddyopt.Duration(d)
-		case "wecom_early_invalidation":
-			s.WeComEarlyInvalidation, err = caddyopt.DurationOrOff(d)
-		case "daily_token_quota":
-			s.DailyTokenQuota, err = simQuota(d)
-		case "stable_daily_quota":
-			s.StableDailyQuota, err = simQuota(d)
-		case "force_refresh_limit":
-			s.ForceRefreshDailyLimit, err = simQuota(d)
-		case "large_media_size":
-			s.LargeMediaSize, err = caddyopt.Size(d)
-		case "media_store_limit":
-			s.MediaStoreLimit, err = caddyopt.Size(d)
-		case "control_prefix":
-			s.ControlPrefix, err = caddyopt.OneArg(d)
-		case "name":
-			s.Name, err = caddyopt.OneArg(d)
-		case "enforce_api_quota":
-			s.EnforceAPIQuota, err = true, caddyopt.NoArg(d)
-		case "frozen":
-			s.Frozen, err = true, caddyopt.NoArg(d)
-		default:
-			return d.Errf("wechat_simulator: unknown subdirective %q", opt)
+		read, ok := options[d.Val()]
+		if !ok {
+			return d.Errf("wechat_simulator: unknown subdirective %q", d.Val())
 		}
-		if err != nil {
+		if err := read(d); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// subdirectives maps each subdirective of wechat_simulator to the function
+// that reads its arguments into s.
+func (s *Simulator) subdirectives() map[string]func(*caddyfile.Dispenser) error {
+	return map[string]func(*caddyfile.Dispenser) error{
+		simulator.KindOfficial:     s.accountReader(simulator.KindOfficial),
+		simulator.KindWeCom:        s.accountReader(simulator.KindWeCom),
+		"token_ttl":                option(&s.TokenTTL, caddyopt.Duration),
+		"overlap":                  option(&s.Overlap, caddyopt.DurationOrOff),
+		"force_refresh_interval":   option(&s.ForceRefreshInterval, caddyopt.DurationOrOff),
+		"stable_force_grace":       option(&s.StableForceGrace, caddyopt.DurationOrOff),
+		"stable_rotation":          option(&s.StableRotation, caddyopt.Duration),
+		"wecom_early_invalidation": option(&s.WeComEarlyInvalidation, caddyopt.DurationOrOff),
+		"daily_token_quota":        option(&s.DailyTokenQuota, simQuota),
+		"stable_daily_quota":       option(&s.StableDailyQuota, simQuota),
+		"force_refresh_limit":      option(&s.ForceRefreshDailyLimit, simQuota),
+		"large_media_size":         option(&s.LargeMediaSize, caddyopt.Size),
+		"media_store_limit":        option(&s.MediaStoreLimit, caddyopt.Size),
+		"control_prefix":           option(&s.ControlPrefix, caddyopt.OneArg),
+		"name":                     option(&s.Name, caddyopt.OneArg),
+		"enforce_api_quota":        flag(&s.EnforceAPIQuota),
+		"frozen":                   flag(&s.Frozen),
+	}
+}
+
+// option returns a reader of a subdirective that parses its value into dst.
+func option[T any](dst *T, parse func(*caddyfile.Dispenser) (T, error)) func(*caddyfile.Dispenser) error {
+	return func(d *caddyfile.Dispenser) (err error) {
+		*dst, err = parse(d)
+		return err
+	}
+}
+
+// flag returns a reader of a subdirective without arguments that sets dst.
+func flag(dst *bool) func(*caddyfile.Dispenser) error {
+	return func(d *caddyfile.Dispenser) error {
+		*dst = true
+		return caddyopt.NoArg(d)
+	}
+}
+
+// accountReader returns the reader of the account subdirective of kind.
+func (s *Simulator) accountReader(kind string) func(*caddyfile.Dispenser) error {
+	return func(d *caddyfile.Dispenser) error { return s.unmarshalSimAccount(d, kind) }
 }
 
 // unmarshalSimAccount reads `official <appid> <secret>` or
