@@ -147,7 +147,7 @@ func (s seenRequest) query(t testing.TB, name string) []string {
 // token endpoints the manager fetches from), a frozen clock shared by the
 // gateway and the simulator, and the App.
 type gateway struct {
-	t       *testing.T
+	t       testing.TB
 	sim     *simulator.Simulator
 	simURL  string
 	clock   *token.ManualClock
@@ -196,7 +196,7 @@ func withMPSecret(s string) gatewayOption {
 // newGateway starts the simulator and builds the App, with accounts mp
 // (official, stable_token), mp2 (official, /cgi-bin/token) and corp (WeCom),
 // and the testClients.
-func newGateway(t *testing.T, opts ...gatewayOption) *gateway {
+func newGateway(t testing.TB, opts ...gatewayOption) *gateway {
 	t.Helper()
 	cfg := gatewayConfig{mpSecret: mpSecret, clients: testClients}
 	for _, o := range opts {
@@ -277,7 +277,7 @@ func newGateway(t *testing.T, opts ...gatewayOption) *gateway {
 // newAuthority builds the client authority over app's accounts, plus the
 // account "ghost", which clients may be issued tokens for but which has no
 // token handle (a token signed for an account the config no longer has).
-func newAuthority(t *testing.T, app *App, clients []clientauth.Client) *clientauth.Authority {
+func newAuthority(t testing.TB, app *App, clients []clientauth.Client) *clientauth.Authority {
 	t.Helper()
 	accounts := []clientauth.Account{{Name: "ghost", Kind: "official", AppID: "wxghost000000000000"}}
 	for _, name := range slices.Sorted(maps.Keys(app.handles)) {

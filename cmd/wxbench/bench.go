@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,7 +55,9 @@ type bench struct {
 	simc      simClient
 	base, gw  *proc
 	gwPort2   int
+	gwPort3   int // the clients-mode site
 	baseToken string
+	gwToken   string // the gateway token of the clients-mode site's client
 }
 
 // runSection runs one section, starting the processes it needs.
@@ -175,12 +178,14 @@ func (b *bench) startMain() error {
 	}
 	b.secret = randomSecret()
 	b.probeTrusted()
-	env := []string{"WXB_SECRET=" + b.secret}
-	ports, err := freePorts(7)
+	clientKey := randomSecret()
+	env := []string{"WXB_SECRET=" + b.secret, "WXB_KEY=" + clientKey}
+	ports, err := freePorts(8)
 	if err != nil {
 		return err
 	}
 	simAdmin, simPort, baseAdmin, basePort, gwAdmin, gwPort, gwPort2 := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
+	gwPort3 := ports[7]
 	upstream := "127.0.0.1:" + strconv.Itoa(simPort)
 	// The same reverse_proxy for the baseline and the gateway: Caddy's
 	// HTTP transport with room for an idle upstream connection per client
@@ -241,10 +246,14 @@ func (b *bench) startMain() error {
 		return fmt.Sprintf("\t@%s header %s %s\n\thandle @%s {\n\t\twechat %s%s\n\t\t%s\n\t}\n",
 			name, accountHeader, name, name, name, strings.ReplaceAll(t, "\n", "\n\t"), proxyTo("\t\t"))
 	}
+	clients := ""
+	if b.trusted {
+		clients = "\t\tclient bench {\n\t\t\tkey {env.WXB_KEY}\n\t\t\taccounts mp\n\t\t}\n"
+	}
 	gwCfg := fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 	wechat {
-%s%s%s%s%s		test_clock
+%s%s%s%s%s%s		test_clock
 	}
 }
 
@@ -254,7 +263,7 @@ func (b *bench) startMain() error {
 	wechat mp%s
 	%s
 }
-
+%s
 # The storm and day accounts, chosen by a header.
 :%d {
 	bind 127.0.0.1
@@ -265,12 +274,19 @@ func (b *bench) startMain() error {
 		account("day-stable", "official", "appid", appDayStable, ""),
 		account("day-token", "official", "appid", appDayToken, "token"),
 		account("day-wecom", "wecom", "corpid", corpDay, ""),
-		gwPort, t, proxyTo("\t"),
+		clients,
+		gwPort, t, proxyTo("\t"), b.clientsSite(gwPort3, proxyTo("\t")),
 		gwPort2, site("mpt"), site("day-stable"), site("day-token"), site("day-wecom"))
 	if b.gw, err = b.startCaddy("gateway", gwCfg, "caddyfile", gwAdmin, gwPort, env); err != nil {
 		return err
 	}
 	b.gwPort2 = gwPort2
+	if b.trusted {
+		b.gwPort3 = gwPort3
+		if b.gwToken, err = b.clientToken(clientKey); err != nil {
+			return err
+		}
+	}
 
 	// The baseline's app handles its token itself: one stable_token call.
 	if b.baseToken, err = b.simc.stableToken(appBase, b.secret); err != nil {
@@ -287,6 +303,37 @@ func (b *bench) startMain() error {
 		}
 	}
 	return nil
+}
+
+// clientsSite is the gateway's clients-mode site, on gateways that have
+// clients (the same as the trusted one, less `trusted`).
+func (b *bench) clientsSite(port int, proxy string) string {
+	if !b.trusted {
+		return ""
+	}
+	return fmt.Sprintf("\n# The same call in clients mode: a gateway token on every call.\n:%d {\n\tbind 127.0.0.1\n\twechat mp\n\t%s\n}\n", port, proxy)
+}
+
+// clientToken fetches a gateway token from the clients-mode site, as an
+// SDK does with its client key.
+func (b *bench) clientToken(key string) (string, error) {
+	var ans struct {
+		Errcode     int    `json:"errcode"`
+		AccessToken string `json:"access_token"`
+	}
+	u := fmt.Sprintf("http://127.0.0.1:%d/cgi-bin/token?grant_type=client_credential&appid=%s&secret=%s", b.gwPort3, appMP, url.QueryEscape(key))
+	if err := getJSON(u, &ans); err != nil {
+		return "", err
+	}
+	if ans.AccessToken == "" {
+		return "", fmt.Errorf("the clients-mode site issued no gateway token (errcode %d)", ans.Errcode)
+	}
+	return ans.AccessToken, nil
+}
+
+// gw3URL is the URL of path on the gateway's clients-mode site.
+func (b *bench) gw3URL(path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", b.gwPort3, path)
 }
 
 // gw2URL is the URL of path on the gateway's second site; the account

@@ -2,15 +2,20 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
 
-// jsonPoint is the small-JSON measurement at one concurrency.
+// jsonPoint is the small-JSON measurement at one concurrency: the
+// baseline twice (base and again, an A/A pair that shows the noise), the
+// gateway in trusted mode, and in clients mode (a gateway token to verify
+// on every call).
 type jsonPoint struct {
-	conns         int
-	base, gateway measure
+	conns                         int
+	base, again, gateway, clients measure
 }
 
 // jsonConcurrencies are the connection counts of section 1; the targets
@@ -19,7 +24,7 @@ func (b *bench) jsonConcurrencies() []int {
 	if b.opts.quick {
 		return []int{16, 64}
 	}
-	return []int{1, 16, 64, 256}
+	return []int{16, 64, 256}
 }
 
 // targetConns is the concurrency at which the small-JSON targets apply.
@@ -32,8 +37,15 @@ const targetConns = 64
 func (b *bench) runJSON() error {
 	gwURL := b.gw.url(userInfoPath)
 	baseURL := b.base.url(userInfoPath + "&access_token=" + b.baseToken)
+	clientsURL := ""
+	if b.gwToken != "" {
+		clientsURL = b.gw3URL(userInfoPath + "&access_token=" + b.gwToken)
+	}
 	logf("1. small JSON calls: warming up")
-	for _, u := range []string{baseURL, gwURL} {
+	for _, u := range []string{baseURL, gwURL, clientsURL} {
+		if u == "" {
+			continue
+		}
 		if _, err := b.wrk.run(wrkJob{url: u, conns: targetConns, duration: time.Second}); err != nil {
 			return err
 		}
@@ -47,8 +59,12 @@ func (b *bench) runJSON() error {
 	for round := 0; round < b.opts.rounds; round++ {
 		for i, c := range concs {
 			points[i].conns = c
-			for _, run := range inTurn(round+i, turn{p: b.base, url: baseURL, m: &points[i].base},
-				turn{p: b.gw, url: gwURL, m: &points[i].gateway}) {
+			turns := []turn{{p: b.base, url: baseURL, m: &points[i].base}, {p: b.gw, url: gwURL, m: &points[i].gateway},
+				{p: b.base, url: baseURL, m: &points[i].again}}
+			if clientsURL != "" {
+				turns = append(turns, turn{p: b.gw, url: clientsURL, m: &points[i].clients})
+			}
+			for _, run := range rotate(turns, round+i) {
 				mem0, err := run.p.memNow()
 				if err != nil {
 					return err
@@ -69,15 +85,19 @@ func (b *bench) runJSON() error {
 				run.m.add(r)
 			}
 			p := &points[i]
-			logf("1. round %d/%d, %3d connections: baseline %.0f req/s, gateway %.0f req/s so far",
-				round+1, b.opts.rounds, c, p.base.rate(), p.gateway.rate())
+			logf("1. round %d/%d, %3d connections: baseline %.0f (again %.0f), trusted %.0f, clients %.0f req/s so far",
+				round+1, b.opts.rounds, c, p.base.rate(), p.again.rate(), p.gateway.rate(), p.clients.rate())
 		}
+	}
+	for _, p := range points {
+		logf("1. %3d connections, per-round ratios to the baseline: trusted %s; clients %s; A/A %s",
+			p.conns, fmtRatios(&p.base, &p.gateway), fmtRatios(&p.base, &p.clients), fmtRatios(&p.base, &p.again))
 	}
 	after, err := b.simc.counters()
 	if err != nil {
 		return err
 	}
-	const p = "/cgi-bin/user/info"
+	const p = "/cgi-bin/user/info" // baseline, trusted and clients-mode calls all reach it
 	calls := after.Paths[p].Calls - before.Paths[p].Calls
 	ok := after.Paths[p].OK - before.Paths[p].OK
 	rejected := after.AppTokenRejections - before.AppTokenRejections
@@ -128,4 +148,28 @@ func (b *bench) profileLoad(name string, baseJob, gwJob wrkJob) error {
 		logf("saved %s", path)
 	}
 	return nil
+}
+
+// rotate returns turns starting at round modulo their number, so that each
+// runs first, second, ... in turn and none always runs on another's
+// leftovers.
+func rotate(turns []turn, round int) []turn {
+	k := round % len(turns)
+	return append(append([]turn(nil), turns[k:]...), turns[:k]...)
+}
+
+// fmtRatios lists the per-round throughput ratios m/base and their spread.
+func fmtRatios(base, m *measure) string {
+	n := min(len(base.rates), len(m.rates))
+	if n == 0 {
+		return "-"
+	}
+	parts := make([]string, n)
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i := range n {
+		r := m.rates[i] / base.rates[i]
+		lo, hi = min(lo, r), max(hi, r)
+		parts[i] = fmt.Sprintf("%.3f", r)
+	}
+	return fmt.Sprintf("%s (spread %.3f)", strings.Join(parts, " "), hi-lo)
 }

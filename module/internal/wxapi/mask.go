@@ -49,6 +49,9 @@ func MaskTail(values []string) int {
 // an echoed query string holds after the names of credentials, whatever
 // its value, even cut short.
 func MaskParams(b []byte, names []string) {
+	if strings.IndexByte(unsafe.String(unsafe.SliceData(b), len(b)), '=') < 0 {
+		return // no parameter at all: the common case, a JSON answer
+	}
 	for _, name := range names {
 		for rest := b; ; {
 			i := strings.Index(unsafe.String(unsafe.SliceData(rest), len(rest)), name)
