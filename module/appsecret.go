@@ -48,12 +48,14 @@ func (h *Handler) serveAppSecretCall(w http.ResponseWriter, r *http.Request, nex
 		writeRefusal(w, refusal)
 		return nil
 	}
-	account, refusal := h.authorizeSecretCall(r, query, param)
+	account, client, refusal := h.authorizeSecretCall(r, query, param)
 	if refusal != nil {
+		countCall(client, "", refusal.Code)
 		writeRefusal(w, refusal)
 		return nil
 	}
 	acct := account.Account()
+	countCall(client, acct.Name, 0)
 	query.Set("appid", acct.AppID)
 	query.Set(param, acct.Secret)
 	out, err := secretRequest(r, query, form)
@@ -109,26 +111,26 @@ func readCredentials(r *http.Request) (query, form url.Values, refusal *clientau
 
 // authorizeSecretCall returns the account whose secret the call gets, or
 // the refusal the caller sees. param names the secret's parameter.
-func (h *Handler) authorizeSecretCall(r *http.Request, query url.Values, param string) (*token.Handle, *clientauth.Error) {
+func (h *Handler) authorizeSecretCall(r *http.Request, query url.Values, param string) (*token.Handle, string, *clientauth.Error) {
 	if !h.serves(string(token.Official)) {
-		return nil, clientauth.Refuse(wxapi.CodeInvalidAppID, "this site serves "+h.Kind+" accounts; "+r.URL.Path+" is an official-account or mini-program API")
+		return nil, "", clientauth.Refuse(wxapi.CodeInvalidAppID, "this site serves "+h.Kind+" accounts; "+r.URL.Path+" is an official-account or mini-program API")
 	}
 	appid := query.Get("appid")
 	if h.Trusted {
 		if acct := h.fixed.Account(); appid != "" && appid != acct.AppID {
-			return nil, clientauth.Refuse(wxapi.CodeInvalidAppID, "this site serves account "+acct.AppID+", not "+appid)
+			return nil, "", clientauth.Refuse(wxapi.CodeInvalidAppID, "this site serves account "+acct.AppID+", not "+appid)
 		}
 		if acct := h.fixed.Account(); acct.Kind != token.Official {
-			return nil, clientauth.Refuse(wxapi.CodeInvalidAppID, r.URL.Path+" is an official-account or mini-program API")
+			return nil, "", clientauth.Refuse(wxapi.CodeInvalidAppID, r.URL.Path+" is an official-account or mini-program API")
 		}
-		return h.fixed, nil
+		return h.fixed, "", nil
 	}
 	key := query.Get(param)
 	switch {
 	case appid == "":
-		return nil, clientauth.Refuse(wxapi.CodeAppIDMissing, "appid missing")
+		return nil, "", clientauth.Refuse(wxapi.CodeAppIDMissing, "appid missing")
 	case key == "":
-		return nil, clientauth.Refuse(wxapi.CodeSecretMissing, param+" missing: send the client key where the SDK sends the AppSecret")
+		return nil, "", clientauth.Refuse(wxapi.CodeSecretMissing, param+" missing: send the client key where the SDK sends the AppSecret")
 	}
 	auth := h.app.clients()
 	claims, refusal := auth.Authenticate(string(token.Official), appid, key)
@@ -144,14 +146,18 @@ func (h *Handler) authorizeSecretCall(r *http.Request, query url.Values, param s
 	if refusal != nil {
 		h.logger.Info("secret-bearing call refused", zap.String("path", r.URL.Path), zap.String("appid", logText(appid)),
 			zap.Int("errcode", refusal.Code), zap.String("reason", refusal.Msg))
-		return nil, refusal
+		client := ""
+		if claims != nil {
+			client = claims.Client
+		}
+		return nil, client, refusal
 	}
 	account, err := h.app.account(claims.Account)
 	if err != nil {
-		return nil, clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: the account is not configured")
+		return nil, "", clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: the account is not configured")
 	}
 	h.logger.Debug("secret-bearing call", zap.String("client", claims.Client), zap.String("account", claims.Account), zap.String("path", r.URL.Path))
-	return account, nil
+	return account, claims.Client, nil
 }
 
 // secretRequest clones r for upstream with query as its query string (the

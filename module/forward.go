@@ -1,12 +1,10 @@
 package caddywechat
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
-	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -23,8 +21,8 @@ import (
 // forward makes the first attempt of an authorized API call, then lets
 // the replay stage decide what becomes of its answer.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, account *token.Handle) error {
-	body, stream, held, err := readReplayable(r, h.MaxReplayBody, h.app.maxReplayMemory())
-	defer replayMemory.Add(-held)
+	body, stream, err := readReplayable(r, h.MaxReplayBody, h.app.maxReplayMemory())
+	defer body.free()
 	if err != nil {
 		wxapi.WriteError(w, wxapi.CodeSystemBusy, "wechat gateway: reading the request body: "+err.Error())
 		return nil
@@ -86,61 +84,11 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, answer 
 	_, _ = w.Write(body)
 }
 
-// DefaultMaxReplayMemory is the default of App.MaxReplayMemory.
-const DefaultMaxReplayMemory = 256 << 20
-
-// replayMemory counts the request-body bytes every handler of the process
-// holds for replay, against the app's max_replay_memory.
-var replayMemory atomic.Int64
-
-// readReplayable reads the request body into memory if it is no larger
-// than limit, and if the bytes all calls hold stay within budget. Otherwise
-// it returns, as stream, a reader that yields what was read and then the
-// rest: such a call cannot be replayed. The buffer grows as data arrives,
-// never on the client's word (Content-Length). held is what the call adds
-// to replayMemory: the caller gives it back when the call is done.
-func readReplayable(r *http.Request, limit, budget int64) (body []byte, stream io.Reader, held int64, err error) {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return nil, nil, 0, nil
-	}
-	if r.ContentLength > limit {
-		return nil, r.Body, 0, nil
-	}
-	var buf []byte
-	for {
-		if len(buf) == cap(buf) {
-			grow := int64(max(cap(buf), 4<<10))
-			grow = min(grow, limit+1-int64(cap(buf)))
-			if grow <= 0 || replayMemory.Add(grow) > budget {
-				if grow > 0 {
-					replayMemory.Add(-grow)
-				}
-				return nil, io.MultiReader(bytes.NewReader(buf), r.Body), held, nil
-			}
-			held += grow
-			bigger := make([]byte, len(buf), int64(cap(buf))+grow)
-			copy(bigger, buf)
-			buf = bigger
-		}
-		n, err := r.Body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		switch {
-		case err == io.EOF:
-			if len(buf) == 0 {
-				return nil, nil, held, nil
-			}
-			return buf, nil, held, nil
-		case err != nil:
-			return nil, nil, held, err
-		}
-	}
-}
-
 // upstreamRequest clones r for one attempt: the client's access_token
 // removed, tok injected, and the body set from memory (body) or streamed
 // (stream). r itself, which the access log and placeholders read, is left
 // as the client sent it.
-func upstreamRequest(r *http.Request, tok string, body []byte, stream io.Reader) *http.Request {
+func upstreamRequest(r *http.Request, tok string, body *heldBody, stream io.Reader) *http.Request {
 	// A shallow copy with its own URL: reverse_proxy clones the request
 	// again before it changes anything, so only what this handler changes
 	// needs a copy of its own.
@@ -173,9 +121,9 @@ func upstreamRequest(r *http.Request, tok string, body []byte, stream io.Reader)
 		out.Body = http.NoBody
 		out.ContentLength = 0
 	default:
-		out.Body = io.NopCloser(bytes.NewReader(body))
-		out.ContentLength = int64(len(body))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		out.Body = io.NopCloser(body.reader())
+		out.ContentLength = body.size
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader()), nil }
 	}
 	return out
 }

@@ -24,7 +24,7 @@ import (
 type attempt struct {
 	account *token.Handle
 	token   *token.Token
-	body    []byte    // the request body, held for a replay
+	body    *heldBody // the request body, held for a replay
 	stream  io.Reader // set instead of body when it was too large to hold
 	answer  *inspector
 }

@@ -107,15 +107,21 @@ func (b *bench) runJSON() error {
 	}
 	b.res.json = points
 	if b.opts.profile != "" {
-		return b.profileJSON(baseURL, gwURL)
+		return b.profileJSON(baseURL, gwURL, clientsURL)
 	}
 	return nil
 }
 
 // profileJSON saves CPU profiles of the baseline and the gateway under
-// 64 connections.
-func (b *bench) profileJSON(baseURL, gwURL string) error {
-	return b.profileLoad("json", wrkJob{url: baseURL, conns: targetConns}, wrkJob{url: gwURL, conns: targetConns})
+// 64 connections, in trusted mode and, as json-clients, in clients mode.
+func (b *bench) profileJSON(baseURL, gwURL, clientsURL string) error {
+	if err := b.profileLoad("json", wrkJob{url: baseURL, conns: targetConns}, wrkJob{url: gwURL, conns: targetConns}); err != nil {
+		return err
+	}
+	if clientsURL == "" {
+		return nil
+	}
+	return b.profileLoad("json-clients", wrkJob{url: baseURL, conns: targetConns}, wrkJob{url: clientsURL, conns: targetConns})
 }
 
 // profileLoad saves CPU profiles of the baseline and the gateway, each
