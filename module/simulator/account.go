@@ -95,6 +95,7 @@ type settings struct {
 	byAppID  map[string]*account   // official accounts by appid
 	byCorp   map[string][]*account // WeCom apps by corpid
 	byLabel  map[string]*account
+	open     *openSettings // the third-party platforms; nil when none
 }
 
 // sameIdentity reports whether a and b are the same account (state can be
@@ -145,6 +146,7 @@ func buildSettings(cfg Config, previous *settings, routes int) *settings {
 			}
 		}
 	}
+	st.open = buildOpenSettings(cfg, st, previous, routes)
 	return st
 }
 
@@ -157,6 +159,9 @@ func (st *settings) findAccounts(id string) []*account {
 		return apps
 	}
 	if a := st.byLabel[id]; a != nil {
+		return []*account{a}
+	}
+	if a := st.hiddenAccount(id); a != nil {
 		return []*account{a}
 	}
 	return nil

@@ -24,6 +24,10 @@ type Clock struct {
 	mu    sync.Mutex // serialises writers
 	state atomic.Pointer[clockState]
 	real  func() time.Time // the real time source, time.Now unless a test replaces it
+	// moved, when set, runs after every Advance, Set, Freeze and Unfreeze
+	// (outside the lock): the simulator's open platform pushes the tickets
+	// that fell due.
+	moved atomic.Pointer[func()]
 }
 
 type clockState struct {
@@ -51,6 +55,7 @@ func (c *Clock) Now() time.Time {
 // Advance moves the clock by d (which may be negative). On a running clock it
 // adds d to the offset; on a frozen clock it moves the frozen instant.
 func (c *Clock) Advance(d time.Duration) {
+	defer c.notify()
 	c.update(func(st *clockState) {
 		if st.frozen {
 			st.at = st.at.Add(d)
@@ -62,6 +67,7 @@ func (c *Clock) Advance(d time.Duration) {
 
 // Set moves the clock to t. A running clock keeps running from t.
 func (c *Clock) Set(t time.Time) {
+	defer c.notify()
 	c.update(func(st *clockState) {
 		if st.frozen {
 			st.at = t.Round(0)
@@ -73,6 +79,7 @@ func (c *Clock) Set(t time.Time) {
 
 // Freeze stops the clock at its current time. It is a no-op on a frozen clock.
 func (c *Clock) Freeze() {
+	defer c.notify()
 	c.update(func(st *clockState) {
 		if !st.frozen {
 			st.at = c.real().Add(st.offset).Round(0)
@@ -84,6 +91,7 @@ func (c *Clock) Freeze() {
 // Unfreeze lets a frozen clock run again from its frozen instant. It is a
 // no-op on a running clock.
 func (c *Clock) Unfreeze() {
+	defer c.notify()
 	c.update(func(st *clockState) {
 		if st.frozen {
 			st.offset = st.at.Sub(c.real())
@@ -100,6 +108,13 @@ func (c *Clock) update(change func(st *clockState)) {
 	st := *c.state.Load()
 	change(&st)
 	c.state.Store(&st)
+}
+
+// notify runs the moved hook, if any.
+func (c *Clock) notify() {
+	if f := c.moved.Load(); f != nil {
+		(*f)()
+	}
 }
 
 // Frozen reports whether the clock is frozen.

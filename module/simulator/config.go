@@ -29,6 +29,10 @@ const (
 	DefaultControlPrefix          = "/_sim"
 	DefaultLargeMediaSize         = 64 << 20
 	DefaultMediaStoreLimit        = 256 << 20
+	// Open platform (third-party platforms).
+	DefaultComponentTicketInterval = 10 * time.Minute
+	DefaultComponentTicketTTL      = 12 * time.Hour
+	DefaultAuthorizerRefreshGrace  = 5 * time.Minute
 )
 
 // Account is one simulated WeChat account.
@@ -86,7 +90,9 @@ type Config struct {
 	TokenTTL time.Duration
 	// Overlap is how long a /cgi-bin/token token keeps working after the
 	// next call issued its successor; after it the old token answers 40001.
-	// Default 5 min; negative: the old token dies at once.
+	// The open platform's component_access_token and authorizer access
+	// tokens rotate with the same overlap. Default 5 min; negative: the old
+	// token dies at once.
 	Overlap time.Duration
 	// DailyTokenQuota is the number of successful /cgi-bin/token calls (per
 	// official account) and /cgi-bin/gettoken calls (per WeCom app) allowed
@@ -129,6 +135,26 @@ type Config struct {
 	// used its daily quota of that path (the daily_limit reported by
 	// /cgi-bin/openapi/quota/get). Default false: quotas are only reported.
 	EnforceAPIQuota bool
+
+	// Components are the simulated third-party platforms of the open
+	// platform (component API on api.weixin.qq.com). Default none.
+	Components []Component
+	// Authorizers are the official accounts and mini programs authorised
+	// (or authorisable) to the Components. Default none.
+	Authorizers []Authorizer
+	// ComponentTicketInterval is how often, on the simulator's clock, a
+	// component_verify_ticket is pushed to every Component's CallbackURL.
+	// Default 10 min; negative: only on demand (PushComponentTicket).
+	ComponentTicketInterval time.Duration
+	// ComponentTicketTTL is how long a pushed component_verify_ticket is
+	// accepted by api_component_token; past it the ticket answers 61005.
+	// Default 12 h.
+	ComponentTicketTTL time.Duration
+	// AuthorizerRefreshGrace is how long the previous
+	// authorizer_refresh_token keeps working after api_authorizer_token
+	// rotated it; after it it answers 61023. Default 5 min; negative: it
+	// dies at once.
+	AuthorizerRefreshGrace time.Duration
 
 	// Frozen starts the clock frozen (tests). Default false: the clock runs
 	// with the real time.
@@ -195,6 +221,9 @@ func (c Config) normalize() (Config, error) {
 
 	c.Accounts = append([]Account(nil), c.Accounts...)
 	if err := checkAccounts(c.Accounts); err != nil {
+		return c, err
+	}
+	if err := c.normalizeOpen(); err != nil {
 		return c, err
 	}
 	return c, nil

@@ -53,6 +53,18 @@ func (s *Simulator) serveControl(w http.ResponseWriter, r *http.Request, set *se
 		if allow(w, r, http.MethodPost) {
 			s.controlInvalidate(w, r)
 		}
+	case "/component/ticket":
+		if allow(w, r, http.MethodPost) {
+			s.controlPushTicket(w, r)
+		}
+	case "/component/authorize":
+		if allow(w, r, http.MethodPost) {
+			s.controlAuthorize(w, r)
+		}
+	case "/component/unauthorize":
+		if allow(w, r, http.MethodPost) {
+			s.controlUnauthorize(w, r)
+		}
 	default:
 		controlError(w, http.StatusNotFound, "unknown control path "+strconv.Quote(sub))
 	}

@@ -28,6 +28,12 @@ type Counters struct {
 	// was refused (41001, 40001, 40014, 42001) by a token-checked path.
 	// /sns/ answers and injected faults are not counted.
 	AppTokenRejections int64 `json:"app_token_rejections"`
+	// Components holds the open-platform counters of every configured
+	// third-party platform, keyed by component_appid.
+	Components map[string]ComponentCounts `json:"components,omitempty"`
+	// ComponentTokenRejections is the number of component API calls whose
+	// component_access_token was refused (41001, 40001, 42001).
+	ComponentTokenRejections int64 `json:"component_token_rejections,omitempty"`
 }
 
 // TokenCounts are the token counters of one account.
@@ -238,6 +244,8 @@ func (st *statsTable) record(c *call) {
 	}
 	if c.recAcct != nil {
 		rec.account = c.recAcct.label
+	} else if c.owner != "" {
+		rec.account = c.owner
 	}
 	if c.route != nil && c.route.secretBody && c.bodyRead > 0 {
 		rec.redacted = true
@@ -342,6 +350,7 @@ func (s *Simulator) Counters() Counters {
 	for _, ps := range dyn {
 		add(ps)
 	}
+	s.openCounters(set, &out)
 	return out
 }
 
@@ -361,4 +370,5 @@ func (s *Simulator) ResetCounters() {
 	s.tickets.mu.Lock()
 	clear(s.tickets.calls)
 	s.tickets.mu.Unlock()
+	s.resetOpenCounters()
 }

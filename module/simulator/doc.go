@@ -29,6 +29,41 @@
 // Host header (qyapi.* is WeCom) when the token is unknown. A missing token
 // answers 41001.
 //
+// # Open platform
+//
+// Config.Components are third-party platforms, Config.Authorizers the
+// accounts that authorise them. Every Config.ComponentTicketInterval (10
+// min) of the simulator's clock a new component_verify_ticket (valid
+// Config.ComponentTicketTTL, 12 h) is pushed to the component's CallbackURL
+// as WeChat pushes it: encrypted with msgcrypt in an <xml><AppId/><Encrypt/>
+// envelope, with signature, timestamp, nonce, encrypt_type=aes and
+// msg_signature in the query; the callback must answer "success" (an
+// undelivered ticket is pushed again a minute later). Pushes happen when
+// the clock moves (Advance, Set, the control API: synchronously, so a test
+// sees them when the call returns), on a real-time timer while the clock
+// runs, and on demand (PushComponentTicket). The first push is due at once.
+//
+//   - POST /cgi-bin/component/api_component_token issues a new
+//     component_access_token per call (the previous one works for
+//     Config.Overlap more); 61005 expired ticket, 61006 unknown ticket,
+//     61011 unknown component, 40125 wrong secret, 45009 past
+//     Config.DailyTokenQuota.
+//   - api_create_preauthcode, api_query_auth and api_authorizer_token take
+//     ?component_access_token= (41001 missing, 40001 unknown or superseded,
+//     42001 expired). Authorize (control: component/authorize) makes an
+//     authorization code and pushes an authorized event; api_query_auth
+//     exchanges the code (once, within an hour: 61009, 61010) for the
+//     authorizer's tokens. api_authorizer_token rotates the refresh token
+//     on every call, the previous one working for
+//     Config.AuthorizerRefreshGrace (5 min) more, then 61023; an unknown
+//     authorizer answers 61003. Unauthorize revokes the refresh tokens
+//     (61023) and access tokens (40001) and pushes an unauthorized event.
+//   - Authorizer access tokens work on the official-account business paths
+//     as tokens of their appid (sharing the Account of that appid when there
+//     is one). Component tokens never work as access tokens (40001), nor
+//     access tokens as component tokens; /cgi-bin/token and stable_token
+//     answer 61024 for a component_appid.
+//
 // # Answers
 //
 // Business errors are HTTP 200 JSON {"errcode":N,"errmsg":"..."} with
@@ -66,6 +101,9 @@
 //	POST   {prefix}/faults             fault -> {"id":1,"fault":fault}
 //	DELETE {prefix}/faults[?path=/p]   -> {"cleared":n}
 //	POST   {prefix}/tokens/invalidate  {"appid":"wx..."} -> {"invalidated":n}
+//	POST   {prefix}/component/ticket   [{"component_appid":"wx..."}] -> {"pushes":[PushResult...]}
+//	POST   {prefix}/component/authorize   {"component_appid","authorizer_appid","pre_auth_code"} -> AuthorizeResult
+//	POST   {prefix}/component/unauthorize {"component_appid","authorizer_appid"} -> UnauthorizeResult
 //	GET    {prefix}/media/{media_id}   -> the media bytes (where MP video_url points)
 //
 // ClockState is {"now":RFC 3339 in UTC+8,"unix":seconds,"day":"2006-01-02",
@@ -73,6 +111,10 @@
 // "count","latency","drop","garbage","status","sticky40014"} as in Fault, with
 // latency a Go duration string ("250ms") or a number of milliseconds; listed
 // faults add "id", "used" and "remaining" (-1: until cleared). The appid of
-// tokens/invalidate may be an appid, a corpid (all its apps) or an account
-// Label ("corpid/agentid").
+// tokens/invalidate may be an appid, a corpid (all its apps), an account
+// Label ("corpid/agentid"), an authorizer appid or a component_appid (its
+// component tokens). In the component calls component_appid may be left
+// out when it is implied (one component; an authorizer of one component);
+// unknown components and authorizers answer 404, calls the state refuses
+// (a used pre_auth_code, unauthorising twice) 409.
 package simulator

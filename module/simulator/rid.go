@@ -43,6 +43,8 @@ func (l *ridLog) add(c *call) {
 		ClientIP:     clientIP(c.r),
 	}
 	switch {
+	case c.owner != "":
+		rec.appid = c.owner // a component's call: no account may read it
 	case c.recAcct != nil:
 		rec.appid = c.recAcct.AppID
 	case c.acct != nil:

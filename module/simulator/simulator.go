@@ -31,6 +31,7 @@ type Simulator struct {
 	tickets *ticketStore
 	rids    *ridLog
 	routes  map[string]*routeEntry
+	open    *openRuntime // the open platform (third-party platforms)
 }
 
 // New validates cfg, applies its defaults and returns a Simulator.
@@ -48,6 +49,7 @@ func New(cfg Config) (*Simulator, error) {
 		stats:   newStatsTable(),
 		tickets: newTicketStore(),
 		rids:    newRidLog(),
+		open:    newOpenRuntime(),
 	}
 	if cfg.Frozen {
 		s.clock.Freeze()
@@ -58,6 +60,7 @@ func New(cfg Config) (*Simulator, error) {
 	s.routes = buildRoutes()
 	s.media = newMediaStore(cfg.MediaStoreLimit)
 	s.current.Store(buildSettings(cfg, nil, len(s.routes)))
+	s.startOpen()
 	return s, nil
 }
 
@@ -83,7 +86,9 @@ func (s *Simulator) Reconfigure(cfg Config) error {
 		}
 	}
 	s.media.setLimit(cfg.MediaStoreLimit)
-	s.current.Store(buildSettings(cfg, prev, len(s.routes)))
+	next := buildSettings(cfg, prev, len(s.routes))
+	s.current.Store(next)
+	s.reconfigureOpen(prev, next)
 	return nil
 }
 
@@ -94,14 +99,20 @@ func (s *Simulator) Clock() *Clock { return s.clock }
 func (s *Simulator) ControlPrefix() string { return s.current.Load().cfg.ControlPrefix }
 
 // InvalidateTokens makes every currently valid token of the accounts that id
-// names (an appid; a corpid, meaning all its apps; or an account Label)
-// invalid at once, in every family (/cgi-bin/token, stable_token, gettoken
-// and user tokens), as an external force refresh would. The invalidated
-// tokens answer 40001 (MP) or 40014 (WeCom); the next token call issues a new
-// token. It returns how many tokens it invalidated.
+// names (an appid; a corpid, meaning all its apps; an account Label; or an
+// open-platform authorizer appid) invalid at once, in every family
+// (/cgi-bin/token, stable_token, gettoken, user tokens and authorizer
+// tokens), as an external force refresh would. The invalidated tokens answer
+// 40001 (MP) or 40014 (WeCom); the next token call issues a new token. A
+// component_appid invalidates the component's component_access_tokens
+// instead. It returns how many tokens it invalidated.
 func (s *Simulator) InvalidateTokens(id string) (int, error) {
-	accts := s.current.Load().findAccounts(id)
+	current := s.current.Load()
+	accts := current.findAccounts(id)
 	if len(accts) == 0 {
+		if n, ok := s.invalidateComponentTokens(current, id); ok {
+			return n, nil
+		}
 		return 0, errors.New("simulator: InvalidateTokens: no account " + quoteID(id))
 	}
 	set := make(map[*account]bool, len(accts))
@@ -227,7 +238,7 @@ func familyFits(f family, wecomPath bool) bool {
 	if wecomPath {
 		return f == famWeCom
 	}
-	return f == famToken || f == famStable
+	return f == famToken || f == famStable || f == famAuthorizer
 }
 
 // finish records the call in the counters.
@@ -288,7 +299,7 @@ type routeEntry struct {
 }
 
 func buildRoutes() map[string]*routeEntry {
-	all := append(append(tokenRoutes(), officialRoutes()...), wecomRoutes()...)
+	all := append(append(append(tokenRoutes(), officialRoutes()...), wecomRoutes()...), openRoutes()...)
 	m := make(map[string]*routeEntry, len(all))
 	for i, rt := range all {
 		if rt.maxBody == 0 {
@@ -322,6 +333,7 @@ type call struct {
 	tokenChecked     bool
 	tokenValid       bool
 	recAcct          *account // the account named by the request, for the record
+	owner            string   // a component appid the request belongs to (record, rid/get), when no account
 	appTokenRejected bool
 	fault            bool
 	dropped          bool   // no answer was written

@@ -71,6 +71,10 @@ func (c *call) appCredentials(grantType, wantGrant, appid, secret string) *accou
 	case secret == "":
 		c.fail(wxapi.CodeSecretMissing)
 	default:
+		if c.set.isComponent(appid) {
+			c.fail(wxapi.CodeComponentToken) // a platform's token comes from api_component_token
+			return nil
+		}
 		a := c.set.byAppID[appid]
 		if a == nil {
 			c.fail(wxapi.CodeInvalidAppID)

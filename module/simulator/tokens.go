@@ -13,10 +13,12 @@ import (
 type family uint8
 
 const (
-	famToken  family = iota + 1 // /cgi-bin/token
-	famStable                   // /cgi-bin/stable_token
-	famWeCom                    // /cgi-bin/gettoken
-	famUser                     // /sns/oauth2/access_token (user OAuth)
+	famToken      family = iota + 1 // /cgi-bin/token
+	famStable                       // /cgi-bin/stable_token
+	famWeCom                        // /cgi-bin/gettoken
+	famUser                         // /sns/oauth2/access_token (user OAuth)
+	famAuthorizer                   // open platform: an authorizer's access token (api_query_auth, api_authorizer_token)
+	famComponent                    // open platform: component_access_token (kept apart, in openRuntime.tokens)
 )
 
 // token is one issued access token.
@@ -30,6 +32,10 @@ type token struct {
 	// only for WeCom tokens under Config.WeComEarlyInvalidation.
 	announced int64
 	openid    string
+	// comp is the platform of a component token, auth the authorization
+	// of an authorizer token; nil for the other families.
+	comp *componentState
+	auth *authorizerState
 	// invalidAt is when it was superseded or revoked (unix nanoseconds);
 	// 0 means never. From then on it answers 40001 (MP) or 40014 (WeCom),
 	// unless it had expired before.

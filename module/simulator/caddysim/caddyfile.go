@@ -31,6 +31,15 @@ func parseSimulatorDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandle
 //			menu              <json>
 //		}]
 //		wecom    <corpid> <secret> [<agentid>] [{ daily_token_quota <n> }]
+//		component <appid> <secret> {
+//			token            <token>
+//			encoding_aes_key <key>
+//			callback_url     <url>
+//			authorizer       <appid> [<refresh_token>]
+//		}
+//		component_ticket_interval <duration>|off
+//		component_ticket_ttl      <duration>
+//		authorizer_refresh_grace  <duration>|off
 //		token_ttl                <duration>
 //		overlap                  <duration>|off
 //		daily_token_quota        <n>
@@ -54,7 +63,11 @@ func parseSimulatorDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandle
 // with, in the shape /cgi-bin/menu/create takes: a JSON document as one
 // token (in backquotes or a heredoc), or a placeholder such as
 // {file.examples/demo-menu.json} resolved at provisioning. Without it
-// /cgi-bin/menu/get answers 46003 until a client creates a menu.
+// /cgi-bin/menu/get answers 46003 until a client creates a menu. component
+// declares a third-party platform of the open platform (repeat authorizer
+// for each account that can authorise it); its secret, token, key, URL and
+// refresh tokens may be placeholders. component_ticket_interval and
+// authorizer_refresh_grace accept off.
 func (s *Simulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
 	if d.NextArg() {
@@ -94,6 +107,12 @@ func (s *Simulator) subdirectives() map[string]func(*caddyfile.Dispenser) error 
 		"name":                     option(&s.Name, caddyopt.OneArg),
 		"enforce_api_quota":        flag(&s.EnforceAPIQuota),
 		"frozen":                   flag(&s.Frozen),
+
+		// The open platform.
+		"component":                 s.unmarshalComponent,
+		"component_ticket_interval": option(&s.ComponentTicketInterval, caddyopt.DurationOrOff),
+		"component_ticket_ttl":      option(&s.ComponentTicketTTL, caddyopt.Duration),
+		"authorizer_refresh_grace":  option(&s.AuthorizerRefreshGrace, caddyopt.DurationOrOff),
 	}
 }
 

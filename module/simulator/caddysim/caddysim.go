@@ -96,6 +96,24 @@ type Simulator struct {
 	// control API. Default false (the clock runs).
 	Frozen bool `json:"frozen,omitempty"`
 
+	// Components are the simulated third-party platforms of the open
+	// platform, with their authorizers. Default none.
+	Components []SimulatorComponent `json:"components,omitempty"`
+
+	// ComponentTicketInterval is how often a component_verify_ticket is
+	// pushed to every component's callback_url. Default 10m; negative
+	// (`off`) means only on demand (POST {control_prefix}/component/ticket).
+	ComponentTicketInterval caddy.Duration `json:"component_ticket_interval,omitempty"`
+
+	// ComponentTicketTTL is how long a pushed ticket is accepted. Default
+	// 12h.
+	ComponentTicketTTL caddy.Duration `json:"component_ticket_ttl,omitempty"`
+
+	// AuthorizerRefreshGrace is how long the previous
+	// authorizer_refresh_token works after a rotation. Default 5m; negative
+	// (`off`) means none.
+	AuthorizerRefreshGrace caddy.Duration `json:"authorizer_refresh_grace,omitempty"`
+
 	sim     *simulator.Simulator
 	poolKey string // set once a pool reference is held
 	logger  *zap.Logger
@@ -135,9 +153,9 @@ type SimulatorAccount struct {
 // simulatorEntry is a simulator held in simulatorPool.
 type simulatorEntry struct{ sim *simulator.Simulator }
 
-// Destruct implements caddy.Destructor; the simulator holds no resources
-// beyond memory.
-func (*simulatorEntry) Destruct() error { return nil }
+// Destruct implements caddy.Destructor: it stops the simulator's ticket
+// timer; the simulator holds no other resources beyond memory.
+func (e *simulatorEntry) Destruct() error { return e.sim.Close() }
 
 // simulatorPool keeps simulators by name across config reloads.
 var simulatorPool = caddy.NewUsagePool()
@@ -238,6 +256,9 @@ func (s *Simulator) simulatorConfig(repl *caddy.Replacer) (simulator.Config, err
 			DailyTokenQuota: a.DailyTokenQuota,
 			Menu:            menu,
 		})
+	}
+	if err := s.openConfig(repl, &cfg); err != nil {
+		return cfg, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
