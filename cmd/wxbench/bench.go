@@ -83,6 +83,8 @@ func (b *bench) runSection(name string) error {
 		return b.runStorms()
 	case "day":
 		return b.runDay()
+	case "dashboard":
+		return b.runDashboard()
 	}
 	return fmt.Errorf("unknown section")
 }

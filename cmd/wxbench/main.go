@@ -36,7 +36,9 @@
 // with its own ports, admin API and XDG_DATA_HOME. Time moves through the
 // gateway's test_clock and the simulator's control API, never by sleeping.
 // It prints a table, writes it to BENCHMARKS.md with the date, machine and
-// commit, and draws cmd/wxbench/latency.png.
+// commit, and draws cmd/wxbench/latency.png and, from the dashboard
+// section's scrapes of the gateway's /metrics over a simulated day, the
+// picture of the Grafana dashboard (examples/grafana-dashboard.png).
 package main
 
 import (
@@ -62,7 +64,7 @@ type options struct {
 }
 
 // sections, in the order they run.
-var sections = []string{"gobench", "json", "download", "upload", "storm", "day", "accounts"}
+var sections = []string{"gobench", "json", "download", "upload", "storm", "day", "dashboard", "accounts"}
 
 func main() {
 	var o options
@@ -195,6 +197,13 @@ func run(o options) error {
 	if !o.write {
 		logf("not writing BENCHMARKS.md (-quick or -write=false)")
 		return nil
+	}
+	if len(b.res.dashboard) > 0 {
+		pic := filepath.Join(root, "examples", "grafana-dashboard.png")
+		if err := drawDashboard(b.res.dashboard, b.res.meta, pic); err != nil {
+			return fmt.Errorf("dashboard: %w", err)
+		}
+		logf("wrote %s", pic)
 	}
 	if !complete {
 		logf("not writing BENCHMARKS.md: only some sections ran")

@@ -27,6 +27,9 @@ type results struct {
 	accounts *accountsResult
 	gobench  []goBench
 
+	// dashboard is the dashboard section's scrapes of /metrics.
+	dashboard []sample
+
 	// warnings are anomalies the run saw (failed calls, refused tokens).
 	warnings []string
 }
