@@ -7,14 +7,16 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/wxgate/caddy-wechat/module/internal/msgcrypt"
 	"github.com/wxgate/caddy-wechat/module/internal/token"
 )
 
 // Account is one WeChat credential the gateway holds tokens for.
 type Account struct {
-	// Kind is `official` (an official account or a mini program) or `wecom`
-	// (one WeCom application: a corpid and that application's secret).
-	// Required.
+	// Kind is `official` (an official account or a mini program), `wecom`
+	// (one WeCom application: a corpid and that application's secret) or
+	// `component` (a third-party platform: its component_appid and
+	// component_appsecret). Required.
 	Kind string `json:"kind"`
 
 	// AppID is the official account's appid, or the WeCom corpid. Required.
@@ -46,6 +48,15 @@ type Account struct {
 	// margin: gettoken hands out the same token until then.
 	RefreshMargin caddy.Duration `json:"refresh_margin,omitempty"`
 
+	// Token is a third-party platform's message token, which signs the
+	// pushes WeChat sends to its callback. A placeholder, like Secret.
+	// Required for `component`.
+	Token string `json:"token,omitempty"`
+
+	// EncodingAESKey is a third-party platform's 43-character message
+	// encryption key. A placeholder, like Secret. Required for `component`.
+	EncodingAESKey string `json:"encoding_aes_key,omitempty"`
+
 	// AgentID is the agentid of a WeCom application. It is optional: the
 	// gateway's /wechat-gateway/jssdk_config puts it in the agentConfig it
 	// signs, for pages that call wx.agentConfig. Default: none.
@@ -67,7 +78,7 @@ func isPlaceholder(s string) bool {
 // placeholder. Errors name the account and the field.
 func (a Account) resolve(name string, repl *caddy.Replacer) (token.Account, error) {
 	if a.Kind == "" {
-		return token.Account{}, fmt.Errorf("account %q: kind is required (official or wecom)", name)
+		return token.Account{}, fmt.Errorf("account %q: kind is required (official, wecom or component)", name)
 	}
 	if a.Secret == "" {
 		return token.Account{}, fmt.Errorf("account %q: secret is required", name)
@@ -89,4 +100,31 @@ func (a Account) resolve(name string, repl *caddy.Replacer) (token.Account, erro
 		Margin:      time.Duration(a.RefreshMargin),
 		DailyBudget: a.DailyBudget,
 	}, nil
+}
+
+// callbackCodec resolves a component account's message token and
+// EncodingAESKey, which check and decrypt the pushes to its callback.
+func (a Account) callbackCodec(name string, repl *caddy.Replacer) (msgcrypt.Codec, error) {
+	var c msgcrypt.Codec
+	for _, f := range []struct {
+		field, value string
+		into         *string
+	}{{"token", a.Token, &c.Token}, {"encoding_aes_key", a.EncodingAESKey, &c.EncodingAESKey}} {
+		if f.value == "" {
+			return c, fmt.Errorf("account %q: %s is required for a third-party platform", name, f.field)
+		}
+		if !isPlaceholder(f.value) {
+			return c, fmt.Errorf("account %q: %s must be a placeholder such as {env.WECHAT_COMPONENT_%s}, never the value itself", name, f.field, strings.ToUpper(f.field))
+		}
+		v, err := repl.ReplaceOrErr(f.value, true, true)
+		if err != nil {
+			return c, fmt.Errorf("account %q: %s %s: %v", name, f.field, f.value, err)
+		}
+		*f.into = v
+	}
+	if err := msgcrypt.CheckKey(c.EncodingAESKey); err != nil {
+		return c, fmt.Errorf("account %q: encoding_aes_key: %v", name, err)
+	}
+	c.AppID = a.AppID
+	return c, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wxgate/caddy-wechat/module/internal/caddyopt"
 	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
+	"github.com/wxgate/caddy-wechat/module/internal/msgcrypt"
 	"github.com/wxgate/caddy-wechat/module/internal/token"
 )
 
@@ -65,6 +66,8 @@ type App struct {
 	handles    map[string]*token.Handle
 	tickets    map[string]*token.Handle   // by "<account>/<ticket type>"
 	siblings   map[string][]*token.Handle // accounts by appid
+	codecs     map[string]msgcrypt.Codec  // third-party platforms' callback codecs, by account
+	seen       *pushLog                   // pushes already taken, against replays
 	auth       *clientauth.Authority
 	storage    token.Store
 	logger     *zap.Logger
@@ -172,6 +175,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 			}
 		}
 		a.handles[name] = h
+		if cfg.Kind == string(token.Component) {
+			codec, err := cfg.callbackCodec(name, repl)
+			if err != nil {
+				return err
+			}
+			if a.codecs == nil {
+				a.codecs = make(map[string]msgcrypt.Codec)
+			}
+			a.codecs[name] = codec
+			if a.seen == nil {
+				a.seen = new(pushLog)
+			}
+		}
 		if a.siblings == nil {
 			a.siblings = make(map[string][]*token.Handle)
 		}

@@ -66,13 +66,13 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "account":
 			var name, kind string
 			if !d.Args(&name, &kind) {
-				return d.Errf("account: want `account <name> official|wecom { ... }`")
+				return d.Errf("account: want `account <name> official|wecom|component { ... }`")
 			}
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-			if kind != "official" && kind != "wecom" {
-				return d.Errf("account %s: kind %q is not one of official, wecom", name, kind)
+			if kind != "official" && kind != "wecom" && kind != "component" {
+				return d.Errf("account %s: kind %q is not one of official, wecom, component", name, kind)
 			}
 			if _, dup := a.Accounts[name]; dup {
 				return d.Errf("account %s: defined twice", name)
@@ -148,6 +148,17 @@ func (a *Account) unmarshalBlock(d *caddyfile.Dispenser, name string) error {
 			a.RefreshMargin, err = caddyopt.Duration(d)
 		case "daily_budget":
 			a.DailyBudget, err = caddyopt.Count(d, 1)
+		case "token", "encoding_aes_key":
+			if a.Kind != "component" {
+				err = d.Errf("%s: only third-party platforms (component) have one", opt)
+				break
+			}
+			var v string
+			if v, err = caddyopt.OneArg(d); opt == "token" {
+				a.Token = v
+			} else {
+				a.EncodingAESKey = v
+			}
 		case "agent_id":
 			if a.Kind != "wecom" {
 				err = d.Errf("agent_id: only WeCom applications have an agentid")
@@ -238,6 +249,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("kind %q is not one of official, wecom, any", kind)
 			}
 			h.Kind = kind
+		case "callback":
+			if err := caddyopt.NoArg(d); err != nil {
+				return err
+			}
+			h.Callback = true
 		case "max_replay_body":
 			size, err := caddyopt.Size(d)
 			if err != nil {

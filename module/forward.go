@@ -38,7 +38,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	first := newInspector(w, h.app.confidential(account))
 	defer first.free()
-	if err := next.ServeHTTP(first, upstreamRequest(r, tok.Value, body, stream)); err != nil {
+	if err := next.ServeHTTP(first, upstreamRequest(r, tokenParam(account), tok.Value, body, stream)); err != nil {
 		h.upstreamFailed(w, r, first, account, err)
 		return nil
 	}
@@ -88,14 +88,14 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, answer 
 // removed, tok injected, and the body set from memory (body) or streamed
 // (stream). r itself, which the access log and placeholders read, is left
 // as the client sent it.
-func upstreamRequest(r *http.Request, tok string, body *heldBody, stream io.Reader) *http.Request {
+func upstreamRequest(r *http.Request, param, tok string, body *heldBody, stream io.Reader) *http.Request {
 	// A shallow copy with its own URL: reverse_proxy clones the request
 	// again before it changes anything, so only what this handler changes
 	// needs a copy of its own.
 	out := new(http.Request)
 	*out = *r
 	u := *r.URL
-	u.RawQuery = wxapi.WithToken(r.URL.RawQuery, tok)
+	u.RawQuery = wxapi.WithParam(r.URL.RawQuery, param, tok)
 	u.ForceQuery = false
 	out.URL = &u
 	// RequestURI is what Caddy's debug log shows of the upstream request:
@@ -131,9 +131,18 @@ func upstreamRequest(r *http.Request, tok string, body *heldBody, stream io.Read
 // redactedURI returns the request's URI with the values of any
 // access_token parameters the client sent replaced by REDACTED.
 func redactedURI(r *http.Request) string {
-	q := wxapi.RedactParam(r.URL.RawQuery, "access_token")
+	q := wxapi.RedactParam(wxapi.RedactParam(r.URL.RawQuery, "access_token"), "component_access_token")
 	if q == r.URL.RawQuery {
 		return r.RequestURI
 	}
 	return r.URL.EscapedPath() + "?" + q
+}
+
+// tokenParam is the query parameter an account's token goes in: a third-
+// party platform's component_access_token, else access_token.
+func tokenParam(account *token.Handle) string {
+	if account.Account().Kind == token.Component {
+		return "component_access_token"
+	}
+	return "access_token"
 }

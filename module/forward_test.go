@@ -21,6 +21,6 @@ func BenchmarkRequestRewrite(b *testing.B) {
 	tok := "81_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-abcdefgh"
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = upstreamRequest(r, tok, nil, nil)
+		_ = upstreamRequest(r, "access_token", tok, nil, nil)
 	}
 }

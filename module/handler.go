@@ -60,6 +60,13 @@ type Handler struct {
 	// required on a site without one.
 	Kind string `json:"kind,omitempty"`
 
+	// Callback makes the route the callback URL of a third-party
+	// platform (Account, of kind `component`): it takes the pushes WeChat
+	// sends there (the component_verify_ticket every 10 minutes), checks
+	// their signature, decrypts them and answers `success`. It serves
+	// nothing else. Default: false.
+	Callback bool `json:"callback,omitempty"`
+
 	// Trusted turns client authentication off: anyone who reaches the site
 	// acts as Account. Only for sites that Caddy itself restricts (a
 	// remote_ip matcher, mTLS client authentication). Default: false.
@@ -100,6 +107,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("loading the wechat app: %v", err)
 	}
 	h.app = appIface.(*App)
+	if h.Callback {
+		if h.Account == "" || h.app.codecs[h.Account].AppID == "" {
+			return errors.New("callback: name the third-party platform (an account of kind component) whose pushes this route takes: `wechat <account> { callback }`")
+		}
+		h.fixed, _ = h.app.account(h.Account)
+		return nil
+	}
 	if h.Trusted && h.Account == "" {
 		return errors.New("account: a trusted site serves one account; name it (`wechat <account> { trusted }`)")
 	}
@@ -133,7 +147,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // inject the token and forward (forward.go), inspect the answer and replay
 // once on a rejected token (replay.go).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.Callback {
+		h.serveCallback(w, r)
+		return nil
+	}
 	class, why := classify(r.URL)
+	if h.fixed != nil && h.fixed.Account().Kind == token.Component && class != pathInvalid {
+		return h.serveComponent(w, r, next)
+	}
 	if class != pathInvalid && !allowedMethod(r.Method) {
 		wxapi.WriteError(w, wxapi.CodeRequireGET, "wechat gateway: method "+r.Method+" is not accepted: WeChat's APIs take GET or POST")
 		return nil

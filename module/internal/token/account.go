@@ -17,6 +17,9 @@ const (
 	// WeCom is one WeCom (企业微信) application: a corpid and that
 	// application's secret (qyapi.weixin.qq.com).
 	WeCom Kind = "wecom"
+	// Component is a third-party platform (open platform): its
+	// component_appid and component_appsecret (api.weixin.qq.com).
+	Component Kind = "component"
 )
 
 // Endpoint is the token endpoint an account fetches its tokens from.
@@ -32,6 +35,10 @@ const (
 	ClientCredential Endpoint = "token"
 	// GetToken is WeCom's GET /cgi-bin/gettoken.
 	GetToken Endpoint = "gettoken"
+	// ComponentToken is a third-party platform's POST
+	// /cgi-bin/component/api_component_token: every call issues a new
+	// token, with the component_verify_ticket WeChat last pushed.
+	ComponentToken Endpoint = "component_token"
 
 	// The JS-SDK ticket endpoints, called with the account's token: an
 	// account of one of these endpoints is a ticket of its Parent.
@@ -76,6 +83,8 @@ func (e Endpoint) Path() string {
 		return "/cgi-bin/token"
 	case GetToken:
 		return "/cgi-bin/gettoken"
+	case ComponentToken:
+		return "/cgi-bin/component/api_component_token"
 	case JSAPITicket, CardTicket:
 		return "/cgi-bin/ticket/getticket"
 	case CorpTicket:
@@ -133,6 +142,9 @@ type Account struct {
 	// DailyBudget caps the token-endpoint calls per WeChat day. Default:
 	// DefaultDailyBudget.
 	DailyBudget int
+	// VerifyTicket is, for a ComponentToken fetch, the
+	// component_verify_ticket it sends: the Manager sets it per call.
+	VerifyTicket string
 	// Parent, for a ticket Endpoint, is the account whose token fetches the
 	// ticket. Kind, AppID, Secret and BaseURL then default to the parent's.
 	Parent *Handle
@@ -161,6 +173,16 @@ func (a Account) withDefaults() (Account, error) {
 		if a.BaseURL == "" {
 			a.BaseURL = DefaultOfficialBaseURL
 		}
+	case Component:
+		if a.Endpoint == "" {
+			a.Endpoint = ComponentToken
+		}
+		if a.Endpoint != ComponentToken {
+			return a, fmt.Errorf("account %q: token_endpoint %q: third-party platforms use component_token", a.Name, a.Endpoint)
+		}
+		if a.BaseURL == "" {
+			a.BaseURL = DefaultOfficialBaseURL
+		}
 	case WeCom:
 		if a.Endpoint == "" {
 			a.Endpoint = GetToken
@@ -172,7 +194,7 @@ func (a Account) withDefaults() (Account, error) {
 			a.BaseURL = DefaultWeComBaseURL
 		}
 	default:
-		return a, fmt.Errorf("account %q: kind %q is not one of official, wecom", a.Name, a.Kind)
+		return a, fmt.Errorf("account %q: kind %q is not one of official, wecom, component", a.Name, a.Kind)
 	}
 	if a.AppID == "" {
 		return a, fmt.Errorf("account %q: appid is required", a.Name)
@@ -236,6 +258,8 @@ func (a *Account) Key() string {
 			key += "/" + string(a.Endpoint)
 		}
 		return key
+	case Component:
+		return "component/" + a.AppID
 	default:
 		return "official/" + string(a.Endpoint) + "/" + a.AppID
 	}

@@ -101,6 +101,10 @@ func (f *HTTPFetcher) Fetch(ctx context.Context, a *Account, force bool) (Fetche
 		u.RawQuery = url.Values{"grant_type": {"client_credential"}, "appid": {a.AppID}, "secret": {a.Secret}}.Encode()
 	case GetToken:
 		u.RawQuery = url.Values{"corpid": {a.AppID}, "corpsecret": {a.Secret}}.Encode()
+	case ComponentToken:
+		body, _ = json.Marshal(map[string]string{
+			"component_appid": a.AppID, "component_appsecret": a.Secret, "component_verify_ticket": a.VerifyTicket,
+		})
 	default:
 		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("unknown token endpoint %q", a.Endpoint)}
 	}
@@ -188,6 +192,8 @@ type endpointAnswer struct {
 	Errcode     int    `json:"errcode"`
 	Errmsg      string `json:"errmsg"`
 	AccessToken string `json:"access_token"`
+	// ComponentToken is api_component_token's name for it.
+	ComponentToken string `json:"component_access_token"`
 	Ticket      string `json:"ticket"`
 	ExpiresIn   int64  `json:"expires_in"`
 }
@@ -212,6 +218,9 @@ func parseTokenAnswer(where string, raw []byte) (Fetched, error) {
 	ans, err := decodeAnswer(where, "token", raw)
 	if err != nil {
 		return Fetched{}, err
+	}
+	if ans.AccessToken == "" {
+		ans.AccessToken = ans.ComponentToken
 	}
 	if !plausibleToken(ans.AccessToken) {
 		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("answer holds no usable access_token (%d chars)", len(ans.AccessToken))}

@@ -348,6 +348,8 @@ type entry struct {
 	acct     atomic.Pointer[Account]
 	cur      atomic.Pointer[Token]
 	lastUsed atomic.Int64 // unix seconds of the Clock
+	// verifyTicket is a component account's last component_verify_ticket.
+	verifyTicket atomic.Pointer[VerifyTicket]
 	// confidential is what answers must never show: the secret and the
 	// most recent token values (an older token still works during its
 	// overlap). Replaced whole, never changed in place.
@@ -440,7 +442,7 @@ func (m *Manager) acquire(ctx context.Context, e *entry, failed string, errcode 
 			return nil, nil
 		}
 		fresh = fresh || e.final == failed
-		if fresh && a.Endpoint == ClientCredential {
+		if fresh && (a.Endpoint == ClientCredential || a.Endpoint == ComponentToken) {
 			e.mu.Unlock()
 			m.lg().Warn("fresh access_token rejected; not refreshing again",
 				zap.String("account", a.Name), zap.Ints("errcode", errcode),
@@ -779,9 +781,12 @@ func (m *Manager) call(ctx context.Context, e *entry, a *Account, force bool) (F
 	began := time.Now() // the wall clock: latency, not token time
 	var got Fetched
 	var err error
-	if a.Endpoint.Ticket() {
+	switch {
+	case a.Endpoint.Ticket():
 		got, err = m.fetchTicket(ctx, a)
-	} else {
+	case a.Endpoint == ComponentToken:
+		got, err = m.fetchComponentToken(ctx, e, a)
+	default:
 		got, err = m.opts.Fetcher.Fetch(ctx, a, force)
 	}
 	m.opts.Observer.EndpointCall(a, callResult(err), time.Since(began))

@@ -31,15 +31,20 @@ func QueryParam(raw, name string) (value string, n int) {
 // (rid/get) cut to a length, what the client controls comes after the
 // token and cannot push part of it out of sight. tok must be URL-safe, as
 // WeChat's tokens are (the token package refuses any other).
-func WithToken(raw, tok string) string {
+func WithToken(raw, tok string) string { return WithParam(raw, "access_token", tok) }
+
+// WithParam is WithToken for a token parameter called name (a third-party
+// platform's component_access_token).
+func WithParam(raw, name, tok string) string {
 	var b strings.Builder
-	b.Grow(len(raw) + len("access_token=&") + len(tok))
-	b.WriteString("access_token=")
+	b.Grow(len(raw) + len(name) + len("=&") + len(tok))
+	b.WriteString(name)
+	b.WriteByte('=')
 	b.WriteString(tok)
 	for rest := raw; rest != ""; {
 		var part string
 		part, rest, _ = strings.Cut(rest, "&")
-		if part == "" || IsParam(part, "access_token") {
+		if part == "" || IsParam(part, name) {
 			continue
 		}
 		b.WriteByte('&')

@@ -1,0 +1,136 @@
+package caddywechat
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/wxgate/caddy-wechat/module/internal/msgcrypt"
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
+)
+
+// A third-party platform's callback: WeChat POSTs it an encrypted,
+// signed XML message every 10 minutes with the component_verify_ticket,
+// and when a business authorises the platform or withdraws. The route
+// checks the signature, decrypts the message, checks it is for the
+// platform, refuses a replay, and answers `success`.
+
+// pushReplayWindow is how long a push's nonce and timestamp are remembered:
+// the same pair again within it is a replay.
+const pushReplayWindow = 5 * time.Minute
+
+// pushLog remembers recent pushes by platform, nonce and timestamp.
+type pushLog struct {
+	mu   sync.Mutex
+	seen map[[3]string]time.Time
+}
+
+// first reports whether this is the first time the push is seen within
+// the window, and remembers it.
+func (l *pushLog) first(key [3]string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen == nil {
+		l.seen = make(map[[3]string]time.Time)
+	}
+	if at, ok := l.seen[key]; ok && now.Sub(at) < pushReplayWindow {
+		return false
+	}
+	if len(l.seen) > 10000 {
+		for k, at := range l.seen {
+			if now.Sub(at) >= pushReplayWindow {
+				delete(l.seen, k)
+			}
+		}
+	}
+	l.seen[key] = now
+	return true
+}
+
+// serveCallback takes one push to the platform's callback.
+func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
+	refuse := func(status int, why string, err error) {
+		// Never the payload: only what was wrong.
+		h.logger.Warn("third-party platform push refused", zap.String("account", h.Account), zap.String("reason", why),
+			zap.String("remote_addr", r.RemoteAddr), zap.Error(err))
+		http.Error(w, why, status)
+	}
+	if r.Method != http.MethodPost {
+		refuse(http.StatusMethodNotAllowed, "the callback takes POST", nil)
+		return
+	}
+	q := r.URL.Query()
+	sig, ts, nonce := q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce")
+	if sig == "" || ts == "" || nonce == "" {
+		refuse(http.StatusBadRequest, "msg_signature, timestamp and nonce are required", nil)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, msgcrypt.MaxXMLSize+1))
+	if err != nil || len(body) > msgcrypt.MaxXMLSize {
+		refuse(http.StatusBadRequest, "unreadable or oversized body", err)
+		return
+	}
+	codec := h.app.codecs[h.Account]
+	msg, _, err := codec.Open(body, sig, ts, nonce)
+	if err != nil {
+		refuse(http.StatusBadRequest, "the push does not check out (signature, encryption or appid)", err)
+		return
+	}
+	if !h.app.seen.first([3]string{h.Account, nonce, ts}, h.app.now()) {
+		refuse(http.StatusBadRequest, "a replayed push (the same nonce and timestamp)", nil)
+		return
+	}
+	ev, err := msgcrypt.ParseComponentEvent(msg)
+	if err != nil {
+		refuse(http.StatusBadRequest, "not a third-party platform event", err)
+		return
+	}
+	switch ev.InfoType {
+	case msgcrypt.InfoTypeVerifyTicket:
+		if err := h.fixed.SetVerifyTicket(r.Context(), ev.ComponentVerifyTicket); err != nil {
+			h.logger.Warn("could not share the component_verify_ticket through storage; this instance holds it",
+				zap.String("account", h.Account), zap.Error(err))
+		}
+		h.logger.Debug("component_verify_ticket received", zap.String("account", h.Account))
+	default:
+		h.logger.Info("third-party platform event received", zap.String("account", h.Account),
+			zap.String("info_type", ev.InfoType), zap.String("authorizer_appid", ev.AuthorizerAppID))
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "success")
+}
+
+// componentTokenPath is a third-party platform's token endpoint, which a
+// platform's site answers itself.
+const componentTokenPath = "/cgi-bin/component/api_component_token"
+
+// serveComponent serves a third-party platform's site (`wechat
+// <component account>`): its component API calls get the platform's
+// component_access_token, refreshed and replayed once like any token, and
+// its token call is answered by the gateway. Only trusted sites serve a
+// platform, for now.
+func (h *Handler) serveComponent(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	switch {
+	case !allowedMethod(r.Method):
+		wxapi.WriteError(w, wxapi.CodeRequireGET, "wechat gateway: method "+r.Method+" is not accepted: WeChat's APIs take GET or POST")
+	case !h.Trusted:
+		wxapi.WriteError(w, wxapi.CodeAPIUnauthorized, "wechat gateway: api unauthorized: a third-party platform is served on trusted sites only")
+	case !strings.HasPrefix(r.URL.Path, "/cgi-bin/component/"):
+		wxapi.WriteError(w, wxapi.CodeAPIUnauthorized, "wechat gateway: api unauthorized: "+r.URL.Path+" is not a component API (/cgi-bin/component/)")
+	case r.URL.Path == componentTokenPath:
+		countCall("", h.Account, 0)
+		b := []byte(`{"component_access_token":"` + trustedToken + `","expires_in":7200}`)
+		w.Header().Set("Content-Type", wxapi.ContentTypeJSON)
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(b)
+	default:
+		countCall("", h.Account, 0)
+		return h.forward(w, r, next, h.fixed)
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package token
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// A third-party platform's component_access_token needs the
+// component_verify_ticket that WeChat pushes to the platform's callback URL
+// every 10 minutes. The callback hands it to the Manager, which keeps it in
+// memory and in the Store: in a cluster, only the instance that got the
+// push has it otherwise.
+
+// VerifyTicket is a component_verify_ticket and when it arrived.
+type VerifyTicket struct {
+	Ticket   string    `json:"ticket"`
+	Received time.Time `json:"received"`
+}
+
+// VerifyTicketTTL is how long WeChat accepts a component_verify_ticket.
+const VerifyTicketTTL = 12 * time.Hour
+
+func verifyTicketKey(a *Account) string { return storePrefix + a.Key() + "/verify_ticket.json" }
+
+// SetVerifyTicket records the component_verify_ticket WeChat pushed for a
+// component account, and shares it through the Store. A ticket older than
+// the one held is ignored.
+func (h *Handle) SetVerifyTicket(ctx context.Context, ticket string) error {
+	m, e := h.m, h.e
+	a := e.acct.Load()
+	if a.Kind != Component {
+		return errors.New("account " + a.Name + " is not a third-party platform")
+	}
+	vt := &VerifyTicket{Ticket: ticket, Received: m.opts.Clock.Now()}
+	if old := e.verifyTicket.Load(); old != nil && old.Received.After(vt.Received) {
+		return nil
+	}
+	e.verifyTicket.Store(vt)
+	s := m.sharedStore()
+	if s == nil {
+		return nil
+	}
+	raw, _ := json.Marshal(vt)
+	sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
+	defer cancel()
+	return s.Store(sctx, verifyTicketKey(a), raw)
+}
+
+// currentVerifyTicket returns the newest ticket held here or in the Store.
+func (m *Manager) currentVerifyTicket(ctx context.Context, e *entry, a *Account) *VerifyTicket {
+	vt := e.verifyTicket.Load()
+	if s := m.sharedStore(); s != nil {
+		sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
+		raw, err := s.Load(sctx, verifyTicketKey(a))
+		cancel()
+		var stored VerifyTicket
+		if err == nil && json.Unmarshal(raw, &stored) == nil && stored.Ticket != "" &&
+			(vt == nil || stored.Received.After(vt.Received)) {
+			vt = &stored
+			e.verifyTicket.Store(vt)
+		}
+	}
+	return vt
+}
+
+// fetchComponentToken asks api_component_token for a component token with
+// the newest verify ticket.
+func (m *Manager) fetchComponentToken(ctx context.Context, e *entry, a *Account) (Fetched, error) {
+	vt := m.currentVerifyTicket(ctx, e, a)
+	if vt == nil {
+		return Fetched{}, &FetchError{Endpoint: a.Endpoint.Path(),
+			Err: errors.New("no component_verify_ticket has arrived yet: WeChat pushes one to the platform's callback URL every 10 minutes")}
+	}
+	with := *a
+	with.VerifyTicket = vt.Ticket
+	return m.opts.Fetcher.Fetch(ctx, &with, false)
+}
+
+// VerifyTicketStatus reports the verify ticket a component account holds:
+// when it arrived, and whether it is within its 12 hours. Never the ticket.
+func (h *Handle) VerifyTicketStatus() (received time.Time, fresh bool) {
+	vt := h.e.verifyTicket.Load()
+	if vt == nil {
+		return time.Time{}, false
+	}
+	return vt.Received, h.m.opts.Clock.Now().Sub(vt.Received) < VerifyTicketTTL
+}
