@@ -194,8 +194,8 @@ type endpointAnswer struct {
 	AccessToken string `json:"access_token"`
 	// ComponentToken is api_component_token's name for it.
 	ComponentToken string `json:"component_access_token"`
-	Ticket      string `json:"ticket"`
-	ExpiresIn   int64  `json:"expires_in"`
+	Ticket         string `json:"ticket"`
+	ExpiresIn      int64  `json:"expires_in"`
 }
 
 // decodeAnswer decodes raw, the answer of a token or ticket endpoint
