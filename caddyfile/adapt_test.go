@@ -39,6 +39,7 @@ func TestAdaptFixtures(t *testing.T) {
 	t.Setenv("WX_FIXTURE_EMPTY", "")
 	t.Setenv("WX_FIXTURE_KEY", "fixture-client-key-0123456789")
 	t.Setenv("WX_FIXTURE_KEY_OLD", "fixture-client-key-old-0123456789")
+	t.Setenv("WX_FIXTURE_AES", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			raw, err := os.ReadFile(file)
