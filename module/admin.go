@@ -176,6 +176,11 @@ func (Admin) account(w http.ResponseWriter, r *http.Request) error {
 			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
 		}
 		_, err = h.Resume(r.Context(), secret)
+		for _, ep := range ticketTypes[h.Account().Kind] {
+			if th := app.ticket(name, ep); th != nil {
+				th.ClearStop()
+			}
+		}
 		app.logger.Info("token refresh resumed through the admin API", zap.String("account", name),
 			zap.String("remote_addr", r.RemoteAddr), zap.Error(err))
 		if err != nil {

@@ -100,11 +100,15 @@ func readCredentials(r *http.Request) (query, form url.Values, refusal *clientau
 	if err != nil {
 		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidArgs, "invalid args: malformed form body")
 	}
+	// Only the credentials move from the form to the query, where the
+	// gateway puts the real secret; the rest stays in the body.
 	for name, vals := range form {
 		if len(vals) > 1 || (query.Has(name) && query.Get(name) != vals[0]) {
 			return nil, nil, clientauth.Refuse(wxapi.CodeInvalidArgs, "invalid args: parameter "+name+" is given twice")
 		}
-		query.Set(name, vals[0])
+		if name == "appid" || name == "secret" || name == "appsecret" {
+			query.Set(name, vals[0])
+		}
 	}
 	return query, form, nil
 }

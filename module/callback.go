@@ -3,6 +3,7 @@ package caddywechat
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,9 +21,13 @@ import (
 // checks the signature, decrypts the message, checks it is for the
 // platform, refuses a replay, and answers `success`.
 
-// pushReplayWindow is how long a push's nonce and timestamp are remembered:
-// the same pair again within it is a replay.
+// pushReplayWindow is how far a push's timestamp may be from now, and how
+// long its nonce and timestamp are remembered: the same pair again within
+// it is a replay, and an older push is refused for its timestamp.
 const pushReplayWindow = 5 * time.Minute
+
+// maxPush bounds the body of a push read before its signature is checked.
+const maxPush = 64 << 10
 
 // pushLog remembers recent pushes by platform, nonce and timestamp.
 type pushLog struct {
@@ -38,12 +43,12 @@ func (l *pushLog) first(key [3]string, now time.Time) bool {
 	if l.seen == nil {
 		l.seen = make(map[[3]string]time.Time)
 	}
-	if at, ok := l.seen[key]; ok && now.Sub(at) < pushReplayWindow {
+	if at, ok := l.seen[key]; ok && now.Sub(at) < 2*pushReplayWindow {
 		return false
 	}
 	if len(l.seen) > 10000 {
 		for k, at := range l.seen {
-			if now.Sub(at) >= pushReplayWindow {
+			if now.Sub(at) >= 2*pushReplayWindow {
 				delete(l.seen, k)
 			}
 		}
@@ -70,8 +75,10 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusBadRequest, "msg_signature, timestamp and nonce are required", nil)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, msgcrypt.MaxXMLSize+1))
-	if err != nil || len(body) > msgcrypt.MaxXMLSize {
+	// WeChat's pushes are a few KiB: nothing larger is read before the
+	// signature is checked.
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxPush+1))
+	if err != nil || len(body) > maxPush {
 		refuse(http.StatusBadRequest, "unreadable or oversized body", err)
 		return
 	}
@@ -79,6 +86,10 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	msg, _, err := codec.Open(body, sig, ts, nonce)
 	if err != nil {
 		refuse(http.StatusBadRequest, "the push does not check out (signature, encryption or appid)", err)
+		return
+	}
+	if at, err := strconv.ParseInt(ts, 10, 64); err != nil || h.app.now().Sub(time.Unix(at, 0)).Abs() > pushReplayWindow {
+		refuse(http.StatusBadRequest, "the push's timestamp is not within 5 minutes of now", err)
 		return
 	}
 	if !h.app.seen.first([3]string{h.Account, nonce, ts}, h.app.now()) {
@@ -92,7 +103,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	switch ev.InfoType {
 	case msgcrypt.InfoTypeVerifyTicket:
-		if err := h.fixed.SetVerifyTicket(r.Context(), ev.ComponentVerifyTicket); err != nil {
+		if err := h.fixed.SetVerifyTicket(r.Context(), ev.ComponentVerifyTicket, time.Unix(ev.CreateTime, 0)); err != nil {
 			h.logger.Warn("could not share the component_verify_ticket through storage; this instance holds it",
 				zap.String("account", h.Account), zap.Error(err))
 		}
@@ -122,7 +133,7 @@ func (h *Handler) serveComponent(w http.ResponseWriter, r *http.Request, next ca
 		wxapi.WriteError(w, wxapi.CodeAPIUnauthorized, "wechat gateway: api unauthorized: a third-party platform is served on trusted sites only")
 	case !strings.HasPrefix(r.URL.Path, "/cgi-bin/component/"):
 		wxapi.WriteError(w, wxapi.CodeAPIUnauthorized, "wechat gateway: api unauthorized: "+r.URL.Path+" is not a component API (/cgi-bin/component/)")
-	case r.URL.Path == componentTokenPath:
+	case strings.TrimSuffix(r.URL.Path, "/") == componentTokenPath:
 		countCall("", h.Account, 0)
 		b := []byte(`{"component_access_token":"` + trustedToken + `","expires_in":7200}`)
 		w.Header().Set("Content-Type", wxapi.ContentTypeJSON)

@@ -3,7 +3,6 @@ package caddywechat
 import (
 	"io"
 	"net/http"
-	"sync"
 	"sync/atomic"
 )
 
@@ -24,14 +23,11 @@ const (
 	nextChunk  = 64 << 10
 )
 
-var (
-	firstChunks = sync.Pool{New: func() any { b := make([]byte, firstChunk); return &b }}
-	nextChunks  = sync.Pool{New: func() any { b := make([]byte, nextChunk); return &b }}
-)
-
-// heldBody is a request body read into pooled chunks as it arrives: it
-// never grows on the client's word (Content-Length), and never copies
-// what it holds to grow.
+// heldBody is a request body read into chunks as it arrives: it never
+// grows on the client's word (Content-Length), and never copies what it
+// holds to grow. Chunks are not pooled: a transport may still read a body
+// after the handler returned, so only the garbage collector knows when a
+// chunk is free.
 type heldBody struct {
 	chunks []*[]byte // full but for the last
 	size   int64     // bytes held
@@ -54,9 +50,9 @@ func readReplayable(r *http.Request, limit, budget int64) (body *heldBody, strea
 	for {
 		last := body.last()
 		if last == nil || len(*last) == cap(*last) {
-			size, pool := int64(nextChunk), &nextChunks
+			size := int64(nextChunk)
 			if last == nil {
-				size, pool = firstChunk, &firstChunks
+				size = firstChunk
 			}
 			if body.size > limit {
 				return body, io.MultiReader(body.reader(), r.Body), nil
@@ -66,10 +62,9 @@ func readReplayable(r *http.Request, limit, budget int64) (body *heldBody, strea
 				return body, io.MultiReader(body.reader(), r.Body), nil
 			}
 			body.held += size
-			c := pool.Get().(*[]byte)
-			*c = (*c)[:0]
-			body.chunks = append(body.chunks, c)
-			last = c
+			c := make([]byte, 0, size)
+			last = &c
+			body.chunks = append(body.chunks, last)
 		}
 		n, rerr := r.Body.Read((*last)[len(*last):cap(*last)])
 		*last = (*last)[:len(*last)+n]
@@ -102,20 +97,11 @@ func (b *heldBody) reader() io.Reader {
 	return io.MultiReader(readers...)
 }
 
-// free returns the chunks to their pools and the memory to the budget.
-// Nothing may read the body afterwards.
+// free gives the body's memory back to the budget when the call is done.
 func (b *heldBody) free() {
 	if b == nil {
 		return
 	}
-	for i, c := range b.chunks {
-		if i == 0 {
-			firstChunks.Put(c)
-		} else {
-			nextChunks.Put(c)
-		}
-	}
-	b.chunks = nil
 	replayMemory.Add(-b.held)
 	b.held = 0
 }

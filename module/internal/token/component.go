@@ -13,28 +13,35 @@ import (
 // memory and in the Store: in a cluster, only the instance that got the
 // push has it otherwise.
 
-// VerifyTicket is a component_verify_ticket and when it arrived.
+// VerifyTicket is a component_verify_ticket, when WeChat issued it (the
+// push's CreateTime), and when it arrived.
 type VerifyTicket struct {
 	Ticket   string    `json:"ticket"`
+	Issued   time.Time `json:"issued"`
 	Received time.Time `json:"received"`
 }
 
 // VerifyTicketTTL is how long WeChat accepts a component_verify_ticket.
 const VerifyTicketTTL = 12 * time.Hour
 
+// errNoVerifyTicket says a platform's token cannot be asked for yet.
+var errNoVerifyTicket = &FetchError{Endpoint: ComponentToken.Path(),
+	Err: errors.New("no component_verify_ticket has arrived yet: WeChat pushes one to the platform's callback URL every 10 minutes")}
+
 func verifyTicketKey(a *Account) string { return storePrefix + a.Key() + "/verify_ticket.json" }
 
 // SetVerifyTicket records the component_verify_ticket WeChat pushed for a
-// component account, and shares it through the Store. A ticket older than
-// the one held is ignored.
-func (h *Handle) SetVerifyTicket(ctx context.Context, ticket string) error {
+// component account, issued at issued, and shares it through the Store. A
+// ticket issued before the one held is ignored: a replayed push cannot
+// bring an old ticket back.
+func (h *Handle) SetVerifyTicket(ctx context.Context, ticket string, issued time.Time) error {
 	m, e := h.m, h.e
 	a := e.acct.Load()
 	if a.Kind != Component {
 		return errors.New("account " + a.Name + " is not a third-party platform")
 	}
-	vt := &VerifyTicket{Ticket: ticket, Received: m.opts.Clock.Now()}
-	if old := e.verifyTicket.Load(); old != nil && old.Received.After(vt.Received) {
+	vt := &VerifyTicket{Ticket: ticket, Issued: issued, Received: m.opts.Clock.Now()}
+	if old := m.currentVerifyTicket(ctx, e, a); old != nil && !issued.After(old.Issued) {
 		return nil
 	}
 	e.verifyTicket.Store(vt)
@@ -57,7 +64,7 @@ func (m *Manager) currentVerifyTicket(ctx context.Context, e *entry, a *Account)
 		cancel()
 		var stored VerifyTicket
 		if err == nil && json.Unmarshal(raw, &stored) == nil && stored.Ticket != "" &&
-			(vt == nil || stored.Received.After(vt.Received)) {
+			(vt == nil || stored.Issued.After(vt.Issued)) {
 			vt = &stored
 			e.verifyTicket.Store(vt)
 		}
@@ -70,8 +77,7 @@ func (m *Manager) currentVerifyTicket(ctx context.Context, e *entry, a *Account)
 func (m *Manager) fetchComponentToken(ctx context.Context, e *entry, a *Account) (Fetched, error) {
 	vt := m.currentVerifyTicket(ctx, e, a)
 	if vt == nil {
-		return Fetched{}, &FetchError{Endpoint: a.Endpoint.Path(),
-			Err: errors.New("no component_verify_ticket has arrived yet: WeChat pushes one to the platform's callback URL every 10 minutes")}
+		return Fetched{}, errNoVerifyTicket
 	}
 	with := *a
 	with.VerifyTicket = vt.Ticket

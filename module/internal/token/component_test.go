@@ -44,7 +44,7 @@ func TestComponentTokenNeedsTheVerifyTicket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer oh.Release()
-	if err := oh.SetVerifyTicket(context.Background(), "ticket@1"); err != nil {
+	if err := oh.SetVerifyTicket(context.Background(), "ticket@1", t0); err != nil {
 		t.Fatal(err)
 	}
 	h.e.mu.Lock()

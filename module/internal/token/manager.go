@@ -757,6 +757,10 @@ func (m *Manager) mayForce(e *entry, limit int) bool {
 // call makes one token-endpoint call, counted against the daily budget.
 func (m *Manager) call(ctx context.Context, e *entry, a *Account, force bool) (Fetched, time.Time, error) {
 	start := m.opts.Clock.Now()
+	if a.Endpoint == ComponentToken && m.currentVerifyTicket(ctx, e, a) == nil {
+		// Nothing to ask with yet: not a call, not counted.
+		return Fetched{}, start, errNoVerifyTicket
+	}
 	e.mu.Lock()
 	day := quotaDay(start)
 	if e.day != day {

@@ -124,3 +124,11 @@ func (h *Handle) Resume(ctx context.Context, secret string) (*Token, error) {
 		return nil, ctx.Err()
 	}
 }
+
+// ClearStop forgets a stopped refresh and its backoff, without fetching:
+// the next use asks again (a ticket, after an operator resumed its account).
+func (h *Handle) ClearStop() {
+	h.e.mu.Lock()
+	defer h.e.mu.Unlock()
+	h.e.clearGuard()
+}

@@ -85,7 +85,7 @@ func loadRecord(ctx context.Context, s Store, a *Account, now time.Time) (*Token
 		return nil, &badRecordError{why: "it was fetched in the future"}
 	}
 	return &Token{Value: r.Token, Fetched: r.Fetched, Expires: r.Expires, Generation: r.Generation,
-		untilExpiry: a.Endpoint == GetToken}, nil
+		untilExpiry: a.Endpoint.untilExpiry()}, nil
 }
 
 // saveRecord writes the account's record.

@@ -1,0 +1,91 @@
+package caddywechat
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxgate/caddy-wechat/module/internal/msgcrypt"
+	"github.com/wxgate/caddy-wechat/module/internal/token"
+)
+
+// platformSite builds a callback route for a platform account, on a frozen
+// clock, without Caddy.
+func platformSite(t *testing.T) (*Handler, msgcrypt.Codec, *token.ManualClock, *token.Handle) {
+	t.Helper()
+	clock := token.NewFrozenClock(testStart)
+	m := token.NewManager(token.Options{Clock: clock, Logger: zap.NewNop()})
+	h, err := m.Register(token.Account{Name: "platform", Kind: token.Component, AppID: "wx3rdcomponent0001", Secret: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Release)
+	codec := msgcrypt.Codec{Token: "componenttoken01", EncodingAESKey: "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", AppID: "wx3rdcomponent0001"}
+	app := &App{
+		tokens:  &tokenService{manager: m, clock: clock},
+		handles: map[string]*token.Handle{"platform": h},
+		codecs:  map[string]msgcrypt.Codec{"platform": codec},
+		seen:    new(pushLog),
+		logger:  zap.NewNop(),
+	}
+	return &Handler{Account: "platform", Callback: true, app: app, fixed: h, logger: zap.NewNop()}, codec, clock, h
+}
+
+// push sends a verify-ticket push issued at issued, with nonce.
+func push(t *testing.T, site *Handler, codec msgcrypt.Codec, ticket string, issued time.Time, nonce string) int {
+	t.Helper()
+	ev := msgcrypt.ComponentEvent{AppID: codec.AppID, CreateTime: issued.Unix(), InfoType: msgcrypt.InfoTypeVerifyTicket, ComponentVerifyTicket: ticket}
+	ts := strconv.FormatInt(issued.Unix(), 10)
+	env, sig, err := codec.Seal(ev.Marshal(), ts, nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, "/wechat/callback?timestamp="+ts+"&nonce="+nonce+"&msg_signature="+sig+"&encrypt_type=aes", bytes.NewReader(env.Marshal()))
+	rec := httptest.NewRecorder()
+	if err := site.ServeHTTP(rec, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code == http.StatusOK && rec.Body.String() != "success" {
+		t.Errorf("a push was answered %q", rec.Body.String())
+	}
+	return rec.Code
+}
+
+// TestCallbackRefusesReplaysAndOldPushes: a push is taken once; the same
+// push again, or one stamped outside five minutes of now, is refused; and
+// an older ticket never replaces a newer one.
+func TestCallbackRefusesReplaysAndOldPushes(t *testing.T) {
+	site, codec, clock, h := platformSite(t)
+	now := clock.Now()
+	if code := push(t, site, codec, "ticket@old", now, "n1"); code != http.StatusOK {
+		t.Fatalf("a good push: %d", code)
+	}
+	if code := push(t, site, codec, "ticket@old", now, "n1"); code != http.StatusBadRequest {
+		t.Errorf("the same push again: %d, want 400", code)
+	}
+	clock.Advance(time.Minute)
+	if code := push(t, site, codec, "ticket@new", clock.Now(), "n2"); code != http.StatusOK {
+		t.Fatalf("a newer push: %d", code)
+	}
+	clock.Advance(6 * time.Minute)
+	if code := push(t, site, codec, "ticket@old", now, "n1"); code != http.StatusBadRequest {
+		t.Errorf("the old push, later: %d, want 400", code)
+	}
+	if code := push(t, site, codec, "ticket@older", now, "n3"); code != http.StatusBadRequest {
+		t.Errorf("a push stamped 7 minutes ago: %d, want 400", code)
+	}
+	// A push for another platform, or a bad signature, is refused.
+	other := codec
+	other.AppID = "wxanotherplatform1"
+	if code := push(t, site, other, "x", clock.Now(), "n4"); code != http.StatusBadRequest {
+		t.Errorf("a push for another platform: %d", code)
+	}
+	if recv, fresh := h.VerifyTicketStatus(); !fresh || !recv.Equal(now.Add(time.Minute)) {
+		t.Errorf("the ticket held arrived at %v (fresh %v), want the newer push's", recv, fresh)
+	}
+}
