@@ -548,15 +548,7 @@ func (e *exampleRun) rewriteRoutes(routes any) {
 // command is the gateway binary with args, run in the repository root
 // with the example's environment and folders of its own.
 func (e *exampleRun) command(args ...string) *exec.Cmd {
-	cmd := exec.Command(caddyBin, args...)
-	cmd.Dir = e.root
-	cmd.Env = append(os.Environ(),
-		"XDG_DATA_HOME="+filepath.Join(e.dir, "data"),
-		"XDG_CONFIG_HOME="+filepath.Join(e.dir, "config"),
-		"HOME="+e.dir,
-	)
-	cmd.Env = append(cmd.Env, e.env...)
-	return cmd
+	return caddyCommand(e.root, e.dir, e.env, args...)
 }
 
 // caddyErrors keeps the lines of Caddy's output that are not info logs.
@@ -582,24 +574,8 @@ func (e *exampleRun) start(cfgPath string, admin int, ports map[string]int) *gat
 	}
 	g := &gateway{t: t, dir: filepath.Dir(cfgPath), cfgPath: cfgPath, env: e.env,
 		logPath: strings.TrimSuffix(cfgPath, ".json") + ".log", Admin: fmt.Sprintf("http://127.0.0.1:%d", admin), Port: first}
-	logFile, err := os.OpenFile(g.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.cmd = e.command("run", "--config", cfgPath)
-	g.cmd.Stdout, g.cmd.Stderr = logFile, logFile
-	g.done = make(chan struct{})
 	t.Cleanup(g.stop)
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := g.done
-	go func() {
-		_ = g.cmd.Wait()
-		logFile.Close()
-		close(done)
-	}()
-	g.waitReady()
+	g.run(e.command("run", "--config", cfgPath))
 	return g
 }
 

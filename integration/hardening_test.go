@@ -21,18 +21,7 @@ import (
 // kindsCaddyfile is the deployment the hardening tests attack: clients
 // mode, an official-account site and a WeCom site, each saying which kind
 // of account its upstream serves.
-const kindsCaddyfile = `{
-	admin {ADMIN}
-	debug
-	wechat {
-` + mpDefaultAccount + corpAccount + `		client app {
-			key {env.WX_APP_KEY}
-			accounts mp corp
-		}
-		test_clock
-	}
-}
-
+var kindsCaddyfile = appClientGlobal(mpDefaultAccount+corpAccount, "WX_APP_KEY") + `
 :{PORT} {
 	wechat {
 		kind official

@@ -104,6 +104,24 @@ type gateway struct {
 	done    chan struct{}
 }
 
+// appClientGlobal is the global options of a gateway in clients mode with
+// the accounts and one client, app, of mp and corp, whose key is in the
+// environment variable keyVar.
+func appClientGlobal(accounts, keyVar string) string {
+	return `{
+	admin {ADMIN}
+	debug
+	wechat {
+` + accounts + `		client app {
+			key {env.` + keyVar + `}
+			accounts mp corp
+		}
+		test_clock
+	}
+}
+`
+}
+
 // startGateway runs Caddy with caddyfile, after replacing {ADMIN}, {PORT},
 // {PORT2} and {UPSTREAM} (the simulator's host:port). Every gateway has its
 // own XDG_DATA_HOME and XDG_CONFIG_HOME; env adds environment variables.
@@ -131,20 +149,34 @@ func startGateway(t testing.TB, caddyfile, upstream string, env ...string) *gate
 // start runs the process and waits until it serves.
 func (g *gateway) start() {
 	g.t.Helper()
+	g.run(caddyCommand(g.dir, g.dir, g.env, "run", "--config", g.cfgPath, "--adapter", "caddyfile"))
+}
+
+// caddyCommand is the gateway binary with args, run in dir with env added
+// and its data and config folders (and HOME) in home.
+func caddyCommand(dir, home string, env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(caddyBin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"XDG_DATA_HOME="+filepath.Join(home, "data"),
+		"XDG_CONFIG_HOME="+filepath.Join(home, "config"),
+		"HOME="+home,
+	)
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
+}
+
+// run starts cmd as the gateway's process, its output appended to the
+// log, and waits until it serves.
+func (g *gateway) run(cmd *exec.Cmd) {
+	g.t.Helper()
 	logFile, err := os.OpenFile(g.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		g.t.Fatal(err)
 	}
 	g.done = make(chan struct{})
-	g.cmd = exec.Command(caddyBin, "run", "--config", g.cfgPath, "--adapter", "caddyfile")
-	g.cmd.Dir = g.dir
+	g.cmd = cmd
 	g.cmd.Stdout, g.cmd.Stderr = logFile, logFile
-	g.cmd.Env = append(os.Environ(),
-		"XDG_DATA_HOME="+filepath.Join(g.dir, "data"),
-		"XDG_CONFIG_HOME="+filepath.Join(g.dir, "config"),
-		"HOME="+g.dir,
-	)
-	g.cmd.Env = append(g.cmd.Env, g.env...)
 	if err := g.cmd.Start(); err != nil {
 		g.t.Fatal(err)
 	}

@@ -72,18 +72,7 @@ const (
 // sdkCaddyfile is gatewayCaddyfile with a client instead of trusted sites:
 // every call must carry a token the gateway issued to the client. {ENDPOINT}
 // is the token endpoint the gateway itself uses upstream.
-const sdkCaddyfile = `{
-	admin {ADMIN}
-	debug
-	wechat {
-` + mpAccount + corpAccount + `		client app {
-			key {env.WX_CLIENT_KEY}
-			accounts mp corp
-		}
-		test_clock
-	}
-}
-
+var sdkCaddyfile = appClientGlobal(mpAccount+corpAccount, "WX_CLIENT_KEY") + `
 :{PORT} {
 	wechat mp
 	reverse_proxy {UPSTREAM}

@@ -72,21 +72,18 @@ func (b *bench) runSection(name string) error {
 	if err := b.startMain(); err != nil {
 		return err
 	}
-	switch name {
-	case "json":
-		return b.runJSON()
-	case "download":
-		return b.runDownload()
-	case "upload":
-		return b.runUpload()
-	case "storm":
-		return b.runStorms()
-	case "day":
-		return b.runDay()
-	case "dashboard":
-		return b.runDashboard()
+	run, ok := map[string]func() error{
+		"json":      b.runJSON,
+		"download":  b.runDownload,
+		"upload":    b.runUpload,
+		"storm":     b.runStorms,
+		"day":       b.runDay,
+		"dashboard": b.runDashboard,
+	}[name]
+	if !ok {
+		return fmt.Errorf("unknown section")
 	}
-	return fmt.Errorf("unknown section")
+	return run()
 }
 
 // track remembers a process so that stopAll ends it.

@@ -3,17 +3,13 @@ package main
 import (
 	"fmt"
 	"image/color"
-	"os"
 	"strconv"
 	"time"
 
 	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // Colours of the chart: the baseline in slate blue, the gateway in orange.
@@ -29,58 +25,21 @@ func drawLatencyChart(points []jsonPoint, m meta, path string) error {
 	if len(points) == 0 {
 		return fmt.Errorf("no small-JSON measurements to draw")
 	}
-	cols := min(2, len(points))
-	rows := (len(points) + cols - 1) / cols
-	const panelW, panelH = 5.4, 3.6 // inches
-	header := vg.Inch * 0.75
-	width := vg.Length(panelW*float64(cols)) * vg.Inch
-	height := vg.Length(panelH*float64(rows))*vg.Inch + header
-
-	img := vgimg.NewWith(vgimg.UseWH(width, height), vgimg.UseDPI(110))
-	dc := draw.New(img)
-	dc.SetColor(color.White)
-	dc.Fill(dc.Rectangle.Path())
-
-	title := text.Style{Color: color.Black, Font: font.From(plot.DefaultFont, 15), Handler: plot.DefaultTextHandler,
-		XAlign: draw.XCenter, YAlign: draw.YTop}
-	dc.FillText(title, vg.Point{X: width / 2, Y: height - vg.Points(8)},
-		"Latency of GET /cgi-bin/user/info: Caddy reverse_proxy (baseline) vs Caddy + wechat handler (gateway)")
-	sub := title
-	sub.Font = font.From(plot.DefaultFont, 10)
-	dc.FillText(sub, vg.Point{X: width / 2, Y: height - vg.Points(28)},
-		fmt.Sprintf("wrk, closed loop, same connections and duration, rounds alternating; %s, %d cores; commit %s, %s",
-			m.cpu, m.cores, m.commit, m.date.Format("2006-01-02")))
-
-	plots := make([][]*plot.Plot, rows)
-	for r := range plots {
-		plots[r] = make([]*plot.Plot, cols)
-	}
+	plots := make([]*plot.Plot, len(points))
 	for i, pt := range points {
 		p, err := latencyPanel(pt, i == 0)
 		if err != nil {
 			return err
 		}
-		plots[i/cols][i%cols] = p
+		plots[i] = p
 	}
-	tiles := draw.Tiles{Rows: rows, Cols: cols, PadTop: header, PadBottom: vg.Points(6), PadLeft: vg.Points(6),
-		PadRight: vg.Points(10), PadX: vg.Points(18), PadY: vg.Points(14)}
-	canvases := plot.Align(plots, tiles, dc)
-	for r := range plots {
-		for c := range plots[r] {
-			if plots[r][c] != nil {
-				plots[r][c].Draw(canvases[r][c])
-			}
-		}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	layout := figure{cols: min(2, len(points)), panelW: 5.4, panelH: 3.6, header: vg.Inch * 0.75, dpi: 110,
+		titleSize: 15, subSize: 10, titleY: vg.Points(8), subY: vg.Points(28), padX: vg.Points(18), padY: vg.Points(14)}
+	return layout.write(path,
+		"Latency of GET /cgi-bin/user/info: Caddy reverse_proxy (baseline) vs Caddy + wechat handler (gateway)",
+		fmt.Sprintf("wrk, closed loop, same connections and duration, rounds alternating; %s, %d cores; commit %s, %s",
+			m.cpu, m.cores, m.commit, m.date.Format("2006-01-02")),
+		plots)
 }
 
 // latencyPanel is the panel of one concurrency.

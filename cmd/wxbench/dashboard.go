@@ -5,19 +5,14 @@ import (
 	"fmt"
 	"image/color"
 	"net/http"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // The dashboard section: a second simulated day with events an operator
@@ -132,8 +127,8 @@ func (b *bench) runDashboard() error {
 var dashboardAccounts = []string{"day-stable", "day-token", "day-wecom"}
 
 var seriesColors = []color.Color{
-	color.RGBA{R: 0x4c, G: 0x72, B: 0xb0, A: 0xff},
-	color.RGBA{R: 0xdd, G: 0x84, B: 0x52, A: 0xff},
+	baselineColor,
+	gatewayColor,
 	color.RGBA{R: 0x55, G: 0xa8, B: 0x68, A: 0xff},
 	color.RGBA{R: 0xc4, G: 0x4e, B: 0x52, A: 0xff},
 }
@@ -220,52 +215,21 @@ func drawDashboard(samples []sample, m meta, path string) error {
 			return s.sum("caddy_wechat_calls_total", acct(a), `result="passed"`) - prev.sum("caddy_wechat_calls_total", acct(a), `result="passed"`)
 		}},
 	}
-	const cols, rows = 3, 2
-	const panelW, panelH = 4.6, 3.2
-	header := vg.Inch * 0.6
-	width := vg.Length(panelW*cols) * vg.Inch
-	height := vg.Length(panelH*rows)*vg.Inch + header
-	img := vgimg.NewWith(vgimg.UseWH(width, height), vgimg.UseDPI(100))
-	dc := draw.New(img)
-	dc.SetColor(color.White)
-	dc.Fill(dc.Rectangle.Path())
-	title := text.Style{Color: color.Black, Font: font.From(plot.DefaultFont, 14), Handler: plot.DefaultTextHandler,
-		XAlign: draw.XCenter, YAlign: draw.YTop}
-	dc.FillText(title, vg.Point{X: width / 2, Y: height - vg.Points(6)},
-		"caddy-wechat dashboard (examples/grafana-dashboard.json) over a simulated day")
-	sub := title
-	sub.Font = font.From(plot.DefaultFont, 9)
-	dc.FillText(sub, vg.Point{X: width / 2, Y: height - vg.Points(24)},
-		fmt.Sprintf("from the gateway's /metrics every 15 simulated minutes: a revocation at 4 h, a forged client token at 10 h, a WeCom secret failing 14–16 h, then resume; commit %s, %s",
-			m.commit, m.date.Format("2006-01-02")))
-	plots := make([][]*plot.Plot, rows)
-	for r := range plots {
-		plots[r] = make([]*plot.Plot, cols)
-	}
+	plots := make([]*plot.Plot, len(panels))
 	for i, pn := range panels {
 		p, err := dashPanel(pn.title, pn.unit, samples, pn.lines, pn.y)
 		if err != nil {
 			return err
 		}
-		plots[i/cols][i%cols] = p
+		plots[i] = p
 	}
-	tiles := draw.Tiles{Rows: rows, Cols: cols, PadTop: header, PadBottom: vg.Points(6), PadLeft: vg.Points(6),
-		PadRight: vg.Points(10), PadX: vg.Points(16), PadY: vg.Points(12)}
-	canvases := plot.Align(plots, tiles, dc)
-	for r := range plots {
-		for c := range plots[r] {
-			plots[r][c].Draw(canvases[r][c])
-		}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	layout := figure{cols: 3, panelW: 4.6, panelH: 3.2, header: vg.Inch * 0.6, dpi: 100,
+		titleSize: 14, subSize: 9, titleY: vg.Points(6), subY: vg.Points(24), padX: vg.Points(16), padY: vg.Points(12)}
+	return layout.write(path,
+		"caddy-wechat dashboard (examples/grafana-dashboard.json) over a simulated day",
+		fmt.Sprintf("from the gateway's /metrics every 15 simulated minutes: a revocation at 4 h, a forged client token at 10 h, a WeCom secret failing 14–16 h, then resume; commit %s, %s",
+			m.commit, m.date.Format("2006-01-02")),
+		plots)
 }
 
 func uniq(s []string) []string {

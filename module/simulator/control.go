@@ -23,51 +23,48 @@ func (s *Simulator) serveControl(w http.ResponseWriter, r *http.Request, set *se
 		}
 		return
 	}
-	switch sub {
-	case "/counters":
-		if allow(w, r, http.MethodGet) {
-			controlJSON(w, http.StatusOK, s.Counters())
-		}
-	case "/counters/reset":
-		if allow(w, r, http.MethodPost) {
-			s.ResetCounters()
-			controlJSON(w, http.StatusOK, map[string]bool{"ok": true})
-		}
-	case "/clock":
-		if allow(w, r, http.MethodGet) {
-			controlJSON(w, http.StatusOK, s.clockState())
-		}
-	case "/clock/advance":
-		if allow(w, r, http.MethodPost) {
-			s.controlAdvance(w, r)
-		}
-	case "/clock/set":
-		if allow(w, r, http.MethodPost) {
-			s.controlSetClock(w, r)
-		}
-	case "/faults":
-		if allow(w, r, http.MethodGet, http.MethodPost, http.MethodDelete) {
-			s.controlFaults(w, r)
-		}
-	case "/tokens/invalidate":
-		if allow(w, r, http.MethodPost) {
-			s.controlInvalidate(w, r)
-		}
-	case "/component/ticket":
-		if allow(w, r, http.MethodPost) {
-			s.controlPushTicket(w, r)
-		}
-	case "/component/authorize":
-		if allow(w, r, http.MethodPost) {
-			s.controlAuthorize(w, r)
-		}
-	case "/component/unauthorize":
-		if allow(w, r, http.MethodPost) {
-			s.controlUnauthorize(w, r)
-		}
-	default:
+	rt, ok := controlRoutes[sub]
+	if !ok {
 		controlError(w, http.StatusNotFound, "unknown control path "+strconv.Quote(sub))
+		return
 	}
+	if allow(w, r, rt.methods...) {
+		rt.serve(s, w, r)
+	}
+}
+
+// controlRoute is a path of the control API: the methods it allows (405
+// otherwise) and what serves them.
+type controlRoute struct {
+	methods []string
+	serve   func(s *Simulator, w http.ResponseWriter, r *http.Request)
+}
+
+var (
+	controlGET  = []string{http.MethodGet}
+	controlPOST = []string{http.MethodPost}
+)
+
+// controlRoutes are the paths of the control API below the prefix, but
+// for media/{id}.
+var controlRoutes = map[string]controlRoute{
+	"/counters": {controlGET, func(s *Simulator, w http.ResponseWriter, _ *http.Request) {
+		controlJSON(w, http.StatusOK, s.Counters())
+	}},
+	"/counters/reset": {controlPOST, func(s *Simulator, w http.ResponseWriter, _ *http.Request) {
+		s.ResetCounters()
+		controlJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	}},
+	"/clock": {controlGET, func(s *Simulator, w http.ResponseWriter, _ *http.Request) {
+		controlJSON(w, http.StatusOK, s.clockState())
+	}},
+	"/clock/advance":         {controlPOST, (*Simulator).controlAdvance},
+	"/clock/set":             {controlPOST, (*Simulator).controlSetClock},
+	"/faults":                {[]string{http.MethodGet, http.MethodPost, http.MethodDelete}, (*Simulator).controlFaults},
+	"/tokens/invalidate":     {controlPOST, (*Simulator).controlInvalidate},
+	"/component/ticket":      {controlPOST, (*Simulator).controlPushTicket},
+	"/component/authorize":   {controlPOST, (*Simulator).controlAuthorize},
+	"/component/unauthorize": {controlPOST, (*Simulator).controlUnauthorize},
 }
 
 // allow answers 405 unless r uses one of methods.

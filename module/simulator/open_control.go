@@ -22,9 +22,13 @@ func decodeOptionalControl(w http.ResponseWriter, r *http.Request, v any) bool {
 	return decodeControl(w, r, v)
 }
 
-// openControlError answers err: 404 for an unknown component or
+// answerOpenControl answers res, or err: 404 for an unknown component or
 // authorizer, 409 otherwise (a state that does not allow the call).
-func openControlError(w http.ResponseWriter, err error) {
+func answerOpenControl(w http.ResponseWriter, res any, err error) {
+	if err == nil {
+		controlJSON(w, http.StatusOK, res)
+		return
+	}
 	status := http.StatusConflict
 	if errors.Is(err, errNotFound) {
 		status = http.StatusNotFound
@@ -38,58 +42,51 @@ func (s *Simulator) controlPushTicket(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ComponentAppID string `json:"component_appid"`
 	}
-	if !decodeOptionalControl(w, r, &req) {
-		return
+	if decodeOptionalControl(w, r, &req) {
+		res, err := s.PushComponentTicket(req.ComponentAppID)
+		answerOpenControl(w, map[string][]PushResult{"pushes": res}, err)
 	}
-	res, err := s.PushComponentTicket(req.ComponentAppID)
-	if err != nil {
-		openControlError(w, err)
-		return
+}
+
+// authorizerControl names an authorizer in the body of a control call; the
+// component may be left out when the authorizer belongs to one only.
+type authorizerControl struct {
+	ComponentAppID  string `json:"component_appid"`
+	AuthorizerAppID string `json:"authorizer_appid"`
+}
+
+// decodeAuthorizerControl strictly decodes the body into req, whose
+// authorizer who is, and requires the authorizer_appid.
+func decodeAuthorizerControl(w http.ResponseWriter, r *http.Request, req any, who *authorizerControl) bool {
+	if !decodeControl(w, r, req) {
+		return false
 	}
-	controlJSON(w, http.StatusOK, map[string][]PushResult{"pushes": res})
+	if who.AuthorizerAppID == "" {
+		controlError(w, http.StatusBadRequest, `"authorizer_appid" is required`)
+		return false
+	}
+	return true
 }
 
 // controlAuthorize serves POST {prefix}/component/authorize
 // {"component_appid","authorizer_appid","pre_auth_code"}.
 func (s *Simulator) controlAuthorize(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		ComponentAppID  string `json:"component_appid"`
-		AuthorizerAppID string `json:"authorizer_appid"`
-		PreAuthCode     string `json:"pre_auth_code"`
+		authorizerControl
+		PreAuthCode string `json:"pre_auth_code"`
 	}
-	if !decodeControl(w, r, &req) {
-		return
+	if decodeAuthorizerControl(w, r, &req, &req.authorizerControl) {
+		res, err := s.Authorize(req.ComponentAppID, req.AuthorizerAppID, req.PreAuthCode)
+		answerOpenControl(w, res, err)
 	}
-	if req.AuthorizerAppID == "" {
-		controlError(w, http.StatusBadRequest, `"authorizer_appid" is required`)
-		return
-	}
-	res, err := s.Authorize(req.ComponentAppID, req.AuthorizerAppID, req.PreAuthCode)
-	if err != nil {
-		openControlError(w, err)
-		return
-	}
-	controlJSON(w, http.StatusOK, res)
 }
 
 // controlUnauthorize serves POST {prefix}/component/unauthorize
 // {"component_appid","authorizer_appid"}.
 func (s *Simulator) controlUnauthorize(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		ComponentAppID  string `json:"component_appid"`
-		AuthorizerAppID string `json:"authorizer_appid"`
+	var req authorizerControl
+	if decodeAuthorizerControl(w, r, &req, &req) {
+		res, err := s.Unauthorize(req.ComponentAppID, req.AuthorizerAppID)
+		answerOpenControl(w, res, err)
 	}
-	if !decodeControl(w, r, &req) {
-		return
-	}
-	if req.AuthorizerAppID == "" {
-		controlError(w, http.StatusBadRequest, `"authorizer_appid" is required`)
-		return
-	}
-	res, err := s.Unauthorize(req.ComponentAppID, req.AuthorizerAppID)
-	if err != nil {
-		openControlError(w, err)
-		return
-	}
-	controlJSON(w, http.StatusOK, res)
 }

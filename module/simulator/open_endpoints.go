@@ -142,18 +142,29 @@ func (s *Simulator) componentToken(c *call) *compEntry {
 	return e
 }
 
-// sameComponent checks the component_appid of a body against the token's
-// component: 41002 when missing, 61011 when another.
-func (c *call) sameComponent(e *compEntry, appid string) bool {
+// componentBody is the component_appid every component API body carries.
+type componentBody struct {
+	ComponentAppID string `json:"component_appid"`
+}
+
+// componentCall checks ?component_access_token=, then decodes the body into
+// req, whose componentBody comp is, and checks its component_appid against
+// the token's component: 41002 when missing, 61011 when another. It answers
+// the error and returns nil when a check fails.
+func (s *Simulator) componentCall(c *call, req any, comp *componentBody) *compEntry {
+	e := s.componentToken(c)
+	if e == nil || !c.decodeJSON(req) {
+		return nil
+	}
 	switch {
-	case appid == "":
+	case comp.ComponentAppID == "":
 		c.fail(wxapi.CodeAppIDMissing)
-	case appid != e.cfg.AppID:
+	case comp.ComponentAppID != e.cfg.AppID:
 		c.fail(codeInvalidComponent)
 	default:
-		return true
+		return e
 	}
-	return false
+	return nil
 }
 
 // preAuthAnswer is the success answer of api_create_preauthcode.
@@ -167,14 +178,9 @@ type preAuthAnswer struct {
 // {component_appid}: a pre_auth_code valid 600 s, which Authorize (the
 // control API's component/authorize) may consume.
 func handleCreatePreAuthCode(s *Simulator, c *call) {
-	e := s.componentToken(c)
+	var req componentBody
+	e := s.componentCall(c, &req, &req)
 	if e == nil {
-		return
-	}
-	var req struct {
-		ComponentAppID string `json:"component_appid"`
-	}
-	if !c.decodeJSON(&req) || !c.sameComponent(e, req.ComponentAppID) {
 		return
 	}
 	code := randomString(preAuthCodePrefix, len(preAuthCodePrefix)+64)
@@ -247,54 +253,23 @@ type queryAuthAnswer struct {
 // and refresh token. Codes answer 61009 when unknown or used, 61010 when
 // expired.
 func handleQueryAuth(s *Simulator, c *call) {
-	e := s.componentToken(c)
+	var req struct {
+		componentBody
+		AuthorizationCode string `json:"authorization_code"`
+	}
+	e := s.componentCall(c, &req, &req.componentBody)
 	if e == nil {
 		return
 	}
-	var req struct {
-		ComponentAppID    string `json:"component_appid"`
-		AuthorizationCode string `json:"authorization_code"`
-	}
-	if !c.decodeJSON(&req) || !c.sameComponent(e, req.ComponentAppID) {
-		return
-	}
-	if req.AuthorizationCode == "" {
-		c.fail(wxapi.CodeCodeMissing)
-		return
-	}
-	e.st.mu.Lock()
-	ac, ok := e.st.codes[req.AuthorizationCode]
-	if ok {
-		delete(e.st.codes, req.AuthorizationCode)
-	}
-	e.st.mu.Unlock()
-	switch {
-	case !ok:
-		c.fail(codeAuthCodeInvalid)
-		return
-	case ac.expires <= c.nowNs:
-		c.fail(codeAuthCodeExpired)
-		return
-	}
-	var a *authEntry
-	for _, cand := range e.auths {
-		if cand.st == ac.auth {
-			a = cand
-		}
-	}
+	a := c.useAuthCode(e, req.AuthorizationCode)
 	if a == nil {
-		c.fail(codeAuthCodeInvalid) // the authorizer was removed since
 		return
 	}
-	a.st.mu.Lock()
-	if !a.st.authorized {
-		a.st.mu.Unlock()
+	t, refresh := s.rotateAuthorizer(c, a, func(st *authorizerState) bool { return st.authorized })
+	if t == nil {
 		c.fail(codeAuthCodeInvalid)
 		return
 	}
-	t := s.rotateAuthorizer(c, a)
-	refresh := a.st.refreshCur
-	a.st.mu.Unlock()
 	a.st.counts.queryAuth.Add(1)
 	var ans queryAuthAnswer
 	info := &ans.AuthorizationInfo
@@ -306,10 +281,52 @@ func handleQueryAuth(s *Simulator, c *call) {
 	c.ok(ans)
 }
 
-// rotateAuthorizer issues a new access token and refresh token for a: the
-// previous access token works for Config.Overlap more, the previous refresh
-// token for Config.AuthorizerRefreshGrace. a.st.mu is held.
-func (s *Simulator) rotateAuthorizer(c *call, a *authEntry) *token {
+// useAuthCode spends an authorization code of component e and returns the
+// authorizer it stands for. It answers 41008 and returns nil when the code
+// is missing, 61009 when it is unknown, used or of a removed authorizer,
+// 61010 when it expired.
+func (c *call) useAuthCode(e *compEntry, code string) *authEntry {
+	if code == "" {
+		c.fail(wxapi.CodeCodeMissing)
+		return nil
+	}
+	e.st.mu.Lock()
+	ac, ok := e.st.codes[code]
+	if ok {
+		delete(e.st.codes, code)
+	}
+	e.st.mu.Unlock()
+	switch {
+	case !ok:
+		c.fail(codeAuthCodeInvalid)
+		return nil
+	case ac.expires <= c.nowNs:
+		c.fail(codeAuthCodeExpired)
+		return nil
+	}
+	var a *authEntry
+	for _, cand := range e.auths {
+		if cand.st == ac.auth {
+			a = cand
+		}
+	}
+	if a == nil {
+		c.fail(codeAuthCodeInvalid) // the authorizer was removed since
+	}
+	return a
+}
+
+// rotateAuthorizer issues a new access token and refresh token for a when
+// valid, called with a.st.mu held, accepts its state: the previous access
+// token works for Config.Overlap more, the previous refresh token for
+// Config.AuthorizerRefreshGrace. It returns the new tokens, or nil and ""
+// when valid refused.
+func (s *Simulator) rotateAuthorizer(c *call, a *authEntry, valid func(*authorizerState) bool) (*token, string) {
+	a.st.mu.Lock()
+	defer a.st.mu.Unlock()
+	if !valid(a.st) {
+		return nil, ""
+	}
 	cfg := &c.set.cfg
 	ttl := int64(cfg.TokenTTL)
 	t := &token{value: newTokenValue(famToken), acct: a.acct, fam: famAuthorizer, auth: a.st, issued: c.nowNs, expires: c.nowNs + ttl, announced: c.nowNs + ttl}
@@ -322,7 +339,7 @@ func (s *Simulator) rotateAuthorizer(c *call, a *authEntry) *token {
 		a.st.refreshPrev, a.st.prevUntil = a.st.refreshCur, c.nowNs+int64(cfg.AuthorizerRefreshGrace)
 	}
 	a.st.refreshCur = randomString(refreshTokenPrefix, len(refreshTokenPrefix)+43)
-	return t
+	return t, a.st.refreshCur
 }
 
 // authorizerTokenAnswer is the success answer of api_authorizer_token.
@@ -341,16 +358,13 @@ type authorizerTokenAnswer struct {
 // that is not configured for the component answers 61003; a wrong, stale
 // or revoked refresh token, or an unauthorised authorizer, 61023.
 func handleAuthorizerToken(s *Simulator, c *call) {
-	e := s.componentToken(c)
-	if e == nil {
-		return
-	}
 	var req struct {
-		ComponentAppID         string `json:"component_appid"`
+		componentBody
 		AuthorizerAppID        string `json:"authorizer_appid"`
 		AuthorizerRefreshToken string `json:"authorizer_refresh_token"`
 	}
-	if !c.decodeJSON(&req) || !c.sameComponent(e, req.ComponentAppID) {
+	e := s.componentCall(c, &req, &req.componentBody)
+	if e == nil {
 		return
 	}
 	if req.AuthorizerAppID == "" {
@@ -363,19 +377,16 @@ func handleAuthorizerToken(s *Simulator, c *call) {
 		return
 	}
 	rt := req.AuthorizerRefreshToken
-	a.st.mu.Lock()
-	valid := a.st.authorized && rt != "" &&
-		(a.st.refreshCur != "" && secretMatches(rt, a.st.refreshCur) ||
-			a.st.refreshPrev != "" && c.nowNs < a.st.prevUntil && secretMatches(rt, a.st.refreshPrev))
-	if !valid {
-		a.st.mu.Unlock()
+	t, refresh := s.rotateAuthorizer(c, a, func(st *authorizerState) bool {
+		return st.authorized && rt != "" &&
+			(st.refreshCur != "" && secretMatches(rt, st.refreshCur) ||
+				st.refreshPrev != "" && c.nowNs < st.prevUntil && secretMatches(rt, st.refreshPrev))
+	})
+	if t == nil {
 		a.st.counts.refreshRejected.Add(1)
 		c.fail(codeRefreshTokenInvalid)
 		return
 	}
-	t := s.rotateAuthorizer(c, a)
-	refresh := a.st.refreshCur
-	a.st.mu.Unlock()
 	a.st.counts.token.Add(1)
 	c.ok(authorizerTokenAnswer{AuthorizerAccessToken: t.value, ExpiresIn: t.remaining(c.nowNs), AuthorizerRefreshToken: refresh})
 }

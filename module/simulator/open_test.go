@@ -716,6 +716,9 @@ func TestOpenControlAPI(t *testing.T) {
 		{"POST", "/component/authorize", `{"authorizer_appid":"` + authHidden + `","pre_auth_code":"preauthcode@@@none"}`, 409},
 		{"POST", "/component/unauthorize", `{"authorizer_appid":"` + authHidden + `"}`, 409},
 		{"POST", "/component/unauthorize", ``, 400},
+		{"POST", "/component/unauthorize", `{"component_appid":"` + compApp + `"}`, 400},
+		{"POST", "/component/unauthorize", `{"authorizer_appid":"` + authHidden + `","pre_auth_code":"x"}`, 400},
+		{"POST", "/component/authorize", `{"authorizer_appid":"` + authHidden + `","refresh_token":"x"}`, 400},
 		{"DELETE", "/component/unauthorize", ``, 405},
 		{"POST", "/component/other", `{}`, 404},
 	} {

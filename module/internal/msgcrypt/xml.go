@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -32,28 +33,14 @@ type Envelope struct {
 	Encrypt    string `xml:"Encrypt"`
 }
 
-// envelopeXML is Envelope with its root element.
-type envelopeXML struct {
-	XMLName xml.Name `xml:"xml"`
-	Envelope
-}
-
 // ParseEnvelope parses a POSTed envelope. The root must be <xml> and
 // Encrypt must be present (ErrNoEncrypt); values are trimmed of white space.
 func ParseEnvelope(data []byte) (Envelope, error) {
-	var doc envelopeXML
-	if err := parseXML(data, &doc); err != nil {
-		return Envelope{}, err
+	env, err := parseXML[Envelope](data)
+	if err == nil && env.Encrypt == "" {
+		err = ErrNoEncrypt
 	}
-	env := Envelope{
-		ToUserName: strings.TrimSpace(doc.ToUserName),
-		AppID:      strings.TrimSpace(doc.AppID),
-		Encrypt:    strings.TrimSpace(doc.Encrypt),
-	}
-	if env.Encrypt == "" {
-		return env, ErrNoEncrypt
-	}
-	return env, nil
+	return env, err
 }
 
 // Marshal returns the envelope as WeChat writes it: CDATA values, empty
@@ -92,27 +79,15 @@ type ComponentEvent struct {
 	PreAuthCode                  string `xml:"PreAuthCode"`
 }
 
-type componentEventXML struct {
-	XMLName xml.Name `xml:"xml"`
-	ComponentEvent
-}
-
 // ParseComponentEvent parses a decrypted component event. The root must be
 // <xml>; InfoType and AppId are required (ErrBadEvent); string values are
 // trimmed of white space.
 func ParseComponentEvent(data []byte) (ComponentEvent, error) {
-	var doc componentEventXML
-	if err := parseXML(data, &doc); err != nil {
-		return ComponentEvent{}, err
+	ev, err := parseXML[ComponentEvent](data)
+	if err == nil && (ev.InfoType == "" || ev.AppID == "") {
+		err = ErrBadEvent
 	}
-	ev := doc.ComponentEvent
-	for _, s := range []*string{&ev.AppID, &ev.InfoType, &ev.ComponentVerifyTicket, &ev.AuthorizerAppID, &ev.AuthorizationCode, &ev.PreAuthCode} {
-		*s = strings.TrimSpace(*s)
-	}
-	if ev.InfoType == "" || ev.AppID == "" {
-		return ev, ErrBadEvent
-	}
-	return ev, nil
+	return ev, err
 }
 
 // Marshal returns the event as WeChat writes it, leaving out empty fields.
@@ -141,16 +116,40 @@ func (e ComponentEvent) Marshal() []byte {
 	return b.Bytes()
 }
 
-// parseXML decodes a bounded document into v, whose XMLName requires the
-// root <xml>.
-func parseXML(data []byte, v any) error {
+// parseXML decodes a bounded document, whose root must be <xml>, into a
+// struct T, and trims the white space around its string fields. On an
+// error it returns the zero T.
+func parseXML[T any](data []byte) (T, error) {
+	var zero T
 	if len(data) > MaxXMLSize {
-		return ErrTooLarge
+		return zero, ErrTooLarge
 	}
-	if err := xml.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadXML, err)
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	var root xml.StartElement
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return zero, fmt.Errorf("%w: %v", ErrBadXML, err)
+		}
+		var ok bool
+		if root, ok = tok.(xml.StartElement); ok {
+			break
+		}
 	}
-	return nil
+	if root.Name.Local != "xml" {
+		return zero, fmt.Errorf("%w: expected element type <xml> but have <%s>", ErrBadXML, root.Name.Local)
+	}
+	var v T
+	if err := dec.DecodeElement(&v, &root); err != nil {
+		return zero, fmt.Errorf("%w: %v", ErrBadXML, err)
+	}
+	fields := reflect.ValueOf(&v).Elem()
+	for i := range fields.NumField() {
+		if f := fields.Field(i); f.Kind() == reflect.String {
+			f.SetString(strings.TrimSpace(f.String()))
+		}
+	}
+	return v, nil
 }
 
 // cdataElem writes <name><![CDATA[value]]></name>; a "]]>" inside value is

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -150,6 +151,18 @@ type Account struct {
 	Parent *Handle
 }
 
+// kinds are, by kind, the token endpoints an account may use (the first
+// is the default), what an error says of another, and the default BaseURL.
+var kinds = map[Kind]struct {
+	endpoints     []Endpoint
+	otherEndpoint string
+	baseURL       string
+}{
+	Official:  {[]Endpoint{StableToken, ClientCredential}, " is not one of stable_token, token", DefaultOfficialBaseURL},
+	Component: {[]Endpoint{ComponentToken}, ": third-party platforms use component_token", DefaultOfficialBaseURL},
+	WeCom:     {[]Endpoint{GetToken}, ": WeCom accounts use gettoken", DefaultWeComBaseURL},
+}
+
 // withDefaults returns a copy of a with defaults filled in, or an error
 // naming the first bad field.
 func (a Account) withDefaults() (Account, error) {
@@ -162,39 +175,18 @@ func (a Account) withDefaults() (Account, error) {
 	if a.Parent != nil {
 		return a, fmt.Errorf("account %q: only a ticket has a parent account", a.Name)
 	}
-	switch a.Kind {
-	case Official:
-		if a.Endpoint == "" {
-			a.Endpoint = StableToken
-		}
-		if a.Endpoint != StableToken && a.Endpoint != ClientCredential {
-			return a, fmt.Errorf("account %q: token_endpoint %q is not one of stable_token, token", a.Name, a.Endpoint)
-		}
-		if a.BaseURL == "" {
-			a.BaseURL = DefaultOfficialBaseURL
-		}
-	case Component:
-		if a.Endpoint == "" {
-			a.Endpoint = ComponentToken
-		}
-		if a.Endpoint != ComponentToken {
-			return a, fmt.Errorf("account %q: token_endpoint %q: third-party platforms use component_token", a.Name, a.Endpoint)
-		}
-		if a.BaseURL == "" {
-			a.BaseURL = DefaultOfficialBaseURL
-		}
-	case WeCom:
-		if a.Endpoint == "" {
-			a.Endpoint = GetToken
-		}
-		if a.Endpoint != GetToken {
-			return a, fmt.Errorf("account %q: token_endpoint %q: WeCom accounts use gettoken", a.Name, a.Endpoint)
-		}
-		if a.BaseURL == "" {
-			a.BaseURL = DefaultWeComBaseURL
-		}
-	default:
+	k, ok := kinds[a.Kind]
+	if !ok {
 		return a, fmt.Errorf("account %q: kind %q is not one of official, wecom, component", a.Name, a.Kind)
+	}
+	if a.Endpoint == "" {
+		a.Endpoint = k.endpoints[0]
+	}
+	if !slices.Contains(k.endpoints, a.Endpoint) {
+		return a, fmt.Errorf("account %q: token_endpoint %q%s", a.Name, a.Endpoint, k.otherEndpoint)
+	}
+	if a.BaseURL == "" {
+		a.BaseURL = k.baseURL
 	}
 	if a.AppID == "" {
 		return a, fmt.Errorf("account %q: appid is required", a.Name)

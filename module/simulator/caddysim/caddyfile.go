@@ -73,11 +73,16 @@ func (s *Simulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.Errf("wechat_simulator takes no arguments, only a block; got %q", d.Val())
 	}
-	options := s.subdirectives()
-	for d.NextBlock(0) {
+	return readBlock(d, 0, "wechat_simulator", s.subdirectives())
+}
+
+// readBlock reads the block at nesting with the reader of each
+// subdirective in options; an unknown one is an error of what.
+func readBlock(d *caddyfile.Dispenser, nesting int, what string, options map[string]func(*caddyfile.Dispenser) error) error {
+	for d.NextBlock(nesting) {
 		read, ok := options[d.Val()]
 		if !ok {
-			return d.Errf("wechat_simulator: unknown subdirective %q", d.Val())
+			return d.Errf("%s: unknown subdirective %q", what, d.Val())
 		}
 		if err := read(d); err != nil {
 			return err
@@ -155,26 +160,17 @@ func (s *Simulator) unmarshalSimAccount(d *caddyfile.Dispenser, kind string) err
 		}
 		acct.AgentID = args[2]
 	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
-		case "daily_token_quota":
-			n, err := simQuota(d)
-			if err != nil {
-				return err
-			}
-			acct.DailyTokenQuota = n
-		case "menu":
+	err := readBlock(d, d.Nesting(), kind+" "+args[0], map[string]func(*caddyfile.Dispenser) error{
+		"daily_token_quota": option(&acct.DailyTokenQuota, simQuota),
+		"menu": func(d *caddyfile.Dispenser) error {
 			if kind != simulator.KindOfficial {
 				return d.Errf("%s %s: menu: only official accounts have menus", kind, args[0])
 			}
-			menu, err := caddyopt.OneArg(d)
-			if err != nil {
-				return err
-			}
-			acct.Menu = menu
-		default:
-			return d.Errf("%s %s: unknown subdirective %q", kind, args[0], d.Val())
-		}
+			return option(&acct.Menu, caddyopt.OneArg)(d)
+		},
+	})
+	if err != nil {
+		return err
 	}
 	s.Accounts = append(s.Accounts, acct)
 	return nil

@@ -117,16 +117,11 @@ func (s *Simulator) unmarshalComponent(d *caddyfile.Dispenser) error {
 		return d.Errf("component: wrong argument count, want `component <appid> <secret> { ... }`")
 	}
 	comp := SimulatorComponent{AppID: args[0], Secret: args[1]}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "token":
-			comp.Token, err = caddyopt.OneArg(d)
-		case "encoding_aes_key":
-			comp.EncodingAESKey, err = caddyopt.OneArg(d)
-		case "callback_url":
-			comp.CallbackURL, err = caddyopt.OneArg(d)
-		case "authorizer":
+	err := readBlock(d, d.Nesting(), "component "+args[0], map[string]func(*caddyfile.Dispenser) error{
+		"token":            option(&comp.Token, caddyopt.OneArg),
+		"encoding_aes_key": option(&comp.EncodingAESKey, caddyopt.OneArg),
+		"callback_url":     option(&comp.CallbackURL, caddyopt.OneArg),
+		"authorizer": func(d *caddyfile.Dispenser) error {
 			a := d.RemainingArgs()
 			if len(a) < 1 || len(a) > 2 {
 				return d.Errf("component %s: authorizer: wrong argument count, want `authorizer <appid> [<refresh_token>]`", args[0])
@@ -136,12 +131,11 @@ func (s *Simulator) unmarshalComponent(d *caddyfile.Dispenser) error {
 				auth.RefreshToken = a[1]
 			}
 			comp.Authorizers = append(comp.Authorizers, auth)
-		default:
-			return d.Errf("component %s: unknown subdirective %q", args[0], d.Val())
-		}
-		if err != nil {
-			return err
-		}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
 	}
 	s.Components = append(s.Components, comp)
 	return nil
