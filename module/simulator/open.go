@@ -12,19 +12,6 @@ import (
 	"github.com/wxgate/caddy-wechat/module/internal/msgcrypt"
 )
 
-// Open-platform errcodes wxapi does not define yet (61004 is
-// wxapi.CodeIPNotAllowedNew, 61024 wxapi.CodeComponentToken). TODO: move
-// them to module/internal/wxapi.
-const (
-	codeComponentUnauthorized  = 61003 // component is not authorized by this account
-	codeComponentTicketExpired = 61005 // component_verify_ticket expired
-	codeComponentTicketInvalid = 61006 // component_verify_ticket invalid
-	codeAuthCodeInvalid        = 61009 // authorization_code invalid (unknown or used)
-	codeAuthCodeExpired        = 61010 // authorization_code expired
-	codeInvalidComponent       = 61011 // invalid component (unknown component_appid)
-	codeRefreshTokenInvalid    = 61023 // authorizer_refresh_token invalid or revoked
-)
-
 // Lifetimes of the open platform's codes, as WeChat announces them.
 const (
 	preAuthCodeLifetime = 600 * time.Second // api_create_preauthcode expires_in

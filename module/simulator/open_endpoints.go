@@ -61,7 +61,7 @@ func handleComponentToken(s *Simulator, c *call) {
 	}
 	e := c.set.component(req.ComponentAppID)
 	if e == nil {
-		c.fail(codeInvalidComponent)
+		c.fail(wxapi.CodeInvalidComponent)
 		return
 	}
 	c.owner = e.cfg.AppID
@@ -77,11 +77,11 @@ func handleComponentToken(s *Simulator, c *call) {
 	switch {
 	case !known:
 		st.mu.Unlock()
-		c.fail(codeComponentTicketInvalid)
+		c.fail(wxapi.CodeVerifyTicketInvalid)
 		return
 	case c.nowNs-pushed >= int64(cfg.ComponentTicketTTL):
 		st.mu.Unlock()
-		c.fail(codeComponentTicketExpired)
+		c.fail(wxapi.CodeVerifyTicketExpired)
 		return
 	case cfg.DailyTokenQuota >= 0 && st.tokenDay.get(day) >= cfg.DailyTokenQuota:
 		st.mu.Unlock()
@@ -160,7 +160,7 @@ func (s *Simulator) componentCall(c *call, req any, comp *componentBody) *compEn
 	case comp.ComponentAppID == "":
 		c.fail(wxapi.CodeAppIDMissing)
 	case comp.ComponentAppID != e.cfg.AppID:
-		c.fail(codeInvalidComponent)
+		c.fail(wxapi.CodeInvalidComponent)
 	default:
 		return e
 	}
@@ -267,7 +267,7 @@ func handleQueryAuth(s *Simulator, c *call) {
 	}
 	t, refresh := s.rotateAuthorizer(c, a, func(st *authorizerState) bool { return st.authorized })
 	if t == nil {
-		c.fail(codeAuthCodeInvalid)
+		c.fail(wxapi.CodeAuthCodeInvalid)
 		return
 	}
 	a.st.counts.queryAuth.Add(1)
@@ -298,10 +298,10 @@ func (c *call) useAuthCode(e *compEntry, code string) *authEntry {
 	e.st.mu.Unlock()
 	switch {
 	case !ok:
-		c.fail(codeAuthCodeInvalid)
+		c.fail(wxapi.CodeAuthCodeInvalid)
 		return nil
 	case ac.expires <= c.nowNs:
-		c.fail(codeAuthCodeExpired)
+		c.fail(wxapi.CodeAuthCodeExpired)
 		return nil
 	}
 	var a *authEntry
@@ -311,7 +311,7 @@ func (c *call) useAuthCode(e *compEntry, code string) *authEntry {
 		}
 	}
 	if a == nil {
-		c.fail(codeAuthCodeInvalid) // the authorizer was removed since
+		c.fail(wxapi.CodeAuthCodeInvalid) // the authorizer was removed since
 	}
 	return a
 }
@@ -373,7 +373,7 @@ func handleAuthorizerToken(s *Simulator, c *call) {
 	}
 	a := c.set.open.auths[[2]string{e.cfg.AppID, req.AuthorizerAppID}]
 	if a == nil {
-		c.fail(codeComponentUnauthorized)
+		c.fail(wxapi.CodeComponentUnauthorized)
 		return
 	}
 	rt := req.AuthorizerRefreshToken
@@ -384,7 +384,7 @@ func handleAuthorizerToken(s *Simulator, c *call) {
 	})
 	if t == nil {
 		a.st.counts.refreshRejected.Add(1)
-		c.fail(codeRefreshTokenInvalid)
+		c.fail(wxapi.CodeRefreshTokenRevoked)
 		return
 	}
 	a.st.counts.token.Add(1)

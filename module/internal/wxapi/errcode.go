@@ -6,74 +6,81 @@ package wxapi
 // errmsg, whose texts change. The gateway answers its own refusals with
 // these codes too, so that SDKs react as they would to WeChat.
 const (
-	CodeSystemBusy        = -1     // system error, retry later
-	CodeOK                = 0      // success (WeCom, some MP answers)
-	CodeInvalidCredential = 40001  // invalid credential: bad secret (token endpoint) or token not latest (elsewhere)
-	CodeInvalidGrantType  = 40002  // bad grant_type; the gateway's "bad request"
-	CodeInvalidOpenID     = 40003  // invalid openid (WeCom: userid)
-	CodeInvalidMediaType  = 40004  // invalid media type
-	CodeInvalidFileType   = 40005  // invalid file type
-	CodeInvalidMediaSize  = 40006  // invalid media size
-	CodeInvalidMediaID    = 40007  // invalid media_id
-	CodeInvalidMsgType    = 40008  // invalid message type
-	CodeInvalidImageSize  = 40009  // invalid image size
-	CodeInvalidVoiceSize  = 40010  // invalid voice size
-	CodeInvalidVideoSize  = 40011  // invalid video size
-	CodeInvalidThumbSize  = 40012  // invalid thumb size
-	CodeInvalidAppID      = 40013  // invalid appid / corpid
-	CodeInvalidToken      = 40014  // invalid access_token
-	CodeInvalidButtonSize = 40016  // menu: invalid button count
-	CodeInvalidButtonType = 40017  // menu: invalid button type
-	CodeInvalidButtonName = 40018  // menu: invalid button name size
-	CodeInvalidSubButton  = 40023  // menu: invalid sub-button count
-	CodeInvalidSubType    = 40024  // menu: invalid sub-button type
-	CodeInvalidSubName    = 40025  // menu: invalid sub-button name size
-	CodeInvalidCode       = 40029  // invalid js_code / OAuth code
-	CodeInvalidURL        = 40066  // invalid url
-	CodeInvalidSecret     = 40091  // WeCom: secret invalid
-	CodeInvalidArgs       = 40097  // invalid args
-	CodeInvalidAppSecret  = 40125  // invalid appsecret
-	CodeCodeUsed          = 40163  // code already used
-	CodeIPNotAllowed      = 40164  // caller IP not whitelisted
-	CodeInvalidScene      = 40169  // invalid wxacode scene
-	CodeSecretFrozen      = 40243  // AppSecret frozen
-	CodeTokenMissing      = 41001  // access_token missing
-	CodeAppIDMissing      = 41002  // appid missing
-	CodeSecretMissing     = 41004  // secret missing
-	CodeMediaMissing      = 41005  // media data missing
-	CodeMediaIDMissing    = 41006  // media_id missing
-	CodeCodeMissing       = 41008  // code missing
-	CodeOpenIDMissing     = 41009  // openid missing
-	CodeAgentIDMissing    = 41011  // WeCom: agentid missing
-	CodeInvalidPage       = 41030  // invalid wxacode page
-	CodeTokenExpired      = 42001  // access_token expired
-	CodeRequireGET        = 43001  // POST where GET is required
-	CodeRequirePOST       = 43002  // GET where POST is required
-	CodeEmptyPost         = 44002  // empty POST body
-	CodeEmptyContent      = 44004  // empty content
-	CodeDailyQuota        = 45009  // daily quota reached / WeCom frequency limit
-	CodeMinuteQuota       = 45011  // minute quota reached
-	CodeConcurrency       = 45033  // WeCom concurrency limit
-	CodeMenuNotExist      = 46003  // no menu
-	CodeDataFormat        = 47001  // data format error (bad JSON)
-	CodeAPIUnauthorized   = 48001  // api unauthorized
-	CodeAPIForbidden      = 48002  // api forbidden
-	CodeClearQuotaLimit   = 48006  // clear_quota used up for the month
-	CodeForbidden         = 50004  // forbidden
-	CodeFrozen            = 50007  // account frozen
-	CodeWeComIPUntrusted  = 60020  // WeCom: IP not trusted
-	CodeUserIDNotFound    = 60111  // WeCom: userid not found
-	CodeIPNotAllowedNew   = 61004  // caller IP not whitelisted (newer code)
-	CodeComponentToken    = 61024  // third-party appid must use the component token
-	CodeRidNotFound       = 76001  // rid/get: no such rid
-	CodeRidInvalid        = 76002  // rid/get: empty or malformed rid
-	CodeRidForbidden      = 76003  // rid/get: the rid is another account's
-	CodeCgiPathNotFound   = 76021  // cgi path not found
-	CodeUsersInvalid      = 81013  // WeCom: every user invalid
-	CodeAdminConfirmIP    = 89503  // an admin must confirm this IP
-	CodeAdminRejectedIP   = 89506  // an admin rejected this IP (retry after 24 h)
-	CodeAdminRejectedIP1h = 89507  // an admin rejected this IP (retry after 1 h)
-	CodeAgentMismatch     = 301002 // WeCom: token of another agent
+	CodeSystemBusy            = -1     // system error, retry later
+	CodeOK                    = 0      // success (WeCom, some MP answers)
+	CodeInvalidCredential     = 40001  // invalid credential: bad secret (token endpoint) or token not latest (elsewhere)
+	CodeInvalidGrantType      = 40002  // bad grant_type; the gateway's "bad request"
+	CodeInvalidOpenID         = 40003  // invalid openid (WeCom: userid)
+	CodeInvalidMediaType      = 40004  // invalid media type
+	CodeInvalidFileType       = 40005  // invalid file type
+	CodeInvalidMediaSize      = 40006  // invalid media size
+	CodeInvalidMediaID        = 40007  // invalid media_id
+	CodeInvalidMsgType        = 40008  // invalid message type
+	CodeInvalidImageSize      = 40009  // invalid image size
+	CodeInvalidVoiceSize      = 40010  // invalid voice size
+	CodeInvalidVideoSize      = 40011  // invalid video size
+	CodeInvalidThumbSize      = 40012  // invalid thumb size
+	CodeInvalidAppID          = 40013  // invalid appid / corpid
+	CodeInvalidToken          = 40014  // invalid access_token
+	CodeInvalidButtonSize     = 40016  // menu: invalid button count
+	CodeInvalidButtonType     = 40017  // menu: invalid button type
+	CodeInvalidButtonName     = 40018  // menu: invalid button name size
+	CodeInvalidSubButton      = 40023  // menu: invalid sub-button count
+	CodeInvalidSubType        = 40024  // menu: invalid sub-button type
+	CodeInvalidSubName        = 40025  // menu: invalid sub-button name size
+	CodeInvalidCode           = 40029  // invalid js_code / OAuth code
+	CodeInvalidURL            = 40066  // invalid url
+	CodeInvalidSecret         = 40091  // WeCom: secret invalid
+	CodeInvalidArgs           = 40097  // invalid args
+	CodeInvalidAppSecret      = 40125  // invalid appsecret
+	CodeCodeUsed              = 40163  // code already used
+	CodeIPNotAllowed          = 40164  // caller IP not whitelisted
+	CodeInvalidScene          = 40169  // invalid wxacode scene
+	CodeSecretFrozen          = 40243  // AppSecret frozen
+	CodeTokenMissing          = 41001  // access_token missing
+	CodeAppIDMissing          = 41002  // appid missing
+	CodeSecretMissing         = 41004  // secret missing
+	CodeMediaMissing          = 41005  // media data missing
+	CodeMediaIDMissing        = 41006  // media_id missing
+	CodeCodeMissing           = 41008  // code missing
+	CodeOpenIDMissing         = 41009  // openid missing
+	CodeAgentIDMissing        = 41011  // WeCom: agentid missing
+	CodeInvalidPage           = 41030  // invalid wxacode page
+	CodeTokenExpired          = 42001  // access_token expired
+	CodeRequireGET            = 43001  // POST where GET is required
+	CodeRequirePOST           = 43002  // GET where POST is required
+	CodeEmptyPost             = 44002  // empty POST body
+	CodeEmptyContent          = 44004  // empty content
+	CodeDailyQuota            = 45009  // daily quota reached / WeCom frequency limit
+	CodeMinuteQuota           = 45011  // minute quota reached
+	CodeConcurrency           = 45033  // WeCom concurrency limit
+	CodeMenuNotExist          = 46003  // no menu
+	CodeDataFormat            = 47001  // data format error (bad JSON)
+	CodeAPIUnauthorized       = 48001  // api unauthorized
+	CodeAPIForbidden          = 48002  // api forbidden
+	CodeClearQuotaLimit       = 48006  // clear_quota used up for the month
+	CodeForbidden             = 50004  // forbidden
+	CodeFrozen                = 50007  // account frozen
+	CodeWeComIPUntrusted      = 60020  // WeCom: IP not trusted
+	CodeUserIDNotFound        = 60111  // WeCom: userid not found
+	CodeComponentUnauthorized = 61003  // open platform: the authorizer has not authorised this component
+	CodeIPNotAllowedNew       = 61004  // caller IP not whitelisted (newer code)
+	CodeVerifyTicketExpired   = 61005  // open platform: component_verify_ticket expired
+	CodeVerifyTicketInvalid   = 61006  // open platform: component_verify_ticket invalid
+	CodeAuthCodeInvalid       = 61009  // open platform: authorization_code invalid (unknown or used)
+	CodeAuthCodeExpired       = 61010  // open platform: authorization_code expired
+	CodeInvalidComponent      = 61011  // open platform: unknown component_appid
+	CodeRefreshTokenRevoked   = 61023  // open platform: authorizer_refresh_token invalid or revoked
+	CodeComponentToken        = 61024  // third-party appid must use the component token
+	CodeRidNotFound           = 76001  // rid/get: no such rid
+	CodeRidInvalid            = 76002  // rid/get: empty or malformed rid
+	CodeRidForbidden          = 76003  // rid/get: the rid is another account's
+	CodeCgiPathNotFound       = 76021  // cgi path not found
+	CodeUsersInvalid          = 81013  // WeCom: every user invalid
+	CodeAdminConfirmIP        = 89503  // an admin must confirm this IP
+	CodeAdminRejectedIP       = 89506  // an admin rejected this IP (retry after 24 h)
+	CodeAdminRejectedIP1h     = 89507  // an admin rejected this IP (retry after 1 h)
+	CodeAgentMismatch         = 301002 // WeCom: token of another agent
 )
 
 // Refreshable reports whether an answer from a business endpoint means the
@@ -155,6 +162,12 @@ func Describe(code int) string {
 		return "the account is forbidden or frozen"
 	case CodeComponentToken:
 		return "a third-party platform appid must use the component token"
+	case CodeVerifyTicketExpired, CodeVerifyTicketInvalid:
+		return "the component_verify_ticket was refused; waiting for WeChat's next push"
+	case CodeInvalidComponent:
+		return "unknown component_appid"
+	case CodeRefreshTokenRevoked:
+		return "the authorizer_refresh_token is revoked: the business must authorise the platform again"
 	case CodeAdminConfirmIP, CodeAdminRejectedIP, CodeAdminRejectedIP1h:
 		return "an administrator must confirm this gateway's IP"
 	}
