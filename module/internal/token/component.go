@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // A third-party platform's component_access_token needs the
@@ -14,11 +18,23 @@ import (
 // push has it otherwise.
 
 // VerifyTicket is a component_verify_ticket, when WeChat issued it (the
-// push's CreateTime), and when it arrived.
+// push's CreateTime), and when it arrived. Rejected marks a ticket
+// api_component_token refused (61005, 61006): it is kept, so that an older
+// one cannot come back, but not used.
 type VerifyTicket struct {
 	Ticket   string    `json:"ticket"`
 	Issued   time.Time `json:"issued"`
 	Received time.Time `json:"received"`
+	Rejected bool      `json:"rejected,omitempty"`
+}
+
+// supersedes reports whether t is newer news than old: issued later, or the
+// same ticket now known to be rejected.
+func (t *VerifyTicket) supersedes(old *VerifyTicket) bool {
+	if old == nil || t.Issued.After(old.Issued) {
+		return true
+	}
+	return t.Issued.Equal(old.Issued) && t.Ticket == old.Ticket && t.Rejected && !old.Rejected
 }
 
 // VerifyTicketTTL is how long WeChat accepts a component_verify_ticket.
@@ -45,6 +61,17 @@ func (h *Handle) SetVerifyTicket(ctx context.Context, ticket string, issued time
 		return nil
 	}
 	e.verifyTicket.Store(vt)
+	e.mu.Lock()
+	if !e.tripped {
+		// A refresh waiting out a backoff for want of a ticket may go now.
+		e.retryAt = time.Time{}
+	}
+	e.mu.Unlock()
+	return m.shareVerifyTicket(ctx, a, vt)
+}
+
+// shareVerifyTicket writes vt to the Store, if there is one.
+func (m *Manager) shareVerifyTicket(ctx context.Context, a *Account, vt *VerifyTicket) error {
 	s := m.sharedStore()
 	if s == nil {
 		return nil
@@ -55,6 +82,25 @@ func (h *Handle) SetVerifyTicket(ctx context.Context, ticket string, issued time
 	return s.Store(sctx, verifyTicketKey(a), raw)
 }
 
+// rejectVerifyTicket marks vt rejected, here and in the Store, unless a
+// newer ticket has replaced it meanwhile (compare-and-invalidate): the next
+// refresh then waits for WeChat's next push instead of spending calls on a
+// ticket WeChat refuses.
+func (m *Manager) rejectVerifyTicket(ctx context.Context, e *entry, a *Account, vt *VerifyTicket) {
+	r := *vt
+	r.Rejected = true
+	if !e.verifyTicket.CompareAndSwap(vt, &r) {
+		return
+	}
+	m.lg().Warn("WeChat refused the component_verify_ticket; waiting for the next push to the callback",
+		zap.String("account", a.Name), zap.Time("issued", vt.Issued))
+	if cur := m.currentVerifyTicket(ctx, e, a); cur != nil && cur.Ticket == vt.Ticket && cur.Issued.Equal(vt.Issued) {
+		if err := m.shareVerifyTicket(ctx, a, &r); err != nil {
+			m.lg().Warn("could not share a refused component_verify_ticket", zap.String("account", a.Name), zap.Error(err))
+		}
+	}
+}
+
 // currentVerifyTicket returns the newest ticket held here or in the Store.
 func (m *Manager) currentVerifyTicket(ctx context.Context, e *entry, a *Account) *VerifyTicket {
 	vt := e.verifyTicket.Load()
@@ -63,8 +109,7 @@ func (m *Manager) currentVerifyTicket(ctx context.Context, e *entry, a *Account)
 		raw, err := s.Load(sctx, verifyTicketKey(a))
 		cancel()
 		var stored VerifyTicket
-		if err == nil && json.Unmarshal(raw, &stored) == nil && stored.Ticket != "" &&
-			(vt == nil || stored.Issued.After(vt.Issued)) {
+		if err == nil && json.Unmarshal(raw, &stored) == nil && stored.Ticket != "" && stored.supersedes(vt) {
 			vt = &stored
 			e.verifyTicket.Store(vt)
 		}
@@ -76,19 +121,24 @@ func (m *Manager) currentVerifyTicket(ctx context.Context, e *entry, a *Account)
 // the newest verify ticket.
 func (m *Manager) fetchComponentToken(ctx context.Context, e *entry, a *Account) (Fetched, error) {
 	vt := m.currentVerifyTicket(ctx, e, a)
-	if vt == nil {
+	if vt == nil || vt.Rejected {
 		return Fetched{}, errNoVerifyTicket
 	}
 	with := *a
 	with.VerifyTicket = vt.Ticket
-	return m.opts.Fetcher.Fetch(ctx, &with, false)
+	f, err := m.opts.Fetcher.Fetch(ctx, &with, false)
+	var fe *FetchError
+	if errors.As(err, &fe) && (fe.Errcode == wxapi.CodeVerifyTicketExpired || fe.Errcode == wxapi.CodeVerifyTicketInvalid) {
+		m.rejectVerifyTicket(ctx, e, a, vt)
+	}
+	return f, err
 }
 
 // VerifyTicketStatus reports the verify ticket a component account holds:
 // when it arrived, and whether it is within its 12 hours. Never the ticket.
 func (h *Handle) VerifyTicketStatus() (received time.Time, fresh bool) {
 	vt := h.e.verifyTicket.Load()
-	if vt == nil {
+	if vt == nil || vt.Rejected {
 		return time.Time{}, false
 	}
 	return vt.Received, h.m.opts.Clock.Now().Sub(vt.Received) < VerifyTicketTTL

@@ -4,6 +4,9 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // ticketRecorder is a Fetcher that remembers the verify tickets it sent.
@@ -61,5 +64,76 @@ func TestComponentTokenNeedsTheVerifyTicket(t *testing.T) {
 	}
 	if recv, fresh := h.VerifyTicketStatus(); recv.IsZero() || !fresh {
 		t.Errorf("ticket status %v %v", recv, fresh)
+	}
+}
+
+func TestRefusedVerifyTicketWaitsForTheNextPush(t *testing.T) {
+	clock := NewFrozenClock(t0)
+	refuse := true
+	f := &ticketRecorder{}
+	f.fail = func() error {
+		if refuse {
+			return &FetchError{Endpoint: ComponentToken.Path(), Errcode: wxapi.CodeVerifyTicketExpired}
+		}
+		return nil
+	}
+	store := newMemStore()
+	comp := Account{Name: "platform", Kind: Component, AppID: "wxcomp", Secret: "compsecret"}
+	register := func() *Handle {
+		m := NewManager(Options{Clock: clock, Fetcher: f, Store: store})
+		h, err := m.Register(comp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.Release)
+		return h
+	}
+	h, other := register(), register()
+	ctx := context.Background()
+	if err := h.SetVerifyTicket(ctx, "ticket@1", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Token(ctx); err == nil {
+		t.Fatal("a token from a refused ticket")
+	}
+	// Past every backoff, neither this instance nor another one asks
+	// again with the refused ticket.
+	clock.Advance(10 * time.Minute)
+	for _, x := range []*Handle{h, other} {
+		if _, err := x.Token(ctx); err == nil {
+			t.Fatal("a token from a refused ticket")
+		}
+	}
+	if f.count() != 1 {
+		t.Fatalf("%d calls with one refused ticket; want 1", f.count())
+	}
+	if _, fresh := other.VerifyTicketStatus(); fresh {
+		t.Error("a refused ticket reported fresh")
+	}
+	// A replay of the refused push does not bring it back either.
+	if err := other.SetVerifyTicket(ctx, "ticket@1", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Token(ctx); err == nil || f.count() != 1 {
+		t.Fatalf("replayed refused ticket: err %v, %d calls", err, f.count())
+	}
+	// The instance the next push reaches uses it at once, without waiting
+	// out its backoff; the other one gets the token through the Store when
+	// its own backoff ends.
+	refuse = false
+	if err := other.SetVerifyTicket(ctx, "ticket@2", t0.Add(10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Token(ctx); err != nil {
+		t.Fatalf("token after a new push: %v", err)
+	}
+	clock.Advance(DefaultBackoffMax + time.Minute)
+	if _, err := h.Token(ctx); err != nil || f.count() != 2 {
+		t.Fatalf("shared token after a new push: err %v, %d calls; want 2", err, f.count())
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if want := []string{"ticket@1", "ticket@2"}; len(f.tickets) != 2 || f.tickets[1] != want[1] {
+		t.Errorf("tickets sent %q, want %q", f.tickets, want)
 	}
 }
