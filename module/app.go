@@ -30,11 +30,14 @@ type App struct {
 	// Accounts by name. Handlers refer to an account by its name.
 	Accounts map[string]*Account `json:"accounts,omitempty"`
 
-	// RefreshCooldown: a token fetched less than this long ago that WeChat
-	// rejects is not replaced again (a fresh token that fails is of the
-	// wrong kind, and refreshing it would only burn quota); the answer goes
-	// back to the client as it is. Default: 30s. A negative value (`off` in
-	// the Caddyfile) turns the cooldown off.
+	// RefreshCooldown: within this long of the account's last call to its
+	// token endpoint, a token WeChat rejects counts as fresh (a fresh token
+	// that fails is likely of the wrong kind, and replacing it would only
+	// burn quota): a `token` token is not replaced and the answer goes back
+	// to the client as it is; a `stable_token` or `gettoken` token is
+	// checked with one normal call. The cooldown doubles, up to 10 min,
+	// each time a token that a rejection brought is rejected too.
+	// Default: 30s. A negative value (`off` in the Caddyfile) turns it off.
 	RefreshCooldown caddy.Duration `json:"refresh_cooldown,omitempty"`
 
 	// FetchTimeout bounds one token refresh. Default: 10s.
