@@ -33,14 +33,16 @@ type App struct {
 	// RefreshCooldown: within this long of the account's last call to its
 	// token endpoint, a token WeChat rejects counts as fresh (a fresh token
 	// that fails is likely of the wrong kind, and replacing it would only
-	// burn quota): a `token` token is not replaced and the answer goes back
-	// to the client as it is; a `stable_token` or `gettoken` token is
+	// burn quota): a `token` or component token is not replaced and the
+	// answer goes back to the client as it is; a `stable_token` or `gettoken` token is
 	// checked with one normal call. The cooldown doubles, up to 10 min,
 	// each time a token that a rejection brought is rejected too.
 	// Default: 30s. A negative value (`off` in the Caddyfile) turns it off.
 	RefreshCooldown caddy.Duration `json:"refresh_cooldown,omitempty"`
 
-	// FetchTimeout bounds one token refresh. Default: 10s.
+	// FetchTimeout bounds the token-endpoint calls of one refresh (a normal
+	// call and, for stable_token, a force_refresh); storage calls have
+	// their own 2 s (6 s for the lock) on top. Default: 10s.
 	FetchTimeout caddy.Duration `json:"fetch_timeout,omitempty"`
 
 	// Clients are the apps allowed to call the gateway, by name (see

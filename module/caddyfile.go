@@ -20,14 +20,16 @@ func init() {
 //
 //	{
 //		wechat {
-//			account <name> official|wecom {
+//			account <name> official|wecom|component {
 //				appid|corpid   <id>
 //				secret         {env.NAME}|{file./path}
 //				token_endpoint stable_token|token|gettoken
 //				api_base       <url>
 //				refresh_margin <duration>
 //				daily_budget   <calls>
-//				agent_id       <agentid>          # wecom only
+//				agent_id       <agentid>               # wecom only
+//				token          {env.NAME}|{file./path} # component only: the message token
+//				encoding_aes_key {env.NAME}|{file./path} # component only
 //			}
 //			client <name> {
 //				key      {env.NAME}|{file./path}   # repeatable: several valid at once
@@ -218,6 +220,7 @@ func (c *Client) unmarshalBlock(d *caddyfile.Dispenser, name string) error {
 //	wechat [<account>] {
 //		kind            official|wecom|any
 //		trusted
+//		callback        # a component account's push URL
 //		max_replay_body <size>
 //	}
 func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

@@ -17,7 +17,7 @@ import (
 // stays in the gateway.
 type Client struct {
 	// Keys authenticate the client. Each must be a placeholder
-	// ({env.NAME} or {file./path}) resolving to at least 16 characters.
+	// ({env.NAME} or {file./path}) resolving to at least 16 bytes.
 	// Several may be valid at once: to rotate, add the new key, move the app
 	// to it, then remove the old one, which revokes every gateway token
 	// issued with it. Required.

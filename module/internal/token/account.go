@@ -121,7 +121,7 @@ type Account struct {
 	// Name is what the configuration calls the account; it appears in logs
 	// and errors.
 	Name string
-	// Kind is Official or WeCom.
+	// Kind is Official, WeCom or Component.
 	Kind Kind
 	// AppID is the appid of an official account, or the corpid of WeCom.
 	AppID string

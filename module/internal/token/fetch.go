@@ -79,9 +79,9 @@ type HTTPFetcher struct {
 }
 
 // defaultClient follows no redirect: a redirected stable_token call would
-// send its body, secret included, wherever the redirect points.
+// send its body, secret included, wherever the redirect points. It has no
+// timeout of its own: every fetch runs under Options.FetchTimeout.
 var defaultClient = &http.Client{
-	Timeout:       10 * time.Second,
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 

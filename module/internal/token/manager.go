@@ -72,11 +72,13 @@ type Options struct {
 	// call and, for stable_token, a force_refresh). Store calls have their
 	// own StoreTimeout. Default: 10 s.
 	FetchTimeout time.Duration
-	// BackoffMin and BackoffMax bound the wait after a transient failure
-	// (-1, timeouts, 5xx, garbage); it doubles per failure, with jitter.
-	// Defaults: 1 s and 2 min.
+	// BackoffMin and BackoffMax are the first and the longest wait after a
+	// transient failure (-1, timeouts, 5xx, garbage); it doubles per
+	// failure, and each wait varies by up to 25% either way. Defaults: 1 s
+	// and 2 min.
 	BackoffMin, BackoffMax time.Duration
-	// ProbeMin and ProbeMax bound the wait after a configuration or quota
+	// ProbeMin and ProbeMax are the first and the longest wait (give or
+	// take 25%) after a configuration or quota
 	// error (bad secret, IP not whitelisted, 45009 ...): the Manager stops
 	// refreshing and probes again at these intervals, doubling. Defaults:
 	// 1 min and 30 min.
