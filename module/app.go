@@ -34,9 +34,10 @@ type App struct {
 	// token endpoint, a token WeChat rejects counts as fresh (a fresh token
 	// that fails is likely of the wrong kind, and replacing it would only
 	// burn quota): a `token` or component token is not replaced and the
-	// answer goes back to the client as it is; a `stable_token` or `gettoken` token is
-	// checked with one normal call. The cooldown doubles, up to 10 min,
-	// each time a token that a rejection brought is rejected too.
+	// answer goes back to the client as it is; a `stable_token` or
+	// `gettoken` token is checked with one normal call. The cooldown
+	// doubles, up to 10 min, each time a token that a rejection brought is
+	// rejected too.
 	// Default: 30s. A negative value (`off` in the Caddyfile) turns it off.
 	RefreshCooldown caddy.Duration `json:"refresh_cooldown,omitempty"`
 
