@@ -44,6 +44,10 @@ const VerifyTicketTTL = 12 * time.Hour
 var errNoVerifyTicket = &FetchError{Endpoint: ComponentToken.Path(),
 	Err: errors.New("no component_verify_ticket has arrived yet: WeChat pushes one to the platform's callback URL every 10 minutes")}
 
+// errRefusedVerifyTicket says the only ticket held was refused by WeChat.
+var errRefusedVerifyTicket = &FetchError{Endpoint: ComponentToken.Path(),
+	Err: errors.New("WeChat refused the last component_verify_ticket (61005/61006); waiting for its next push to the platform's callback URL")}
+
 func verifyTicketKey(a *Account) string { return storePrefix + a.Key() + "/verify_ticket.json" }
 
 // SetVerifyTicket records the component_verify_ticket WeChat pushed for a
@@ -121,8 +125,11 @@ func (m *Manager) currentVerifyTicket(ctx context.Context, e *entry, a *Account)
 // the newest verify ticket.
 func (m *Manager) fetchComponentToken(ctx context.Context, e *entry, a *Account) (Fetched, error) {
 	vt := m.currentVerifyTicket(ctx, e, a)
-	if vt == nil || vt.Rejected {
+	switch {
+	case vt == nil:
 		return Fetched{}, errNoVerifyTicket
+	case vt.Rejected:
+		return Fetched{}, errRefusedVerifyTicket
 	}
 	with := *a
 	with.VerifyTicket = vt.Ticket

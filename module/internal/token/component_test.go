@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,15 +98,25 @@ func TestRefusedVerifyTicketWaitsForTheNextPush(t *testing.T) {
 		t.Fatal("a token from a refused ticket")
 	}
 	// Past every backoff, neither this instance nor another one asks
-	// again with the refused ticket.
-	clock.Advance(10 * time.Minute)
-	for _, x := range []*Handle{h, other} {
-		if _, err := x.Token(ctx); err == nil {
-			t.Fatal("a token from a refused ticket")
+	// again with the refused ticket, or counts a call against its budget.
+	for range 6 {
+		clock.Advance(10 * time.Minute)
+		for _, x := range []*Handle{h, other} {
+			if _, err := x.Token(ctx); err == nil || !strings.Contains(err.Error(), "refused") {
+				t.Fatalf("a refused ticket: err %v", err)
+			}
 		}
 	}
 	if f.count() != 1 {
 		t.Fatalf("%d calls with one refused ticket; want 1", f.count())
+	}
+	for i, x := range []*Handle{h, other} {
+		x.e.mu.Lock()
+		calls := x.e.calls
+		x.e.mu.Unlock()
+		if want := 1 - i; calls != want {
+			t.Errorf("instance %d counted %d calls against its budget; want %d", i, calls, want)
+		}
 	}
 	if _, fresh := other.VerifyTicketStatus(); fresh {
 		t.Error("a refused ticket reported fresh")

@@ -759,9 +759,13 @@ func (m *Manager) mayForce(e *entry, limit int) bool {
 // call makes one token-endpoint call, counted against the daily budget.
 func (m *Manager) call(ctx context.Context, e *entry, a *Account, force bool) (Fetched, time.Time, error) {
 	start := m.opts.Clock.Now()
-	if a.Endpoint == ComponentToken && m.currentVerifyTicket(ctx, e, a) == nil {
+	if a.Endpoint == ComponentToken {
 		// Nothing to ask with yet: not a call, not counted.
-		return Fetched{}, start, errNoVerifyTicket
+		if vt := m.currentVerifyTicket(ctx, e, a); vt == nil {
+			return Fetched{}, start, errNoVerifyTicket
+		} else if vt.Rejected {
+			return Fetched{}, start, errRefusedVerifyTicket
+		}
 	}
 	e.mu.Lock()
 	day := quotaDay(start)
