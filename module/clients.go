@@ -23,7 +23,8 @@ type Client struct {
 	// issued with it. Required.
 	Keys []string `json:"keys"`
 
-	// Accounts are the names of the accounts the client may use. At most
+	// Accounts are the names of the official and WeCom accounts the client
+	// may use (a third-party platform is served on a trusted site). At most
 	// one WeCom app per corpid (gettoken names only the corpid). Required.
 	Accounts []string `json:"accounts"`
 

@@ -36,7 +36,7 @@ type Client struct {
 // Account is what the authority needs to know of an account.
 type Account struct {
 	Name  string
-	Kind  string // "official" or "wecom"
+	Kind  string // "official", "wecom" or "component"
 	AppID string // appid, or corpid for WeCom
 }
 
@@ -133,6 +133,9 @@ func (a *Authority) add(c Client) error {
 		acct, ok := a.accounts[name]
 		if !ok {
 			return fmt.Errorf("client %q: accounts: %q is not an account of the wechat app", c.Name, name)
+		}
+		if acct.Kind != "official" && acct.Kind != "wecom" {
+			return fmt.Errorf("client %q: accounts: %q is a %s account; clients may use official and wecom accounts (serve a third-party platform on a trusted site)", c.Name, name, acct.Kind)
 		}
 		if acct.Kind == "wecom" {
 			if other, dup := corps[acct.AppID]; dup {

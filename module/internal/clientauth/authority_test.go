@@ -14,6 +14,7 @@ var accounts = []Account{
 	{Name: "mp2", Kind: "official", AppID: "wx2"},
 	{Name: "corp-a", Kind: "wecom", AppID: "ww1"},
 	{Name: "corp-b", Kind: "wecom", AppID: "ww1"},
+	{Name: "platform", Kind: "component", AppID: "wxcomp"},
 }
 
 const (
@@ -185,6 +186,7 @@ func TestNewValidates(t *testing.T) {
 		"also a key of client":     {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"mp"}}, {Name: "b", Keys: []string{keyShop}, Accounts: []string{"mp"}}},
 		"must start with /":        {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"mp"}, Paths: []string{"cgi-bin"}}},
 		"name at least one":        {{Name: "a", Keys: []string{keyShop}}},
+		"is a component account":   {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"platform"}}},
 	} {
 		if _, err := New(clients, accounts, 0, nil); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("New: %v, want %q", err, want)
@@ -222,5 +224,21 @@ func TestRenamedAccountInvalidatesTokens(t *testing.T) {
 	defer b.Close()
 	if _, err := b.Verify(tok); err == nil || err.Code != wxapi.CodeInvalidAppID {
 		t.Fatalf("token for a renamed account: %v", err)
+	}
+}
+
+func TestAccountOfAnotherKindInvalidatesTokens(t *testing.T) {
+	a, _ := newAuthority(t)
+	tok := mustIssue(t, a, "official", "wx1", keyShop)
+	// The next config makes "mp" a WeCom app with the same id: the token
+	// issued for an official account must not serve it.
+	changed := []Account{{Name: "mp", Kind: "wecom", AppID: "wx1"}}
+	b, err := New([]Client{{Name: "shop", Keys: []string{keyShop}, Accounts: []string{"mp"}}}, changed, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Verify(tok); err == nil || err.Code != wxapi.CodeInvalidAppID {
+		t.Fatalf("token for an account of another kind: %v", err)
 	}
 }

@@ -25,6 +25,10 @@ type Claims struct {
 	// AppID is that account's appid (or corpid) when the token was issued:
 	// a config that renames accounts cannot point a live token at another.
 	AppID string `json:"p"`
+	// Kind is that account's kind when the token was issued: a config that
+	// changes an account's kind cannot carry a live token over to it.
+	// Tokens issued before kinds were recorded have none.
+	Kind string `json:"t,omitempty"`
 	// KeyID names the key that signed the token (a digest prefix, not the key).
 	KeyID string `json:"k"`
 	// Expiry is the Unix time the token expires at.
@@ -61,7 +65,7 @@ func (a *Authority) Authenticate(kind, appid, key string) (*Claims, *Error) {
 	}
 	for name := range c.accounts {
 		if acct := a.accounts[name]; acct.AppID == appid && acct.Kind == kind {
-			return &Claims{Client: c.Name, Account: name, AppID: appid, KeyID: keyID(key)}, nil
+			return &Claims{Client: c.Name, Account: name, AppID: appid, Kind: kind, KeyID: keyID(key)}, nil
 		}
 	}
 	return nil, Refuse(wxapi.CodeInvalidAppID, "client "+c.Name+" may not use "+kind+" account "+appid)
@@ -116,7 +120,7 @@ func (a *Authority) Verify(token string) (*Claims, *Error) {
 	if subtle.ConstantTimeCompare([]byte(sign(key, payload)), []byte(mac)) != 1 {
 		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: bad gateway token signature")
 	}
-	if !c.accounts[cl.Account] || a.accounts[cl.Account].AppID != cl.AppID {
+	if acct := a.accounts[cl.Account]; !c.accounts[cl.Account] || acct.AppID != cl.AppID || (cl.Kind != "" && acct.Kind != cl.Kind) {
 		return nil, Refuse(wxapi.CodeInvalidAppID, "client "+c.Name+" may no longer use account "+cl.Account+" "+cl.AppID)
 	}
 	if now >= cl.Expiry {
