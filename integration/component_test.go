@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,14 +63,39 @@ func TestComponentTokenFromPushedTicket(t *testing.T) {
 	tap := newWiretap(sim)
 	srv := httptest.NewServer(tap)
 	t.Cleanup(srv.Close)
-	gw := startGateway(t, componentCaddyfile, strings.TrimPrefix(srv.URL, "http://"),
+	// WeChat's pushes reach the callback through a relay that keeps them,
+	// to replay them.
+	var gw *gateway
+	deliver := func(uri, body string) (int, string) {
+		resp, err := http.Post(gw.URL2(uri), "text/xml", strings.NewReader(body))
+		if err != nil {
+			t.Errorf("delivering a push: %v", err)
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		answer, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(answer)
+	}
+	var pushesMu sync.Mutex
+	var kept [][2]string // URI and body
+	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		pushesMu.Lock()
+		kept = append(kept, [2]string{r.URL.RequestURI(), string(body)})
+		pushesMu.Unlock()
+		status, answer := deliver(r.URL.RequestURI(), string(body))
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, answer)
+	}))
+	t.Cleanup(relay.Close)
+	gw = startGateway(t, componentCaddyfile, strings.TrimPrefix(srv.URL, "http://"),
 		"WX_COMP_SECRET="+compSecret, "WX_COMP_TOKEN="+compToken, "WX_COMP_AES="+compAESKey)
 	t.Cleanup(func() {
 		gw.stop()
 		assertNoLeaks(t, "the gateway's log", gw.logs(), []string{compSecret, compAESKey}, tap.allTokens())
 	})
 	if err := sim.Reconfigure(simulator.Config{
-		Components:              []simulator.Component{{AppID: compAppID, Secret: compSecret, Token: compToken, EncodingAESKey: compAESKey, CallbackURL: gw.URL2("/wechat/callback")}},
+		Components:              []simulator.Component{{AppID: compAppID, Secret: compSecret, Token: compToken, EncodingAESKey: compAESKey, CallbackURL: relay.URL + "/wechat/callback"}},
 		ComponentTicketInterval: -1,
 	}); err != nil {
 		t.Fatal(err)
@@ -92,6 +118,18 @@ func TestComponentTokenFromPushedTicket(t *testing.T) {
 	pushes, err := sim.PushComponentTicket(compAppID)
 	if err != nil || len(pushes) != 1 || !pushes[0].Delivered {
 		t.Fatalf("pushing the ticket: %+v, %v", pushes, err)
+	}
+	// The same push again is refused, also after a reload.
+	pushesMu.Lock()
+	first := kept[0]
+	pushesMu.Unlock()
+	for _, when := range []string{"at once", "after a reload"} {
+		if when != "at once" {
+			gw.reload()
+		}
+		if status, answer := deliver(first[0], first[1]); status != http.StatusBadRequest || !strings.Contains(answer, "replayed") {
+			t.Errorf("the push replayed %s: %d %q, want 400 (replayed)", when, status, answer)
+		}
 	}
 	gw.advance(5 * time.Minute) // past the backoff of the failed first attempt
 	sim.Clock().Advance(5 * time.Minute)

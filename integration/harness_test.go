@@ -234,6 +234,33 @@ func stopProcess(cmd *exec.Cmd, done chan struct{}, sig os.Signal) {
 	}
 }
 
+// reload loads the gateway's Caddyfile again through the admin API, even
+// though nothing changed. Each load replaces the admin listener too, so the
+// answer to a load can be cut: a load is retried on a new connection until
+// one answers.
+func (g *gateway) reload() {
+	g.t.Helper()
+	cfg, err := os.ReadFile(g.cfgPath)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	admin := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for range 5 {
+		req, _ := http.NewRequest("POST", g.Admin+"/load", bytes.NewReader(cfg))
+		req.Header.Set("Content-Type", "text/caddyfile")
+		req.Header.Set("Cache-Control", "must-revalidate") // reload even though nothing changed
+		var resp *http.Response
+		if resp, err = admin.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				g.t.Fatalf("reload: %s", resp.Status)
+			}
+			return
+		}
+	}
+	g.t.Fatalf("reload: %v", err)
+}
+
 // kill ends the process at once (SIGKILL), as a crash would.
 func (g *gateway) kill() {
 	_ = g.cmd.Process.Kill()

@@ -96,6 +96,9 @@ type tokenService struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	start   sync.Once
+	// pushes remembers third-party platform pushes across reloads, so that
+	// a reload does not reopen the replay window.
+	pushes pushLog
 }
 
 // run starts the background refresh loop, once.
@@ -190,9 +193,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 				a.codecs = make(map[string]msgcrypt.Codec)
 			}
 			a.codecs[name] = codec
-			if a.seen == nil {
-				a.seen = new(pushLog)
-			}
+			a.seen = &a.tokens.pushes
 		}
 		if a.siblings == nil {
 			a.siblings = make(map[string][]*token.Handle)

@@ -21,30 +21,37 @@ import (
 // checks the signature, decrypts the message, checks it is for the
 // platform, refuses a replay, and answers `success`.
 
-// pushReplayWindow is how far a push's timestamp may be from now, and how
-// long its nonce and timestamp are remembered: the same pair again within
-// it is a replay, and an older push is refused for its timestamp.
+// pushReplayWindow is how far a push's timestamp may be from now, and
+// about how long a push is remembered: the same push again within it is a
+// replay, and an older push is refused for its timestamp.
 const pushReplayWindow = 5 * time.Minute
 
 // maxPush bounds the body of a push read before its signature is checked.
 const maxPush = 64 << 10
 
-// pushLog remembers recent pushes by platform, nonce and timestamp.
+// pushLog remembers recent pushes by platform, and by nonce and timestamp
+// or by signature.
 type pushLog struct {
 	mu   sync.Mutex
-	seen map[[3]string]time.Time
+	seen map[pushKey]time.Time
 }
 
-// first reports whether this is the first time the push is seen within
-// the window, and remembers it.
-func (l *pushLog) first(key [3]string, now time.Time) bool {
+// pushKey names a push: its platform, and "n" with nonce and timestamp or
+// "s" with its signature.
+type pushKey struct{ account, by, value string }
+
+// first reports whether this is the first time a push is seen within the
+// window, by any of its keys, and remembers them.
+func (l *pushLog) first(now time.Time, keys ...pushKey) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.seen == nil {
-		l.seen = make(map[[3]string]time.Time)
+		l.seen = make(map[pushKey]time.Time)
 	}
-	if at, ok := l.seen[key]; ok && now.Sub(at) < 2*pushReplayWindow {
-		return false
+	for _, key := range keys {
+		if at, ok := l.seen[key]; ok && now.Sub(at) < 2*pushReplayWindow {
+			return false
+		}
 	}
 	if len(l.seen) > 10000 {
 		for k, at := range l.seen {
@@ -53,16 +60,22 @@ func (l *pushLog) first(key [3]string, now time.Time) bool {
 			}
 		}
 	}
-	l.seen[key] = now
+	for _, key := range keys {
+		l.seen[key] = now
+	}
 	return true
 }
 
 // serveCallback takes one push to the platform's callback.
 func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	refuse := func(status int, why string, err error) {
-		// Never the payload: only what was wrong.
-		h.logger.Warn("third-party platform push refused", zap.String("account", h.Account), zap.String("reason", why),
-			zap.String("remote_addr", r.RemoteAddr), zap.Error(err))
+		// Never the payload: only what was wrong, cut short (a parse
+		// error may quote what an unauthenticated sender wrote).
+		fields := []zap.Field{zap.String("account", h.Account), zap.String("reason", why), zap.String("remote_addr", r.RemoteAddr)}
+		if err != nil {
+			fields = append(fields, zap.String("error", logText(err.Error())))
+		}
+		h.logger.Warn("third-party platform push refused", fields...)
 		http.Error(w, why, status)
 	}
 	if r.Method != http.MethodPost {
@@ -88,12 +101,17 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusBadRequest, "the push does not check out (signature, encryption or appid)", err)
 		return
 	}
-	if at, err := strconv.ParseInt(ts, 10, 64); err != nil || h.app.now().Sub(time.Unix(at, 0)).Abs() > pushReplayWindow {
+	// The signature covers nonce and timestamp joined without a separator:
+	// only the canonical spelling of the timestamp is taken, and replays
+	// are known by their signature too, so that moving digits between the
+	// two cannot make an old push look new.
+	if at, err := strconv.ParseInt(ts, 10, 64); err != nil || strconv.FormatInt(at, 10) != ts ||
+		h.app.now().Sub(time.Unix(at, 0)).Abs() > pushReplayWindow {
 		refuse(http.StatusBadRequest, "the push's timestamp is not within 5 minutes of now", err)
 		return
 	}
-	if !h.app.seen.first([3]string{h.Account, nonce, ts}, h.app.now()) {
-		refuse(http.StatusBadRequest, "a replayed push (the same nonce and timestamp)", nil)
+	if !h.app.seen.first(h.app.now(), pushKey{h.Account, "n", nonce + "\x00" + ts}, pushKey{h.Account, "s", strings.ToLower(sig)}) {
+		refuse(http.StatusBadRequest, "a replayed push (the same nonce and timestamp, or signature)", nil)
 		return
 	}
 	ev, err := msgcrypt.ParseComponentEvent(msg)

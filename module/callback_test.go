@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +88,35 @@ func TestCallbackRefusesReplaysAndOldPushes(t *testing.T) {
 	}
 	if recv, fresh := h.VerifyTicketStatus(); !fresh || !recv.Equal(now.Add(time.Minute)) {
 		t.Errorf("the ticket held arrived at %v (fresh %v), want the newer push's", recv, fresh)
+	}
+}
+
+// TestCallbackReplayCannotMoveDigits: the signature covers nonce and
+// timestamp joined without a separator, so a digit moved from the end of
+// the nonce to the front of the timestamp keeps it valid; such a push is
+// still the same push, and refused.
+func TestCallbackReplayCannotMoveDigits(t *testing.T) {
+	site, codec, clock, _ := platformSite(t)
+	ev := msgcrypt.ComponentEvent{AppID: codec.AppID, CreateTime: clock.Now().Unix(), InfoType: msgcrypt.InfoTypeVerifyTicket, ComponentVerifyTicket: "t1"}
+	ts := strconv.FormatInt(clock.Now().Unix(), 10)
+	env, sig, err := codec.Seal(ev.Marshal(), ts, "010")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(nonce, ts string) int {
+		r := httptest.NewRequest(http.MethodPost, "/wechat/callback?timestamp="+ts+"&nonce="+nonce+"&msg_signature="+sig, bytes.NewReader(env.Marshal()))
+		rec := httptest.NewRecorder()
+		if err := site.ServeHTTP(rec, r, nil); err != nil {
+			t.Fatal(err)
+		}
+		return rec.Code
+	}
+	if code := send("010", ts); code != http.StatusOK {
+		t.Fatalf("the push: %d", code)
+	}
+	for _, split := range [][2]string{{"01", "0" + ts}, {"010", "+" + ts}, {"010", strings.ToUpper(ts)}} {
+		if code := send(split[0], split[1]); code != http.StatusBadRequest {
+			t.Errorf("the push again as nonce %q, timestamp %q: %d, want 400", split[0], split[1], code)
+		}
 	}
 }
