@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ const (
 	compSecret = "componentsecret0123456789abcdef0"
 	compToken  = "componenttoken01"
 	compAESKey = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+	authAppID  = "wxauthorizer00001"
 )
 
 // componentCaddyfile is a third-party platform: its callback route, and a
@@ -96,6 +98,7 @@ func TestComponentTokenFromPushedTicket(t *testing.T) {
 	})
 	if err := sim.Reconfigure(simulator.Config{
 		Components:              []simulator.Component{{AppID: compAppID, Secret: compSecret, Token: compToken, EncodingAESKey: compAESKey, CallbackURL: relay.URL + "/wechat/callback"}},
+		Authorizers:             []simulator.Authorizer{{ComponentAppID: compAppID, AppID: authAppID}},
 		ComponentTicketInterval: -1,
 	}); err != nil {
 		t.Fatal(err)
@@ -150,5 +153,68 @@ func TestComponentTokenFromPushedTicket(t *testing.T) {
 	resp, err := http.Post(gw.URL2("/wechat/callback?msg_signature=0&timestamp=1&nonce=2"), "text/xml", strings.NewReader("<xml><Encrypt>x</Encrypt></xml>"))
 	if err != nil || resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("a forged push: %v %v", err, resp)
+	}
+
+	// A business authorises the platform: WeChat pushes `authorized`, and
+	// the gateway exchanges the code for the refresh token, which it keeps.
+	authorizerToken := func() (int, []byte) {
+		return send(t, http.MethodPost, gw.URL("/cgi-bin/component/api_authorizer_token"), "application/json",
+			[]byte(`{"component_appid":"`+compAppID+`","authorizer_appid":"`+authAppID+`","authorizer_refresh_token":"whatever"}`))
+	}
+	if _, body := authorizerToken(); errcodeOf(body) != 61023 {
+		t.Errorf("api_authorizer_token before authorisation: %s", body)
+	}
+	res, err := sim.Authorize(compAppID, authAppID, "")
+	if err != nil || !res.Push.Delivered {
+		t.Fatalf("authorising: %+v %v", res, err)
+	}
+	counts := func() simulator.AuthorizerCounts { return sim.Counters().Components[compAppID].Authorizers[authAppID] }
+	if c := counts(); c.QueryAuth != 1 {
+		t.Fatalf("%d api_query_auth calls after the push, want 1", c.QueryAuth)
+	}
+	// The platform's SDK asks for the authorizer's token as it would ask
+	// WeChat, and gets a placeholder; its calls get the real token.
+	_, body := authorizerToken()
+	var placeholder struct {
+		Token   string `json:"authorizer_access_token"`
+		Refresh string `json:"authorizer_refresh_token"`
+	}
+	if err := json.Unmarshal(body, &placeholder); err != nil || placeholder.Token == "" {
+		t.Fatalf("api_authorizer_token: %s", body)
+	}
+	menu := func() []byte {
+		_, body := get(t, gw.URL("/cgi-bin/menu/get?access_token="+placeholder.Token))
+		return body
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if body := menu(); errcodeOf(body) != 0 && errcodeOf(body) != 46003 {
+				t.Errorf("a call on behalf of the authorizer: %s", body)
+			}
+		}()
+	}
+	wg.Wait()
+	if c := counts(); c.AuthorizerToken != 1 {
+		t.Errorf("%d api_authorizer_token calls for a storm, want 1", c.AuthorizerToken)
+	}
+	// A restart fetches nothing and keeps the refresh token.
+	gw.stop()
+	gw.start()
+	if body := menu(); errcodeOf(body) != 0 && errcodeOf(body) != 46003 {
+		t.Errorf("a call after a restart: %s", body)
+	}
+	if c := counts(); c.AuthorizerToken != 1 {
+		t.Errorf("%d api_authorizer_token calls after a restart, want 1", c.AuthorizerToken)
+	}
+	// The business withdraws: WeChat pushes `unauthorized`, and the
+	// authorizer is dropped.
+	if res, err := sim.Unauthorize(compAppID, authAppID); err != nil || !res.Push.Delivered {
+		t.Fatalf("unauthorising: %+v %v", res, err)
+	}
+	if _, body := authorizerToken(); errcodeOf(body) != 61023 {
+		t.Errorf("api_authorizer_token after withdrawal: %s", body)
 	}
 }

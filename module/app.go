@@ -67,16 +67,17 @@ type App struct {
 	// Default: false.
 	TestClock bool `json:"test_clock,omitempty"`
 
-	tokens     *tokenService
-	serviceKey string
-	handles    map[string]*token.Handle
-	tickets    map[string]*token.Handle   // by "<account>/<ticket type>"
-	siblings   map[string][]*token.Handle // accounts by appid
-	codecs     map[string]msgcrypt.Codec  // third-party platforms' callback codecs, by account
-	seen       *pushLog                   // pushes already taken, against replays
-	auth       *clientauth.Authority
-	storage    token.Store
-	logger     *zap.Logger
+	tokens      *tokenService
+	serviceKey  string
+	handles     map[string]*token.Handle
+	tickets     map[string]*token.Handle   // by "<account>/<ticket type>"
+	siblings    map[string][]*token.Handle // accounts by appid
+	codecs      map[string]msgcrypt.Codec  // third-party platforms' callback codecs, by account
+	seen        *pushLog                   // pushes already taken, against replays
+	authorizers *authorizerSet             // third-party platforms' authorizers in use
+	auth        *clientauth.Authority
+	storage     token.Store
+	logger      *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -157,6 +158,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.tokens = val.(*tokenService)
+	a.authorizers = &authorizerSet{handles: make(map[string]*token.Handle)}
 	a.storage = ctx.Storage()
 	if err := registerMetrics(ctx.GetMetricsRegistry(), stateCollector{a}); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
@@ -263,6 +265,14 @@ func (a *App) Cleanup() error {
 	for _, h := range a.tickets {
 		h.Release()
 	}
+	if set := a.authorizers; set != nil {
+		set.mu.Lock()
+		for _, h := range set.handles {
+			h.Release()
+		}
+		set.cleanedUp = true
+		set.mu.Unlock()
+	}
 	if a.auth != nil {
 		a.auth.Close()
 	}
@@ -271,6 +281,50 @@ func (a *App) Cleanup() error {
 		return err
 	}
 	return nil
+}
+
+// authorizer returns the token handle of authorizer appid of the platform
+// account comp, registering it on first use, if the platform holds its
+// refresh token; nil if not. Authorizers are registered only when used, so
+// a platform with thousands costs in proportion to the ones in use.
+func (a *App) authorizer(ctx context.Context, comp *token.Handle, appid string) *token.Handle {
+	set := a.authorizers
+	key := comp.Account().Name + "/" + appid
+	set.mu.Lock()
+	h := set.handles[key]
+	set.mu.Unlock()
+	if h != nil {
+		return h
+	}
+	if !comp.Authorized(ctx, appid) {
+		return nil
+	}
+	h, err := comp.Authorizer(appid)
+	if err != nil {
+		a.logger.Warn("authorizer not registered", zap.String("account", comp.Account().Name), zap.Error(err))
+		return nil
+	}
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	switch {
+	case set.cleanedUp:
+		// A request of a config already replaced: the handle serves it,
+		// and is not kept.
+		h.Release()
+	case set.handles[key] != nil:
+		h.Release()
+		h = set.handles[key]
+	default:
+		set.handles[key] = h
+	}
+	return h
+}
+
+// authorizerSet holds the authorizer handles a config registered.
+type authorizerSet struct {
+	mu        sync.Mutex
+	handles   map[string]*token.Handle // by "<account>/<appid>"
+	cleanedUp bool                     // Cleanup released them: keep no more
 }
 
 // account returns the token handle of the named account, or an error that

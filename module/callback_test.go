@@ -2,6 +2,7 @@ package caddywechat
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/wxgate/caddy-wechat/module/internal/msgcrypt"
 	"github.com/wxgate/caddy-wechat/module/internal/token"
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // platformSite builds a callback route for a platform account, on a frozen
@@ -28,11 +30,12 @@ func platformSite(t *testing.T) (*Handler, msgcrypt.Codec, *token.ManualClock, *
 	t.Cleanup(h.Release)
 	codec := msgcrypt.Codec{Token: "componenttoken01", EncodingAESKey: "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", AppID: "wx3rdcomponent0001"}
 	app := &App{
-		tokens:  &tokenService{manager: m, clock: clock},
-		handles: map[string]*token.Handle{"platform": h},
-		codecs:  map[string]msgcrypt.Codec{"platform": codec},
-		seen:    new(pushLog),
-		logger:  zap.NewNop(),
+		tokens:      &tokenService{manager: m, clock: clock},
+		handles:     map[string]*token.Handle{"platform": h},
+		codecs:      map[string]msgcrypt.Codec{"platform": codec},
+		seen:        new(pushLog),
+		authorizers: &authorizerSet{handles: make(map[string]*token.Handle)},
+		logger:      zap.NewNop(),
 	}
 	return &Handler{Account: "platform", Callback: true, app: app, fixed: h, logger: zap.NewNop()}, codec, clock, h
 }
@@ -117,6 +120,45 @@ func TestCallbackReplayCannotMoveDigits(t *testing.T) {
 	for _, split := range [][2]string{{"01", "0" + ts}, {"010", "+" + ts}, {"010", strings.ToUpper(ts)}} {
 		if code := send(split[0], split[1]); code != http.StatusBadRequest {
 			t.Errorf("the push again as nonce %q, timestamp %q: %d, want 400", split[0], split[1], code)
+		}
+	}
+}
+
+// TestPlatformSiteRefusals: a platform's site serves component APIs and
+// calls on behalf of the authorizers it holds, and refuses the rest with
+// WeChat-shaped errors.
+func TestPlatformSiteRefusals(t *testing.T) {
+	callback, _, _, _ := platformSite(t)
+	site := *callback
+	site.Callback, site.Trusted = false, true
+	for _, c := range []struct {
+		method, target, body string
+		want                 int
+	}{
+		{"GET", "/cgi-bin/menu/get", "", wxapi.CodeInvalidCredential},
+		{"GET", "/cgi-bin/menu/get?access_token=real-token", "", wxapi.CodeInvalidCredential},
+		{"GET", "/cgi-bin/menu/get?access_token=caddy-wechat-authorizer.bad%2Fid", "", wxapi.CodeInvalidCredential},
+		{"GET", "/cgi-bin/menu/get?access_token=caddy-wechat-authorizer.wxa&access_token=caddy-wechat-authorizer.wxb", "", wxapi.CodeInvalidCredential},
+		{"GET", "/cgi-bin/menu/get?access_token=caddy-wechat-authorizer.wxunknown", "", wxapi.CodeRefreshTokenRevoked},
+		{"GET", "/sns/oauth2/access_token?appid=wx1&code=c", "", wxapi.CodeAPIUnauthorized},
+		{"GET", "/cgi-bin/token?grant_type=client_credential&appid=wx1&secret=s", "", wxapi.CodeAPIUnauthorized},
+		{"POST", "/cgi-bin/component/api_authorizer_token", `{"component_appid":"wxother","authorizer_appid":"wxa"}`, wxapi.CodeInvalidComponent},
+		{"POST", "/cgi-bin/component/api_authorizer_token", `{"component_appid":"wx3rdcomponent0001","authorizer_appid":"wxa"}`, wxapi.CodeRefreshTokenRevoked},
+		{"POST", "/cgi-bin/component/api_authorizer_token", `not json`, wxapi.CodeDataFormat},
+		{"GET", "/cgi-bin/component/api_query_auth", "", wxapi.CodeRequirePOST},
+		{"POST", "/cgi-bin/component/api_query_auth", `{"component_appid":"wx3rdcomponent0001"}`, wxapi.CodeCodeMissing},
+	} {
+		r := httptest.NewRequest(c.method, c.target, strings.NewReader(c.body))
+		rec := httptest.NewRecorder()
+		if err := site.ServeHTTP(rec, r, nil); err != nil {
+			t.Fatal(err)
+		}
+		var ans struct {
+			Errcode int    `json:"errcode"`
+			Errmsg  string `json:"errmsg"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &ans); err != nil || ans.Errcode != c.want {
+			t.Errorf("%s %s: %s, want errcode %d", c.method, c.target, rec.Body, c.want)
 		}
 	}
 }

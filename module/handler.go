@@ -153,7 +153,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	class, why := classify(r.URL)
 	if h.fixed != nil && h.fixed.Account().Kind == token.Component && class != pathInvalid {
-		return h.serveComponent(w, r, next)
+		return h.serveComponent(w, r, next, class)
 	}
 	if class != pathInvalid && !allowedMethod(r.Method) {
 		wxapi.WriteError(w, wxapi.CodeRequireGET, "wechat gateway: method "+r.Method+" is not accepted: WeChat's APIs take GET or POST")

@@ -40,6 +40,11 @@ const (
 	// /cgi-bin/component/api_component_token: every call issues a new
 	// token, with the component_verify_ticket WeChat last pushed.
 	ComponentToken Endpoint = "component_token"
+	// AuthorizerToken is a third-party platform's POST
+	// /cgi-bin/component/api_authorizer_token, which mints an authorizer's
+	// token from its refresh token: an account of this endpoint is an
+	// authorizer of its Parent, a component account.
+	AuthorizerToken Endpoint = "authorizer_token"
 
 	// The JS-SDK ticket endpoints, called with the account's token: an
 	// account of one of these endpoints is a ticket of its Parent.
@@ -86,6 +91,8 @@ func (e Endpoint) Path() string {
 		return "/cgi-bin/gettoken"
 	case ComponentToken:
 		return "/cgi-bin/component/api_component_token"
+	case AuthorizerToken:
+		return "/cgi-bin/component/api_authorizer_token"
 	case JSAPITicket, CardTicket:
 		return "/cgi-bin/ticket/getticket"
 	case CorpTicket:
@@ -148,6 +155,8 @@ type Account struct {
 	VerifyTicket string
 	// Parent, for a ticket Endpoint, is the account whose token fetches the
 	// ticket. Kind, AppID, Secret and BaseURL then default to the parent's.
+	// For AuthorizerToken, it is the component account; AppID is the
+	// authorizer's, and Kind is Official.
 	Parent *Handle
 }
 
@@ -169,11 +178,11 @@ func (a Account) withDefaults() (Account, error) {
 	if a.Name == "" {
 		return a, errors.New("account: name is required")
 	}
-	if a.Endpoint.Ticket() {
-		return a.ticketDefaults()
+	if a.Endpoint.Ticket() || a.Endpoint == AuthorizerToken {
+		return a.childDefaults()
 	}
 	if a.Parent != nil {
-		return a, fmt.Errorf("account %q: only a ticket has a parent account", a.Name)
+		return a, fmt.Errorf("account %q: only a ticket or an authorizer has a parent account", a.Name)
 	}
 	k, ok := kinds[a.Kind]
 	if !ok {
@@ -212,16 +221,26 @@ func (a Account) withDefaults() (Account, error) {
 	return a, nil
 }
 
-// ticketDefaults fills a ticket account in from its parent.
-func (a Account) ticketDefaults() (Account, error) {
+// childDefaults fills a ticket or authorizer account in from its parent.
+func (a Account) childDefaults() (Account, error) {
 	if a.Parent == nil {
-		return a, fmt.Errorf("account %q: a %s ticket needs the account whose token fetches it", a.Name, a.Endpoint)
+		return a, fmt.Errorf("account %q: a %s account needs the account whose token fetches it", a.Name, a.Endpoint)
 	}
 	p := a.Parent.Account()
-	if p.Kind != a.Endpoint.ticketKind() {
-		return a, fmt.Errorf("account %q: a %s ticket is for %s accounts, and %q is %s", a.Name, a.Endpoint, a.Endpoint.ticketKind(), p.Name, p.Kind)
+	if a.Endpoint == AuthorizerToken {
+		if p.Kind != Component || p.Endpoint != ComponentToken {
+			return a, fmt.Errorf("account %q: an authorizer needs a component account, and %q is %s", a.Name, p.Name, p.Kind)
+		}
+		if !ValidAppID(a.AppID) {
+			return a, fmt.Errorf("account %q: the authorizer's appid %q is not an appid", a.Name, a.AppID)
+		}
+		a.Kind, a.Secret = Official, p.Secret
+	} else {
+		if p.Kind != a.Endpoint.ticketKind() {
+			return a, fmt.Errorf("account %q: a %s ticket is for %s accounts, and %q is %s", a.Name, a.Endpoint, a.Endpoint.ticketKind(), p.Name, p.Kind)
+		}
+		a.Kind, a.AppID, a.Secret = p.Kind, p.AppID, p.Secret
 	}
-	a.Kind, a.AppID, a.Secret = p.Kind, p.AppID, p.Secret
 	if a.BaseURL == "" {
 		a.BaseURL = p.BaseURL
 	}
@@ -242,6 +261,9 @@ func (a Account) ticketDefaults() (Account, error) {
 // application has its own token under the same corpid. It holds no secret
 // and is safe to log and to use as a storage key.
 func (a *Account) Key() string {
+	if a.Endpoint == AuthorizerToken {
+		return "authorizer/" + a.Parent.Account().AppID + "/" + a.AppID
+	}
 	switch a.Kind {
 	case WeCom:
 		sum := sha256.Sum256([]byte(a.AppID + "\x00" + a.Secret))

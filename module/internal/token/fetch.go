@@ -141,6 +141,71 @@ func (f *HTTPFetcher) FetchTicket(ctx context.Context, a *Account, accessToken s
 	return Fetched{Value: ans.Ticket, ExpiresIn: time.Duration(ans.ExpiresIn) * time.Second}, nil
 }
 
+// FetchAuthorizerToken calls api_authorizer_token for authorizer a.
+func (f *HTTPFetcher) FetchAuthorizerToken(ctx context.Context, a *Account, componentToken, refreshToken string) (Fetched, string, error) {
+	comp := a.Parent.Account()
+	body, _ := json.Marshal(map[string]string{
+		"component_appid": comp.AppID, "authorizer_appid": a.AppID, "authorizer_refresh_token": refreshToken,
+	})
+	raw, where, err := f.componentCall(ctx, comp, AuthorizerToken.Path(), componentToken, body)
+	if err != nil {
+		return Fetched{}, "", err
+	}
+	var ans struct {
+		AuthorizerToken string `json:"authorizer_access_token"`
+		ExpiresIn       int64  `json:"expires_in"`
+		RefreshToken    string `json:"authorizer_refresh_token"`
+	}
+	if _, err := decodeAnswer(where, "token", raw); err != nil {
+		return Fetched{}, "", err
+	}
+	if json.Unmarshal(raw, &ans) != nil || !plausibleToken(ans.AuthorizerToken) || ans.ExpiresIn <= 0 {
+		return Fetched{}, "", &FetchError{Endpoint: where, Err: fmt.Errorf("answer holds no usable authorizer_access_token (%d chars, expires_in %d)", len(ans.AuthorizerToken), ans.ExpiresIn)}
+	}
+	if ans.RefreshToken != "" && !plausibleToken(ans.RefreshToken) {
+		ans.RefreshToken = ""
+	}
+	return Fetched{Value: ans.AuthorizerToken, ExpiresIn: time.Duration(ans.ExpiresIn) * time.Second}, ans.RefreshToken, nil
+}
+
+// QueryAuth calls api_query_auth for component comp with an authorization
+// code.
+func (f *HTTPFetcher) QueryAuth(ctx context.Context, comp *Account, componentToken, code string) (Authorization, string, error) {
+	body, _ := json.Marshal(map[string]string{"component_appid": comp.AppID, "authorization_code": code})
+	raw, where, err := f.componentCall(ctx, comp, "/cgi-bin/component/api_query_auth", componentToken, body)
+	if err != nil {
+		return Authorization{}, "", err
+	}
+	if _, err := decodeAnswer(where, "authorization", raw); err != nil {
+		return Authorization{}, "", err
+	}
+	var ans struct {
+		Info struct {
+			AppID        string          `json:"authorizer_appid"`
+			RefreshToken string          `json:"authorizer_refresh_token"`
+			FuncInfo     json.RawMessage `json:"func_info"`
+		} `json:"authorization_info"`
+	}
+	if json.Unmarshal(raw, &ans) != nil || !plausibleToken(ans.Info.AppID) || !plausibleToken(ans.Info.RefreshToken) {
+		return Authorization{}, "", &FetchError{Endpoint: where, Err: errors.New("answer holds no authorizer appid and refresh token")}
+	}
+	return Authorization{AppID: ans.Info.AppID, FuncInfo: ans.Info.FuncInfo}, ans.Info.RefreshToken, nil
+}
+
+// componentCall POSTs body to path under comp's base URL with the
+// component token.
+func (f *HTTPFetcher) componentCall(ctx context.Context, comp *Account, path, componentToken string, body []byte) ([]byte, string, error) {
+	u, err := url.Parse(comp.BaseURL)
+	if err != nil || u.Host == "" {
+		return nil, path, &FetchError{Endpoint: path, Err: errors.New("bad base URL")}
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawQuery = url.Values{"component_access_token": {componentToken}}.Encode()
+	where := u.Host + u.Path
+	raw, err := f.do(ctx, u, body, where)
+	return raw, where, err
+}
+
 // endpointURL returns the URL of a's endpoint (token or ticket) and its
 // host and path, which errors name as the endpoint.
 func endpointURL(a *Account) (u *url.URL, where string, err error) {

@@ -352,6 +352,9 @@ type entry struct {
 	lastUsed atomic.Int64 // unix seconds of the Clock
 	// verifyTicket is a component account's last component_verify_ticket.
 	verifyTicket atomic.Pointer[VerifyTicket]
+	// authorizers are a component account's authorizers as this instance
+	// knows them: appid -> *authorizerRecord.
+	authorizers sync.Map
 	// confidential is what answers must never show: the secret and the
 	// most recent token values (an older token still works during its
 	// overlap). Replaced whole, never changed in place.
@@ -444,7 +447,7 @@ func (m *Manager) acquire(ctx context.Context, e *entry, failed string, errcode 
 			return nil, nil
 		}
 		fresh = fresh || e.final == failed
-		if fresh && (a.Endpoint == ClientCredential || a.Endpoint == ComponentToken) {
+		if fresh && (a.Endpoint == ClientCredential || a.Endpoint == ComponentToken || a.Endpoint == AuthorizerToken) {
 			e.mu.Unlock()
 			m.lg().Warn("fresh access_token rejected; not refreshing again",
 				zap.String("account", a.Name), zap.Ints("errcode", errcode),
@@ -759,12 +762,18 @@ func (m *Manager) mayForce(e *entry, limit int) bool {
 // call makes one token-endpoint call, counted against the daily budget.
 func (m *Manager) call(ctx context.Context, e *entry, a *Account, force bool) (Fetched, time.Time, error) {
 	start := m.opts.Clock.Now()
-	if a.Endpoint == ComponentToken {
-		// Nothing to ask with yet: not a call, not counted.
+	// Nothing to ask with yet: not a call, not counted.
+	var rec *authorizerRecord
+	switch a.Endpoint {
+	case ComponentToken:
 		if vt := m.currentVerifyTicket(ctx, e, a); vt == nil {
 			return Fetched{}, start, errNoVerifyTicket
 		} else if vt.Rejected {
 			return Fetched{}, start, errRefusedVerifyTicket
+		}
+	case AuthorizerToken:
+		if rec = m.refreshToken(ctx, a.Parent.e, a.Parent.Account(), a.AppID); rec == nil || rec.RefreshToken == "" {
+			return Fetched{}, start, errNotAuthorized(a)
 		}
 	}
 	e.mu.Lock()
@@ -796,6 +805,8 @@ func (m *Manager) call(ctx context.Context, e *entry, a *Account, force bool) (F
 		got, err = m.fetchTicket(ctx, a)
 	case a.Endpoint == ComponentToken:
 		got, err = m.fetchComponentToken(ctx, e, a)
+	case a.Endpoint == AuthorizerToken:
+		got, err = m.fetchAuthorizerToken(ctx, a, rec)
 	default:
 		got, err = m.opts.Fetcher.Fetch(ctx, a, force)
 	}
@@ -812,18 +823,31 @@ func (m *Manager) fetchTicket(ctx context.Context, a *Account) (Fetched, error) 
 	if !ok {
 		return Fetched{}, &FetchError{Endpoint: a.Endpoint.Path(), Err: errors.New("the fetcher cannot fetch tickets")}
 	}
-	tok, err := a.Parent.Token(ctx)
+	var got Fetched
+	err := m.withParentToken(ctx, a.Parent, func(tok string) error {
+		var err error
+		got, err = tf.FetchTicket(ctx, a, tok)
+		return err
+	})
+	return got, err
+}
+
+// withParentToken calls do with the token of parent (the account whose
+// token fetches a ticket, or the component of an authorizer), and once more
+// with its replacement if WeChat rejects it (40001, 40014, 42001).
+func (m *Manager) withParentToken(ctx context.Context, parent *Handle, do func(token string) error) error {
+	tok, err := parent.Token(ctx)
 	if err != nil {
-		return Fetched{}, err
+		return err
 	}
-	got, err := tf.FetchTicket(ctx, a, tok.Value)
+	err = do(tok.Value)
 	var fe *FetchError
 	if !errors.As(err, &fe) || !wxapi.Refreshable(fe.Errcode) {
-		return got, err
+		return err
 	}
-	fresh, rerr := a.Parent.Reject(ctx, tok, fe.Errcode)
+	fresh, rerr := parent.Reject(ctx, tok, fe.Errcode)
 	if rerr != nil || fresh == nil {
-		return got, err
+		return err
 	}
-	return tf.FetchTicket(ctx, a, fresh.Value)
+	return do(fresh.Value)
 }

@@ -117,7 +117,8 @@ func ClassifyTokenError(code int) TokenErrorClass {
 	case CodeInvalidCredential, CodeInvalidGrantType, CodeInvalidAppID, CodeInvalidSecret,
 		CodeInvalidAppSecret, CodeIPNotAllowed, CodeSecretFrozen, CodeSecretMissing,
 		CodeForbidden, CodeFrozen, CodeIPNotAllowedNew, CodeComponentToken, CodeWeComIPUntrusted,
-		CodeAdminConfirmIP, CodeAdminRejectedIP, CodeAdminRejectedIP1h, CodeRequirePOST:
+		CodeAdminConfirmIP, CodeAdminRejectedIP, CodeAdminRejectedIP1h, CodeRequirePOST,
+		CodeComponentUnauthorized, CodeInvalidComponent, CodeRefreshTokenRevoked:
 		return Configuration
 	default:
 		return Transient

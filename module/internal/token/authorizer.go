@@ -1,0 +1,232 @@
+package token
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
+)
+
+// A third-party platform acts for the businesses that authorised it. Each
+// of them (an authorizer) has an authorizer_access_token, which the
+// platform mints from api_authorizer_token with its component token and
+// the authorizer's authorizer_refresh_token. The refresh token comes once,
+// from api_query_auth when the business authorises the platform, and is
+// renewed by api_authorizer_token; losing it means asking the business to
+// authorise again. So it lives in the Store, next to the component's
+// tokens, and a new one is stored before the call that brought it returns.
+//
+// An authorizer's token is an account of its own (Endpoint
+// AuthorizerToken, Parent the component), registered when first used; its
+// token follows the lifecycle of every other, and is refreshed in the
+// background only while in use.
+
+// AuthorizerFetcher calls the open platform's endpoints for authorizers
+// with the component's token. The Manager's Fetcher implements it to serve
+// component accounts' authorizers.
+type AuthorizerFetcher interface {
+	// FetchAuthorizerToken calls api_authorizer_token for authorizer a
+	// with its refresh token; it returns the new token and the refresh
+	// token that now stands ("" when the answer names none).
+	FetchAuthorizerToken(ctx context.Context, a *Account, componentToken, refreshToken string) (Fetched, string, error)
+	// QueryAuth calls api_query_auth for component comp: it exchanges an
+	// authorization code for the authorizer's appid, its refresh token and
+	// the API families it granted.
+	QueryAuth(ctx context.Context, comp *Account, componentToken, code string) (auth Authorization, refreshToken string, err error)
+}
+
+// Authorization is what api_query_auth tells of an authorizer, but its
+// tokens.
+type Authorization struct {
+	// AppID is the authorizer_appid.
+	AppID string
+	// FuncInfo is the func_info array, as WeChat sent it (the API families
+	// the authorizer granted), or nil.
+	FuncInfo json.RawMessage
+}
+
+// authorizerRecord is what the Store keeps of an authorizer: its refresh
+// token, or that it withdrew (Revoked, no refresh token).
+type authorizerRecord struct {
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	Revoked      bool      `json:"revoked,omitempty"`
+	Updated      time.Time `json:"updated"`
+}
+
+// errNotAuthorized says an authorizer has no refresh token here: it never
+// authorised the platform, or withdrew.
+func errNotAuthorized(a *Account) error {
+	return &FetchError{Endpoint: AuthorizerToken.Path(), Err: fmt.Errorf(
+		"authorizer %s has not authorised the platform (no authorizer_refresh_token is held; it withdrew or was never authorised)", a.AppID)}
+}
+
+// ValidAppID accepts what an appid looks like: 1 to 64 letters, digits,
+// '_' or '-'. An authorizer's appid becomes part of a storage key, so no
+// other appid is taken.
+func ValidAppID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func authorizerKey(comp *Account, appid string) string {
+	return storePrefix + comp.Key() + "/authorizers/" + appid + ".json"
+}
+
+// Authorize exchanges an authorization code (from an `authorized` or
+// `updateauthorized` push, or the platform's authorization page) for the
+// authorizer's refresh token, which it keeps, and returns the authorizer's
+// appid and what it granted. It is called on a component account's
+// Handle.
+func (h *Handle) Authorize(ctx context.Context, code string) (Authorization, error) {
+	m, comp := h.m, h.Account()
+	if comp.Kind != Component || comp.Endpoint != ComponentToken {
+		return Authorization{}, errors.New("account " + comp.Name + " is not a third-party platform")
+	}
+	af, ok := m.opts.Fetcher.(AuthorizerFetcher)
+	if !ok {
+		return Authorization{}, errors.New("the fetcher cannot call the open platform's authorizer endpoints")
+	}
+	var auth Authorization
+	var refresh string
+	err := m.withParentToken(ctx, h, func(tok string) error {
+		var err error
+		auth, refresh, err = af.QueryAuth(ctx, comp, tok, code)
+		return err
+	})
+	if err != nil {
+		return Authorization{}, err
+	}
+	appid := auth.AppID
+	if err := m.keepRefreshToken(ctx, h.e, comp, appid, authorizerRecord{RefreshToken: refresh}); err != nil {
+		return auth, err
+	}
+	// An authorizer refreshing had stopped for want of authorisation
+	// resumes now.
+	m.mu.RLock()
+	e := m.entries["authorizer/"+comp.AppID+"/"+appid]
+	m.mu.RUnlock()
+	if e != nil {
+		e.mu.Lock()
+		e.clearGuard()
+		e.mu.Unlock()
+	}
+	m.lg().Info("authorizer authorised the platform; its refresh token is kept",
+		zap.String("account", comp.Name), zap.String("authorizer_appid", appid))
+	return auth, nil
+}
+
+// Unauthorize drops what is kept of an authorizer that withdrew its
+// authorisation: its refresh token, here and in the Store. Its token, if
+// registered, fails from its next refresh.
+func (h *Handle) Unauthorize(ctx context.Context, appid string) error {
+	comp := h.Account()
+	if comp.Kind != Component {
+		return errors.New("account " + comp.Name + " is not a third-party platform")
+	}
+	h.m.lg().Warn("authorizer withdrew its authorisation; its refresh token is dropped",
+		zap.String("account", comp.Name), zap.String("authorizer_appid", appid))
+	return h.m.keepRefreshToken(ctx, h.e, comp, appid, authorizerRecord{Revoked: true})
+}
+
+// Authorizer registers authorizer appid of this component account: the
+// Handle's Token is the authorizer_access_token. Pair it with a Release.
+func (h *Handle) Authorizer(appid string) (*Handle, error) {
+	comp := h.Account()
+	return h.m.Register(Account{Name: comp.Name + "/" + appid, Endpoint: AuthorizerToken, AppID: appid, Parent: h})
+}
+
+// Authorized reports whether the component holds a refresh token for
+// authorizer appid.
+func (h *Handle) Authorized(ctx context.Context, appid string) bool {
+	rec := h.m.refreshToken(ctx, h.e, h.Account(), appid)
+	return rec != nil && rec.RefreshToken != ""
+}
+
+// keepRefreshToken records rec for authorizer appid of component comp
+// (entry ce), in memory and in the Store.
+func (m *Manager) keepRefreshToken(ctx context.Context, ce *entry, comp *Account, appid string, rec authorizerRecord) error {
+	if !ValidAppID(appid) {
+		return errors.New("the open platform named no usable authorizer appid")
+	}
+	rec.Updated = m.opts.Clock.Now()
+	ce.authorizers.Store(appid, &rec)
+	s := m.sharedStore()
+	if s == nil {
+		return nil
+	}
+	raw, _ := json.Marshal(rec)
+	sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
+	defer cancel()
+	if err := s.Store(sctx, authorizerKey(comp, appid), raw); err != nil {
+		m.lg().Error("could not store an authorizer's refresh token; this instance alone holds it",
+			zap.String("account", comp.Name), zap.String("authorizer_appid", appid), zap.Error(err))
+		return err
+	}
+	return nil
+}
+
+// refreshToken returns what is known of authorizer appid: the Store's
+// record (the cluster's latest) or, without one, this instance's.
+func (m *Manager) refreshToken(ctx context.Context, ce *entry, comp *Account, appid string) *authorizerRecord {
+	if !ValidAppID(appid) {
+		return nil
+	}
+	if s := m.sharedStore(); s != nil {
+		sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
+		raw, err := s.Load(sctx, authorizerKey(comp, appid))
+		cancel()
+		var rec authorizerRecord
+		if err == nil && json.Unmarshal(raw, &rec) == nil {
+			ce.authorizers.Store(appid, &rec)
+			return &rec
+		}
+	}
+	if v, ok := ce.authorizers.Load(appid); ok {
+		return v.(*authorizerRecord)
+	}
+	return nil
+}
+
+// fetchAuthorizerToken mints authorizer a's token from its refresh token,
+// and keeps the refresh token the answer brings before returning. A
+// revoked refresh token (61023) marks the authorizer unauthorised.
+func (m *Manager) fetchAuthorizerToken(ctx context.Context, a *Account, rec *authorizerRecord) (Fetched, error) {
+	af, ok := m.opts.Fetcher.(AuthorizerFetcher)
+	if !ok {
+		return Fetched{}, &FetchError{Endpoint: a.Endpoint.Path(), Err: errors.New("the fetcher cannot fetch authorizer tokens")}
+	}
+	parent := a.Parent
+	comp := parent.Account()
+	var got Fetched
+	var refresh string
+	err := m.withParentToken(ctx, parent, func(tok string) error {
+		var err error
+		got, refresh, err = af.FetchAuthorizerToken(ctx, a, tok, rec.RefreshToken)
+		return err
+	})
+	var fe *FetchError
+	switch {
+	case errors.As(err, &fe) && fe.Errcode == wxapi.CodeRefreshTokenRevoked:
+		m.lg().Error("WeChat revoked the authorizer's refresh token (61023): the business must authorise the platform again",
+			zap.String("account", comp.Name), zap.String("authorizer_appid", a.AppID))
+		_ = m.keepRefreshToken(ctx, parent.e, comp, a.AppID, authorizerRecord{Revoked: true})
+	case err == nil && refresh != "" && refresh != rec.RefreshToken:
+		// Kept before the token is handed out: the old refresh token
+		// works only a little longer.
+		_ = m.keepRefreshToken(ctx, parent.e, comp, a.AppID, authorizerRecord{RefreshToken: refresh})
+	}
+	return got, err
+}

@@ -1,0 +1,271 @@
+package token
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxgate/caddy-wechat/module/simulator"
+)
+
+const (
+	openComp   = "wx3rdcomponent0001"
+	openSecret = "componentsecret0123456789abcdef0"
+	openAuth   = "wxauthorizer00001"
+)
+
+// openPlatform is a simulated open platform with one component and one
+// authorizer, and managers that share a Store, as gateways of a cluster or
+// one gateway across a restart do.
+type openPlatform struct {
+	t     *testing.T
+	sim   *simulator.Simulator
+	srv   *httptest.Server
+	clock *ManualClock
+	store *memStore
+	comps []*Handle // registered components, which get the pushed tickets
+}
+
+func newOpenPlatform(t *testing.T) *openPlatform {
+	t.Helper()
+	sim, err := simulator.New(simulator.Config{
+		Components: []simulator.Component{{AppID: openComp, Secret: openSecret, Token: "componenttoken01",
+			EncodingAESKey: "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}},
+		Authorizers:             []simulator.Authorizer{{ComponentAppID: openComp, AppID: openAuth}},
+		ComponentTicketInterval: -1,
+		Frozen:                  true,
+		Start:                   t0,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { _ = sim.Close() })
+	return &openPlatform{t: t, sim: sim, srv: srv, clock: NewFrozenClock(t0), store: newMemStore()}
+}
+
+// gateway registers the component on a new Manager sharing the Store.
+func (p *openPlatform) gateway() (*Manager, *Handle) {
+	p.t.Helper()
+	m := NewManager(Options{Clock: p.clock, Fetcher: &HTTPFetcher{Client: p.srv.Client()}, Store: p.store, Logger: zap.NewNop(),
+		Rand: func() float64 { return 0.5 }})
+	h, err := m.Register(Account{Name: "platform", Kind: Component, AppID: openComp, Secret: openSecret, BaseURL: p.srv.URL})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Cleanup(h.Release)
+	p.comps = append(p.comps, h)
+	p.pushTicket()
+	return m, h
+}
+
+// pushTicket has the simulator issue a verify ticket, and hands it to the
+// components, as the callback would.
+func (p *openPlatform) pushTicket() {
+	p.t.Helper()
+	pushes, err := p.sim.PushComponentTicket(openComp)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	for _, h := range p.comps {
+		if err := h.SetVerifyTicket(context.Background(), pushes[0].Ticket, p.clock.Now()); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+}
+
+// advance moves both clocks, in steps of at most 10 minutes, with a
+// ticket push after each as WeChat does.
+func (p *openPlatform) advance(d time.Duration) {
+	for d > 0 {
+		step := min(d, 10*time.Minute)
+		p.clock.Advance(step)
+		p.sim.Clock().Advance(step)
+		p.pushTicket()
+		d -= step
+	}
+}
+
+func (p *openPlatform) authorizerTokens() int64 {
+	return p.sim.Counters().Components[openComp].Authorizers[openAuth].AuthorizerToken
+}
+
+// works calls a business API of the authorizer with tok.
+func (p *openPlatform) works(tok string) bool {
+	p.t.Helper()
+	resp, err := p.srv.Client().Get(p.srv.URL + "/cgi-bin/menu/get?access_token=" + tok)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ans struct {
+		Errcode int `json:"errcode"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&ans)
+	return ans.Errcode == 0 || ans.Errcode == 46003 // 46003: no menu yet, but the token was taken
+}
+
+func TestAuthorizerTokenLifecycle(t *testing.T) {
+	p := newOpenPlatform(t)
+	ctx := context.Background()
+	_, comp := p.gateway()
+	auth, err := comp.Authorizer(openAuth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auth.Release()
+	// Before the business authorises the platform, there is no token, and
+	// asking costs no call.
+	if _, err := auth.Token(ctx); err == nil || !strings.Contains(err.Error(), "has not authorised") {
+		t.Fatalf("a token before authorisation: %v", err)
+	}
+	res, err := p.sim.Authorize(openComp, openAuth, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth, err := comp.Authorize(ctx, res.AuthorizationCode); err != nil || auth.AppID != openAuth || len(auth.FuncInfo) == 0 {
+		t.Fatalf("Authorize: %+v %v", auth, err)
+	}
+	auth.e.mu.Lock()
+	auth.e.clearGuard() // the failed ask above backed off
+	auth.e.mu.Unlock()
+
+	// The token works on the authorizer's business paths; a storm of
+	// callers makes one fetch.
+	done := make(chan *Token)
+	for range 20 {
+		go func() {
+			tok, err := auth.Token(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			done <- tok
+		}()
+	}
+	var tok *Token
+	for range 20 {
+		if got := <-done; got != nil {
+			tok = got
+		}
+	}
+	if tok == nil || !p.works(tok.Value) {
+		t.Fatalf("the authorizer's token does not work: %+v", tok)
+	}
+	if n := p.authorizerTokens(); n != 1 {
+		t.Fatalf("%d api_authorizer_token calls, want 1", n)
+	}
+
+	// A day in use: the token is renewed before expiry with the refresh
+	// token each answer brings (the simulator honours an old one only 5
+	// minutes), at most 13 times.
+	for range 24 * 6 {
+		p.advance(10 * time.Minute)
+		tok, err := auth.Token(ctx)
+		if err != nil || !p.works(tok.Value) {
+			t.Fatalf("at %v: %v", p.clock.Now(), err)
+		}
+		auth.m.RefreshDue(ctx)
+	}
+	if n := p.authorizerTokens(); n > 13 || n < 12 {
+		t.Errorf("%d api_authorizer_token calls in a day of use, want at most 13 (and at least 12: a token lives 2 h)", n)
+	}
+
+	// A restart (a new Manager on the same Store) fetches nothing and has
+	// the refresh token.
+	before := p.authorizerTokens()
+	_, comp2 := p.gateway()
+	auth2, err := comp2.Authorizer(openAuth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auth2.Release()
+	if tok, err := auth2.Token(ctx); err != nil || !p.works(tok.Value) {
+		t.Fatalf("after a restart: %v", err)
+	}
+	if n := p.authorizerTokens(); n != before {
+		t.Errorf("a restart made %d api_authorizer_token calls, want 0", n-before)
+	}
+	if !comp2.Authorized(ctx, openAuth) {
+		t.Error("the refresh token was lost across a restart")
+	}
+
+	// The business withdraws: the authorizer is dropped, and nothing more
+	// is asked for it.
+	if _, err := p.sim.Unauthorize(openComp, openAuth); err != nil {
+		t.Fatal(err)
+	}
+	if err := comp2.Unauthorize(ctx, openAuth); err != nil {
+		t.Fatal(err)
+	}
+	if comp.Authorized(ctx, openAuth) {
+		t.Error("another instance still holds the withdrawn authorizer's refresh token")
+	}
+	p.advance(3 * time.Hour)
+	before = p.authorizerTokens()
+	if _, err := auth2.Token(ctx); err == nil || !strings.Contains(err.Error(), "has not authorised") {
+		t.Errorf("a token after withdrawal: %v", err)
+	}
+	if n := p.authorizerTokens(); n != before {
+		t.Errorf("%d calls after withdrawal", n-before)
+	}
+}
+
+// TestRevokedRefreshTokenMarksTheAuthorizer: an authorisation withdrawn
+// without the push reaching the gateway shows as 61023 at the next
+// refresh; the authorizer is then marked unauthorised, and costs nothing
+// more until it authorises again.
+func TestRevokedRefreshTokenMarksTheAuthorizer(t *testing.T) {
+	p := newOpenPlatform(t)
+	ctx := context.Background()
+	_, comp := p.gateway()
+	res, err := p.sim.Authorize(openComp, openAuth, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := comp.Authorize(ctx, res.AuthorizationCode); err != nil {
+		t.Fatal(err)
+	}
+	auth, err := comp.Authorizer(openAuth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auth.Release()
+	if _, err := auth.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.sim.Unauthorize(openComp, openAuth); err != nil {
+		t.Fatal(err)
+	}
+	p.advance(3 * time.Hour)
+	if _, err := auth.Token(ctx); err == nil {
+		t.Fatal("a token from a revoked refresh token")
+	}
+	if comp.Authorized(ctx, openAuth) {
+		t.Error("a revoked authorizer still counts as authorised")
+	}
+	rejected := p.sim.Counters().Components[openComp].Authorizers[openAuth].RefreshRejected
+	for range 10 {
+		p.advance(time.Hour)
+		_, _ = auth.Token(ctx)
+	}
+	if n := p.sim.Counters().Components[openComp].Authorizers[openAuth].RefreshRejected; n != rejected || rejected != 1 {
+		t.Errorf("61023 answered %d times, then %d; want 1 and no more calls", rejected, n)
+	}
+	// Authorising again brings it back at once.
+	res, err = p.sim.Authorize(openComp, openAuth, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := comp.Authorize(ctx, res.AuthorizationCode); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := auth.Token(ctx); err != nil || !p.works(tok.Value) {
+		t.Fatalf("after authorising again: %v", err)
+	}
+}
