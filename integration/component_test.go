@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +10,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/silenceper/wechat/v2"
+	"github.com/silenceper/wechat/v2/cache"
+	openConfig "github.com/silenceper/wechat/v2/openplatform/config"
+	"github.com/silenceper/wechat/v2/util"
 
 	"github.com/wxgate/caddy-wechat/module/simulator"
 )
@@ -54,10 +60,19 @@ const componentCaddyfile = `{
 }
 `
 
-// TestComponentTokenFromPushedTicket: WeChat pushes the verify ticket to
-// the platform's callback; the gateway fetches the component token with it
-// and injects it into the platform's component API calls.
-func TestComponentTokenFromPushedTicket(t *testing.T) {
+// platform is a third-party platform's gateway (componentCaddyfile) in
+// front of the simulator, which pushes to the gateway's callback through a
+// relay that keeps every push, to replay them.
+type platform struct {
+	sim *simulator.Simulator
+	gw  *gateway
+	mu  sync.Mutex
+	// pushes are the pushes relayed: URI and body.
+	pushes [][2]string
+}
+
+func startPlatform(t *testing.T) *platform {
+	t.Helper()
 	sim, err := simulator.New(simulator.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -65,36 +80,22 @@ func TestComponentTokenFromPushedTicket(t *testing.T) {
 	tap := newWiretap(sim)
 	srv := httptest.NewServer(tap)
 	t.Cleanup(srv.Close)
-	// WeChat's pushes reach the callback through a relay that keeps them,
-	// to replay them.
-	var gw *gateway
-	deliver := func(uri, body string) (int, string) {
-		resp, err := http.Post(gw.URL2(uri), "text/xml", strings.NewReader(body))
-		if err != nil {
-			t.Errorf("delivering a push: %v", err)
-			return 0, ""
-		}
-		defer resp.Body.Close()
-		answer, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(answer)
-	}
-	var pushesMu sync.Mutex
-	var kept [][2]string // URI and body
+	p := &platform{sim: sim}
 	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		pushesMu.Lock()
-		kept = append(kept, [2]string{r.URL.RequestURI(), string(body)})
-		pushesMu.Unlock()
-		status, answer := deliver(r.URL.RequestURI(), string(body))
+		p.mu.Lock()
+		p.pushes = append(p.pushes, [2]string{r.URL.RequestURI(), string(body)})
+		p.mu.Unlock()
+		status, answer := p.deliver(t, r.URL.RequestURI(), string(body))
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, answer)
 	}))
 	t.Cleanup(relay.Close)
-	gw = startGateway(t, componentCaddyfile, strings.TrimPrefix(srv.URL, "http://"),
+	p.gw = startGateway(t, componentCaddyfile, strings.TrimPrefix(srv.URL, "http://"),
 		"WX_COMP_SECRET="+compSecret, "WX_COMP_TOKEN="+compToken, "WX_COMP_AES="+compAESKey)
 	t.Cleanup(func() {
-		gw.stop()
-		assertNoLeaks(t, "the gateway's log", gw.logs(), []string{compSecret, compAESKey}, tap.allTokens())
+		p.gw.stop()
+		assertNoLeaks(t, "the gateway's log", p.gw.logs(), []string{compSecret, compAESKey}, tap.allTokens())
 	})
 	if err := sim.Reconfigure(simulator.Config{
 		Components:              []simulator.Component{{AppID: compAppID, Secret: compSecret, Token: compToken, EncodingAESKey: compAESKey, CallbackURL: relay.URL + "/wechat/callback"}},
@@ -103,6 +104,42 @@ func TestComponentTokenFromPushedTicket(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// deliver sends a push to the gateway's callback.
+func (p *platform) deliver(t *testing.T, uri, body string) (int, string) {
+	resp, err := http.Post(p.gw.URL2(uri), "text/xml", strings.NewReader(body))
+	if err != nil {
+		t.Errorf("delivering a push: %v", err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(answer)
+}
+
+// pushTicket has the simulator push a verify ticket.
+func (p *platform) pushTicket(t *testing.T) {
+	t.Helper()
+	pushes, err := p.sim.PushComponentTicket(compAppID)
+	if err != nil || len(pushes) != 1 || !pushes[0].Delivered {
+		t.Fatalf("pushing the ticket: %+v, %v", pushes, err)
+	}
+}
+
+// advance moves the gateway's and the simulator's clocks.
+func (p *platform) advance(d time.Duration) {
+	p.gw.advance(d)
+	p.sim.Clock().Advance(d)
+}
+
+// TestComponentTokenFromPushedTicket: WeChat pushes the verify ticket to
+// the platform's callback; the gateway fetches the component token with it
+// and injects it into the platform's component API calls.
+func TestComponentTokenFromPushedTicket(t *testing.T) {
+	p := startPlatform(t)
+	sim, gw := p.sim, p.gw
 	preauth := func() (int, []byte) {
 		req, _ := http.NewRequest("POST", gw.URL("/cgi-bin/component/api_create_preauthcode"), strings.NewReader(`{"component_appid":"`+compAppID+`"}`))
 		resp, err := http.DefaultClient.Do(req)
@@ -118,24 +155,20 @@ func TestComponentTokenFromPushedTicket(t *testing.T) {
 	if _, body := preauth(); errcodeOf(body) != -1 || !strings.Contains(string(body), "component_verify_ticket") {
 		t.Fatalf("before the ticket: %s", body)
 	}
-	pushes, err := sim.PushComponentTicket(compAppID)
-	if err != nil || len(pushes) != 1 || !pushes[0].Delivered {
-		t.Fatalf("pushing the ticket: %+v, %v", pushes, err)
-	}
+	p.pushTicket(t)
 	// The same push again is refused, also after a reload.
-	pushesMu.Lock()
-	first := kept[0]
-	pushesMu.Unlock()
+	p.mu.Lock()
+	first := p.pushes[0]
+	p.mu.Unlock()
 	for _, when := range []string{"at once", "after a reload"} {
 		if when != "at once" {
 			gw.reload()
 		}
-		if status, answer := deliver(first[0], first[1]); status != http.StatusBadRequest || !strings.Contains(answer, "replayed") {
+		if status, answer := p.deliver(t, first[0], first[1]); status != http.StatusBadRequest || !strings.Contains(answer, "replayed") {
 			t.Errorf("the push replayed %s: %d %q, want 400 (replayed)", when, status, answer)
 		}
 	}
-	gw.advance(5 * time.Minute) // past the backoff of the failed first attempt
-	sim.Clock().Advance(5 * time.Minute)
+	p.advance(5 * time.Minute) // past the backoff of the failed first attempt
 	for range 3 {
 		status, body := preauth()
 		if status != http.StatusOK || errcodeOf(body) != 0 || !strings.Contains(string(body), `"pre_auth_code"`) {
@@ -216,5 +249,64 @@ func TestComponentTokenFromPushedTicket(t *testing.T) {
 	}
 	if _, body := authorizerToken(); errcodeOf(body) != 61023 {
 		t.Errorf("api_authorizer_token after withdrawal: %s", body)
+	}
+}
+
+// TestSilenceperOpenPlatform: silenceper/wechat's openplatform package,
+// unmodified, runs a platform through its trusted site: it asks for the
+// component token with whatever ticket it has, exchanges the authorization
+// code, mints the authorizer's token from the refresh token it was given,
+// and manages the authorizer's menu. It only ever holds placeholders; the
+// gateway holds the real tokens, and the code pushed to the callback and
+// brought by the SDK is exchanged once.
+func TestSilenceperOpenPlatform(t *testing.T) {
+	p := startPlatform(t)
+	p.pushTicket(t)
+	res, err := p.sim.Authorize(compAppID, authAppID, "")
+	if err != nil || !res.Push.Delivered {
+		t.Fatalf("authorising: %+v %v", res, err)
+	}
+
+	prev := util.DefaultHTTPClient
+	tr := &http.Transport{}
+	t.Cleanup(func() {
+		util.DefaultHTTPClient = prev
+		tr.CloseIdleConnections()
+	})
+	wc := wechat.NewWechat()
+	wc.SetHTTPClient(&http.Client{Timeout: 30 * time.Second, Transport: hostsTransport{
+		hosts: map[string]string{"api.weixin.qq.com": strings.TrimPrefix(p.gw.URL(""), "http://")},
+		next:  tr,
+	}})
+	op := wc.GetOpenPlatform(&openConfig.Config{AppID: compAppID, AppSecret: "the-gateway-holds-the-secret",
+		Token: compToken, EncodingAESKey: compAESKey, Cache: cache.NewMemory()})
+	ctx := context.Background()
+	if _, err := op.SetComponentAccessToken(ctx, "a-ticket-the-app-never-received"); err != nil {
+		t.Fatalf("SetComponentAccessToken: %v", err)
+	}
+	info, err := op.QueryAuthCode(res.AuthorizationCode)
+	if err != nil || info.Appid != authAppID || len(info.FuncInfo) == 0 {
+		t.Fatalf("QueryAuthCode: %+v %v", info, err)
+	}
+	if _, err := op.RefreshAuthrToken(authAppID, info.RefreshToken); err != nil {
+		t.Fatalf("RefreshAuthrToken: %v", err)
+	}
+	m := op.GetOfficialAccount(authAppID).GetMenu()
+	if err := m.SetMenuByJSON(`{"button":[{"type":"click","name":"Hello","key":"HELLO"}]}`); err != nil {
+		t.Fatalf("SetMenu on behalf of the authorizer: %v", err)
+	}
+	got, err := m.GetMenu()
+	if err != nil || len(got.Menu.Button) != 1 || got.Menu.Button[0].Key != "HELLO" {
+		t.Fatalf("GetMenu on behalf of the authorizer: %+v %v", got, err)
+	}
+	c := p.sim.Counters().Components[compAppID]
+	if c.Authorizers[authAppID].QueryAuth != 1 || c.Authorizers[authAppID].AuthorizerToken != 1 || c.ComponentToken != 1 {
+		t.Errorf("WeChat saw %d api_query_auth, %d api_authorizer_token and %d api_component_token calls; want 1 of each",
+			c.Authorizers[authAppID].QueryAuth, c.Authorizers[authAppID].AuthorizerToken, c.ComponentToken)
+	}
+	for _, held := range []string{info.AccessToken, info.RefreshToken} {
+		if !strings.HasPrefix(held, "caddy-wechat-") {
+			t.Errorf("the SDK holds %q, not a gateway placeholder", held)
+		}
 	}
 }

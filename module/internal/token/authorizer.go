@@ -2,6 +2,8 @@ package token
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -99,6 +101,12 @@ func (h *Handle) Authorize(ctx context.Context, code string) (Authorization, err
 	if !ok {
 		return Authorization{}, errors.New("the fetcher cannot call the open platform's authorizer endpoints")
 	}
+	// The same code comes twice when the platform's authorization page
+	// redirects with it and WeChat pushes it too: the second exchange is
+	// answered from the first, wherever in the cluster it happened.
+	if auth, ok := m.exchanged(ctx, h.e, comp, code); ok {
+		return auth, nil
+	}
 	var auth Authorization
 	var refresh string
 	err := m.withParentToken(ctx, h, func(tok string) error {
@@ -113,6 +121,7 @@ func (h *Handle) Authorize(ctx context.Context, code string) (Authorization, err
 	if err := m.keepRefreshToken(ctx, h.e, comp, appid, authorizerRecord{RefreshToken: refresh}); err != nil {
 		return auth, err
 	}
+	m.rememberExchange(ctx, h.e, comp, code, auth)
 	// An authorizer refreshing had stopped for want of authorisation
 	// resumes now.
 	m.mu.RLock()
@@ -126,6 +135,65 @@ func (h *Handle) Authorize(ctx context.Context, code string) (Authorization, err
 	m.lg().Info("authorizer authorised the platform; its refresh token is kept",
 		zap.String("account", comp.Name), zap.String("authorizer_appid", appid))
 	return auth, nil
+}
+
+// authCodeLifetime is how long WeChat accepts an authorization code, and
+// so how long an exchange is remembered.
+const authCodeLifetime = time.Hour
+
+// exchange is a remembered api_query_auth exchange.
+type exchange struct {
+	Auth    Authorization `json:"auth"`
+	Expires time.Time     `json:"expires"`
+}
+
+// exchangeKey names an exchange by a digest of its code, which is a
+// credential while it lives.
+func exchangeKey(comp *Account, code string) string {
+	sum := sha256.Sum256([]byte(code))
+	return storePrefix + comp.Key() + "/codes/" + hex.EncodeToString(sum[:16]) + ".json"
+}
+
+// exchanged returns the remembered exchange of code, if any.
+func (m *Manager) exchanged(ctx context.Context, ce *entry, comp *Account, code string) (Authorization, bool) {
+	now := m.opts.Clock.Now()
+	key := exchangeKey(comp, code)
+	if v, ok := ce.exchanges.Load(key); ok && now.Before(v.(*exchange).Expires) {
+		return v.(*exchange).Auth, true
+	}
+	s := m.sharedStore()
+	if s == nil {
+		return Authorization{}, false
+	}
+	sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
+	raw, err := s.Load(sctx, key)
+	cancel()
+	var x exchange
+	if err != nil || json.Unmarshal(raw, &x) != nil || !now.Before(x.Expires) {
+		return Authorization{}, false
+	}
+	return x.Auth, true
+}
+
+// rememberExchange keeps an exchange for the life of its code, here and in
+// the Store; expired ones are dropped from memory as new ones come.
+func (m *Manager) rememberExchange(ctx context.Context, ce *entry, comp *Account, code string, auth Authorization) {
+	now := m.opts.Clock.Now()
+	x := &exchange{Auth: auth, Expires: now.Add(authCodeLifetime)}
+	ce.exchanges.Range(func(k, v any) bool {
+		if !now.Before(v.(*exchange).Expires) {
+			ce.exchanges.Delete(k)
+		}
+		return true
+	})
+	key := exchangeKey(comp, code)
+	ce.exchanges.Store(key, x)
+	if s := m.sharedStore(); s != nil {
+		raw, _ := json.Marshal(x)
+		sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
+		_ = s.Store(sctx, key, raw)
+		cancel()
+	}
 }
 
 // Unauthorize drops what is kept of an authorizer that withdrew its

@@ -132,6 +132,18 @@ func TestAuthorizerTokenLifecycle(t *testing.T) {
 	if auth, err := comp.Authorize(ctx, res.AuthorizationCode); err != nil || auth.AppID != openAuth || len(auth.FuncInfo) == 0 {
 		t.Fatalf("Authorize: %+v %v", auth, err)
 	}
+	// The same code again (the authorization page's redirect brings the
+	// code the push brought), here or on another instance, is answered
+	// from the first exchange.
+	_, other := p.gateway()
+	for _, h := range []*Handle{comp, other} {
+		if again, err := h.Authorize(ctx, res.AuthorizationCode); err != nil || again.AppID != openAuth {
+			t.Fatalf("the code again: %+v %v", again, err)
+		}
+	}
+	if n := p.sim.Counters().Components[openComp].Authorizers[openAuth].QueryAuth; n != 1 {
+		t.Errorf("%d api_query_auth calls for one code, want 1", n)
+	}
 	auth.e.mu.Lock()
 	auth.e.clearGuard() // the failed ask above backed off
 	auth.e.mu.Unlock()

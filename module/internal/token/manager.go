@@ -355,6 +355,9 @@ type entry struct {
 	// authorizers are a component account's authorizers as this instance
 	// knows them: appid -> *authorizerRecord.
 	authorizers sync.Map
+	// exchanges are a component account's recent api_query_auth
+	// exchanges: code digest key -> *exchange.
+	exchanges sync.Map
 	// confidential is what answers must never show: the secret and the
 	// most recent token values (an older token still works during its
 	// overlap). Replaced whole, never changed in place.
