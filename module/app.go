@@ -304,6 +304,9 @@ func (a *App) authorizer(ctx context.Context, comp *token.Handle, appid string) 
 		a.logger.Warn("authorizer not registered", zap.String("account", comp.Account().Name), zap.Error(err))
 		return nil
 	}
+	// This config's platform (its base URL, its component handle) is the
+	// authorizer's from now, also when an older config registered it.
+	h.Activate()
 	set.mu.Lock()
 	defer set.mu.Unlock()
 	switch {

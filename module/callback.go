@@ -149,7 +149,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		// The code is exchanged before WeChat is told `success`: should
 		// the exchange fail, WeChat pushes the event again.
 		ctx, cancel := context.WithTimeout(r.Context(), authorizeTimeout)
-		auth, err := h.fixed.Authorize(ctx, ev.AuthorizationCode)
+		auth, err := h.fixed.Authorize(ctx, ev.AuthorizationCode, time.Unix(ev.CreateTime, 0))
 		cancel()
 		if err != nil {
 			h.app.seen.forget(keys...)
@@ -163,9 +163,9 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 				zap.String("pushed", logText(ev.AuthorizerAppID)), zap.String("authorizer_appid", appid))
 		}
 	case msgcrypt.InfoTypeUnauthorized:
-		if err := h.fixed.Unauthorize(r.Context(), ev.AuthorizerAppID); err != nil {
-			h.logger.Warn("could not drop a withdrawn authorizer from storage; this instance dropped it",
-				zap.String("account", h.Account), zap.String("authorizer_appid", logText(ev.AuthorizerAppID)), zap.Error(err))
+		if err := h.fixed.Unauthorize(r.Context(), ev.AuthorizerAppID, time.Unix(ev.CreateTime, 0)); err != nil {
+			h.logger.Warn("withdrawal not applied", zap.String("account", h.Account),
+				zap.String("authorizer_appid", logText(ev.AuthorizerAppID)), zap.Error(err))
 		}
 	default:
 		h.logger.Info("third-party platform event received", zap.String("account", h.Account),
@@ -283,7 +283,7 @@ func (h *Handler) serveQueryAuth(w http.ResponseWriter, r *http.Request) {
 		wxapi.WriteError(w, wxapi.CodeCodeMissing, "authorization_code missing")
 		return
 	}
-	auth, err := h.fixed.Authorize(r.Context(), req.AuthorizationCode)
+	auth, err := h.fixed.Authorize(r.Context(), req.AuthorizationCode, time.Time{})
 	var fe *token.FetchError
 	switch {
 	case errors.As(err, &fe) && fe.Errcode != 0:

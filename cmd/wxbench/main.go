@@ -42,6 +42,7 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -215,11 +216,27 @@ func run(o options) error {
 	}
 	logf("wrote %s", chart)
 	md := filepath.Join(root, "BENCHMARKS.md")
-	if err := os.WriteFile(md, []byte(renderBenchmarksMD(b.res, table)), 0o644); err != nil {
+	old, _ := os.ReadFile(md)
+	if err := os.WriteFile(md, []byte(keepOthers(renderBenchmarksMD(b.res, table), old)), 0o644); err != nil {
 		return err
 	}
 	logf("wrote %s", md)
 	return nil
+}
+
+// keptMarker starts the part of BENCHMARKS.md that other commands write
+// (their own figures, with the command that measured them): wxbench keeps
+// it as it is.
+const keptMarker = "<!-- measured by other commands: kept by wxbench -->"
+
+// keepOthers appends to a newly rendered BENCHMARKS.md the part of the old
+// one that follows keptMarker, if any.
+func keepOthers(rendered string, old []byte) string {
+	i := bytes.Index(old, []byte(keptMarker))
+	if i < 0 {
+		return rendered
+	}
+	return strings.TrimRight(rendered, "\n") + "\n\n" + string(old[i:])
 }
 
 // rootModule is the module path of the repository root's go.mod.

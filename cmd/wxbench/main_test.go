@@ -37,3 +37,14 @@ func TestModulePath(t *testing.T) {
 		}
 	}
 }
+
+func TestKeepOthers(t *testing.T) {
+	old := []byte("# Benchmarks\nold figures\n\n" + keptMarker + "\n## Authorizers\nkept\n")
+	got := keepOthers("# Benchmarks\nnew figures\n", old)
+	if want := "# Benchmarks\nnew figures\n\n" + keptMarker + "\n## Authorizers\nkept\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got := keepOthers("# new\n", []byte("# old\n")); got != "# new\n" {
+		t.Errorf("without the marker: %q", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"time"
 
 	"go.uber.org/zap"
@@ -58,6 +59,10 @@ type authorizerRecord struct {
 	RefreshToken string    `json:"refresh_token,omitempty"`
 	Revoked      bool      `json:"revoked,omitempty"`
 	Updated      time.Time `json:"updated"`
+	// Authorized is when WeChat issued the push of the authorisation the
+	// refresh token comes from (its CreateTime, WeChat's clock), zero when
+	// the code came otherwise: a withdrawal issued before it is older news.
+	Authorized time.Time `json:"authorized,omitzero"`
 }
 
 // errNotAuthorized says an authorizer has no refresh token here: it never
@@ -90,9 +95,10 @@ func authorizerKey(comp *Account, appid string) string {
 // Authorize exchanges an authorization code (from an `authorized` or
 // `updateauthorized` push, or the platform's authorization page) for the
 // authorizer's refresh token, which it keeps, and returns the authorizer's
-// appid and what it granted. It is called on a component account's
-// Handle.
-func (h *Handle) Authorize(ctx context.Context, code string) (Authorization, error) {
+// appid and what it granted. issued is when WeChat issued the push that
+// brought the code (zero if none did). It is called on a component
+// account's Handle.
+func (h *Handle) Authorize(ctx context.Context, code string, issued time.Time) (Authorization, error) {
 	m, comp := h.m, h.Account()
 	if comp.Kind != Component || comp.Endpoint != ComponentToken {
 		return Authorization{}, errors.New("account " + comp.Name + " is not a third-party platform")
@@ -118,8 +124,8 @@ func (h *Handle) Authorize(ctx context.Context, code string) (Authorization, err
 		return Authorization{}, err
 	}
 	appid := auth.AppID
-	if err := m.keepRefreshToken(ctx, h.e, comp, appid, authorizerRecord{RefreshToken: refresh}); err != nil {
-		return auth, err
+	if err := m.keepRefreshToken(ctx, h.e, comp, appid, authorizerRecord{RefreshToken: refresh, Authorized: issued}); err != nil {
+		return Authorization{}, err
 	}
 	m.rememberExchange(ctx, h.e, comp, code, auth)
 	// An authorizer refreshing had stopped for want of authorisation
@@ -197,16 +203,23 @@ func (m *Manager) rememberExchange(ctx context.Context, ce *entry, comp *Account
 }
 
 // Unauthorize drops what is kept of an authorizer that withdrew its
-// authorisation: its refresh token, here and in the Store. Its token, if
-// registered, fails from its next refresh.
-func (h *Handle) Unauthorize(ctx context.Context, appid string) error {
-	comp := h.Account()
+// authorisation at issued (the push's CreateTime): its refresh token, here
+// and in the Store. A withdrawal older than the authorisation held (a push
+// delayed or retried past a new authorisation) changes nothing. Its token,
+// if registered, fails from its next refresh.
+func (h *Handle) Unauthorize(ctx context.Context, appid string, issued time.Time) error {
+	m, comp := h.m, h.Account()
 	if comp.Kind != Component {
 		return errors.New("account " + comp.Name + " is not a third-party platform")
 	}
-	h.m.lg().Warn("authorizer withdrew its authorisation; its refresh token is dropped",
+	if cur := m.refreshToken(ctx, h.e, comp, appid); cur != nil && cur.RefreshToken != "" && cur.Authorized.After(issued) {
+		m.lg().Info("a withdrawal older than the authorizer's authorisation ignored",
+			zap.String("account", comp.Name), zap.String("authorizer_appid", appid), zap.Time("issued", issued))
+		return nil
+	}
+	m.lg().Warn("authorizer withdrew its authorisation; its refresh token is dropped",
 		zap.String("account", comp.Name), zap.String("authorizer_appid", appid))
-	return h.m.keepRefreshToken(ctx, h.e, comp, appid, authorizerRecord{Revoked: true})
+	return m.keepRefreshToken(ctx, h.e, comp, appid, authorizerRecord{Revoked: true})
 }
 
 // Authorizer registers authorizer appid of this component account: the
@@ -224,13 +237,24 @@ func (h *Handle) Authorized(ctx context.Context, appid string) bool {
 }
 
 // keepRefreshToken records rec for authorizer appid of component comp
-// (entry ce), in memory and in the Store.
+// (entry ce), in memory and in the Store. A Store that fails is logged and
+// leaves the record here, newer than the Store's, to be written again at
+// the next read (see refreshToken); only an appid that is none is an
+// error.
 func (m *Manager) keepRefreshToken(ctx context.Context, ce *entry, comp *Account, appid string, rec authorizerRecord) error {
 	if !ValidAppID(appid) {
 		return errors.New("the open platform named no usable authorizer appid")
 	}
-	rec.Updated = m.opts.Clock.Now()
+	if rec.Updated.IsZero() {
+		rec.Updated = m.opts.Clock.Now()
+	}
 	ce.authorizers.Store(appid, &rec)
+	_ = m.storeAuthorizer(ctx, comp, appid, &rec)
+	return nil
+}
+
+// storeAuthorizer writes rec to the Store, if there is one.
+func (m *Manager) storeAuthorizer(ctx context.Context, comp *Account, appid string, rec *authorizerRecord) error {
 	s := m.sharedStore()
 	if s == nil {
 		return nil
@@ -239,33 +263,57 @@ func (m *Manager) keepRefreshToken(ctx context.Context, ce *entry, comp *Account
 	sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
 	defer cancel()
 	if err := s.Store(sctx, authorizerKey(comp, appid), raw); err != nil {
-		m.lg().Error("could not store an authorizer's refresh token; this instance alone holds it",
+		m.lg().Error("could not store an authorizer's refresh token; this instance holds it and writes it again at its next use",
 			zap.String("account", comp.Name), zap.String("authorizer_appid", appid), zap.Error(err))
 		return err
 	}
 	return nil
 }
 
-// refreshToken returns what is known of authorizer appid: the Store's
-// record (the cluster's latest) or, without one, this instance's.
+// refreshToken returns what is known of authorizer appid: the newer of the
+// Store's record (the cluster's) and this instance's. A record held here
+// that is newer than the Store's (a write that failed) is written again.
 func (m *Manager) refreshToken(ctx context.Context, ce *entry, comp *Account, appid string) *authorizerRecord {
 	if !ValidAppID(appid) {
 		return nil
 	}
-	if s := m.sharedStore(); s != nil {
-		sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
-		raw, err := s.Load(sctx, authorizerKey(comp, appid))
-		cancel()
-		var rec authorizerRecord
-		if err == nil && json.Unmarshal(raw, &rec) == nil {
-			ce.authorizers.Store(appid, &rec)
-			return &rec
-		}
-	}
+	var mine *authorizerRecord
 	if v, ok := ce.authorizers.Load(appid); ok {
-		return v.(*authorizerRecord)
+		mine = v.(*authorizerRecord)
 	}
-	return nil
+	s := m.sharedStore()
+	if s == nil {
+		return mine
+	}
+	sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
+	raw, err := s.Load(sctx, authorizerKey(comp, appid))
+	cancel()
+	var stored authorizerRecord
+	switch {
+	case err == nil && json.Unmarshal(raw, &stored) == nil && (mine == nil || !mine.Updated.After(stored.Updated)):
+		ce.authorizers.Store(appid, &stored)
+		return &stored
+	case mine != nil && (err == nil || errors.Is(err, fs.ErrNotExist)):
+		_ = m.storeAuthorizer(ctx, comp, appid, mine)
+	}
+	return mine
+}
+
+// replaceRefreshToken records rec for authorizer appid unless the refresh
+// token it replaces (was) is no longer the current one: an authorisation
+// or a withdrawal that came meanwhile stands. The authorisation's time
+// carries over.
+func (m *Manager) replaceRefreshToken(ctx context.Context, ce *entry, comp *Account, appid, was string, rec authorizerRecord) {
+	cur := m.refreshToken(ctx, ce, comp, appid)
+	if cur != nil && cur.RefreshToken != was {
+		m.lg().Info("authorizer's refresh token changed during a refresh; keeping the newer one",
+			zap.String("account", comp.Name), zap.String("authorizer_appid", appid))
+		return
+	}
+	if cur != nil && !rec.Revoked {
+		rec.Authorized = cur.Authorized
+	}
+	_ = m.keepRefreshToken(ctx, ce, comp, appid, rec)
 }
 
 // fetchAuthorizerToken mints authorizer a's token from its refresh token,
@@ -290,11 +338,11 @@ func (m *Manager) fetchAuthorizerToken(ctx context.Context, a *Account, rec *aut
 	case errors.As(err, &fe) && fe.Errcode == wxapi.CodeRefreshTokenRevoked:
 		m.lg().Error("WeChat revoked the authorizer's refresh token (61023): the business must authorise the platform again",
 			zap.String("account", comp.Name), zap.String("authorizer_appid", a.AppID))
-		_ = m.keepRefreshToken(ctx, parent.e, comp, a.AppID, authorizerRecord{Revoked: true})
+		m.replaceRefreshToken(ctx, parent.e, comp, a.AppID, rec.RefreshToken, authorizerRecord{Revoked: true})
 	case err == nil && refresh != "" && refresh != rec.RefreshToken:
 		// Kept before the token is handed out: the old refresh token
 		// works only a little longer.
-		_ = m.keepRefreshToken(ctx, parent.e, comp, a.AppID, authorizerRecord{RefreshToken: refresh})
+		m.replaceRefreshToken(ctx, parent.e, comp, a.AppID, rec.RefreshToken, authorizerRecord{RefreshToken: refresh})
 	}
 	return got, err
 }

@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ const (
 // authorizer, and managers that share a Store, as gateways of a cluster or
 // one gateway across a restart do.
 type openPlatform struct {
-	t     *testing.T
+	t     testing.TB
 	sim   *simulator.Simulator
 	srv   *httptest.Server
 	clock *ManualClock
@@ -31,12 +32,24 @@ type openPlatform struct {
 	comps []*Handle // registered components, which get the pushed tickets
 }
 
-func newOpenPlatform(t *testing.T) *openPlatform {
+// newOpenPlatform starts the platform with openAuth, not yet authorised,
+// and authorized more authorizers (see authorizedAppID) that authorised it
+// before: their refresh tokens are in the Store.
+func newOpenPlatform(t testing.TB, authorized int) *openPlatform {
 	t.Helper()
+	auths := []simulator.Authorizer{{ComponentAppID: openComp, AppID: openAuth}}
+	store := newMemStore()
+	comp := &Account{Kind: Component, AppID: openComp}
+	for i := range authorized {
+		a := simulator.Authorizer{ComponentAppID: openComp, AppID: authorizedAppID(i), RefreshToken: fmt.Sprintf("refreshtoken@%05d", i)}
+		auths = append(auths, a)
+		raw, _ := json.Marshal(authorizerRecord{RefreshToken: a.RefreshToken, Updated: t0.Add(-time.Hour)})
+		store.data[authorizerKey(comp, a.AppID)] = raw
+	}
 	sim, err := simulator.New(simulator.Config{
 		Components: []simulator.Component{{AppID: openComp, Secret: openSecret, Token: "componenttoken01",
 			EncodingAESKey: "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}},
-		Authorizers:             []simulator.Authorizer{{ComponentAppID: openComp, AppID: openAuth}},
+		Authorizers:             auths,
 		ComponentTicketInterval: -1,
 		Frozen:                  true,
 		Start:                   t0,
@@ -47,8 +60,12 @@ func newOpenPlatform(t *testing.T) *openPlatform {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { _ = sim.Close() })
-	return &openPlatform{t: t, sim: sim, srv: srv, clock: NewFrozenClock(t0), store: newMemStore()}
+	return &openPlatform{t: t, sim: sim, srv: srv, clock: NewFrozenClock(t0), store: store}
 }
+
+// authorizedAppID is the appid of the i-th authorizer newOpenPlatform
+// starts authorised.
+func authorizedAppID(i int) string { return fmt.Sprintf("wxauthorized%05d", i) }
 
 // gateway registers the component on a new Manager sharing the Store.
 func (p *openPlatform) gateway() (*Manager, *Handle) {
@@ -112,7 +129,7 @@ func (p *openPlatform) works(tok string) bool {
 }
 
 func TestAuthorizerTokenLifecycle(t *testing.T) {
-	p := newOpenPlatform(t)
+	p := newOpenPlatform(t, 0)
 	ctx := context.Background()
 	_, comp := p.gateway()
 	auth, err := comp.Authorizer(openAuth)
@@ -129,7 +146,7 @@ func TestAuthorizerTokenLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if auth, err := comp.Authorize(ctx, res.AuthorizationCode); err != nil || auth.AppID != openAuth || len(auth.FuncInfo) == 0 {
+	if auth, err := comp.Authorize(ctx, res.AuthorizationCode, time.Time{}); err != nil || auth.AppID != openAuth || len(auth.FuncInfo) == 0 {
 		t.Fatalf("Authorize: %+v %v", auth, err)
 	}
 	// The same code again (the authorization page's redirect brings the
@@ -137,7 +154,7 @@ func TestAuthorizerTokenLifecycle(t *testing.T) {
 	// from the first exchange.
 	_, other := p.gateway()
 	for _, h := range []*Handle{comp, other} {
-		if again, err := h.Authorize(ctx, res.AuthorizationCode); err != nil || again.AppID != openAuth {
+		if again, err := h.Authorize(ctx, res.AuthorizationCode, time.Time{}); err != nil || again.AppID != openAuth {
 			t.Fatalf("the code again: %+v %v", again, err)
 		}
 	}
@@ -212,7 +229,7 @@ func TestAuthorizerTokenLifecycle(t *testing.T) {
 	if _, err := p.sim.Unauthorize(openComp, openAuth); err != nil {
 		t.Fatal(err)
 	}
-	if err := comp2.Unauthorize(ctx, openAuth); err != nil {
+	if err := comp2.Unauthorize(ctx, openAuth, p.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if comp.Authorized(ctx, openAuth) {
@@ -233,14 +250,14 @@ func TestAuthorizerTokenLifecycle(t *testing.T) {
 // refresh; the authorizer is then marked unauthorised, and costs nothing
 // more until it authorises again.
 func TestRevokedRefreshTokenMarksTheAuthorizer(t *testing.T) {
-	p := newOpenPlatform(t)
+	p := newOpenPlatform(t, 0)
 	ctx := context.Background()
 	_, comp := p.gateway()
 	res, err := p.sim.Authorize(openComp, openAuth, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := comp.Authorize(ctx, res.AuthorizationCode); err != nil {
+	if _, err := comp.Authorize(ctx, res.AuthorizationCode, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	auth, err := comp.Authorizer(openAuth)
@@ -274,10 +291,76 @@ func TestRevokedRefreshTokenMarksTheAuthorizer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := comp.Authorize(ctx, res.AuthorizationCode); err != nil {
+	if _, err := comp.Authorize(ctx, res.AuthorizationCode, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if tok, err := auth.Token(ctx); err != nil || !p.works(tok.Value) {
 		t.Fatalf("after authorising again: %v", err)
+	}
+}
+
+// TestRotatedRefreshTokenSurvivesAStoreOutage: a refresh token rotated
+// while the Store is down is kept here, used for the next refresh in
+// preference to the Store's older one, and written to the Store again.
+func TestRotatedRefreshTokenSurvivesAStoreOutage(t *testing.T) {
+	p := newOpenPlatform(t, 1)
+	ctx := context.Background()
+	_, comp := p.gateway()
+	auth, err := comp.Authorizer(authorizedAppID(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auth.Release()
+	// The component token and the refresh token are read while the Store
+	// is up.
+	if _, err := comp.Token(ctx); err != nil || !comp.Authorized(ctx, authorizedAppID(0)) {
+		t.Fatal(err)
+	}
+	p.store.down.Store(true)
+	if _, err := auth.Token(ctx); err != nil {
+		t.Fatalf("a token while the Store is down: %v", err)
+	}
+	p.store.down.Store(false)
+	// Past the expiry of the first token and the simulator's 5-minute
+	// grace for the refresh token it replaced.
+	p.advance(3 * time.Hour)
+	tok, err := auth.Token(ctx)
+	if err != nil || !p.works(tok.Value) {
+		t.Fatalf("after the outage: %v", err)
+	}
+	if n := p.sim.Counters().Components[openComp].Authorizers[authorizedAppID(0)].RefreshRejected; n != 0 {
+		t.Errorf("%d refreshes with a superseded refresh token", n)
+	}
+	// Another instance, which reads the Store only, has the newest one.
+	_, other := p.gateway()
+	if !other.Authorized(ctx, authorizedAppID(0)) {
+		t.Fatal("the Store lost the authorizer")
+	}
+	rec := other.m.refreshToken(ctx, other.e, other.Account(), authorizedAppID(0))
+	mine := comp.m.refreshToken(ctx, comp.e, comp.Account(), authorizedAppID(0))
+	if rec.RefreshToken != mine.RefreshToken {
+		t.Error("the Store holds another refresh token than the instance that rotated it")
+	}
+}
+
+// TestOlderWithdrawalIgnored: an `unauthorized` push issued before the
+// authorisation held (delayed, or retried) does not drop it.
+func TestOlderWithdrawalIgnored(t *testing.T) {
+	p := newOpenPlatform(t, 0)
+	ctx := context.Background()
+	_, comp := p.gateway()
+	res, err := p.sim.Authorize(openComp, openAuth, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed := p.clock.Now()
+	if _, err := comp.Authorize(ctx, res.AuthorizationCode, pushed); err != nil {
+		t.Fatal(err)
+	}
+	if err := comp.Unauthorize(ctx, openAuth, pushed.Add(-time.Minute)); err != nil || !comp.Authorized(ctx, openAuth) {
+		t.Fatalf("an older withdrawal dropped the authorizer: %v", err)
+	}
+	if err := comp.Unauthorize(ctx, openAuth, pushed.Add(time.Minute)); err != nil || comp.Authorized(ctx, openAuth) {
+		t.Fatalf("a newer withdrawal did not drop the authorizer: %v", err)
 	}
 }
