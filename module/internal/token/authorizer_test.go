@@ -201,6 +201,9 @@ func TestAuthorizerTokenLifecycle(t *testing.T) {
 		}
 		auth.m.RefreshDue(ctx)
 	}
+	if n := p.sim.Counters().Components[openComp].ComponentToken; n > 13 {
+		t.Errorf("%d api_component_token calls in a day, want at most 13", n)
+	}
 	if n := p.authorizerTokens(); n > 13 || n < 12 {
 		t.Errorf("%d api_authorizer_token calls in a day of use, want at most 13 (and at least 12: a token lives 2 h)", n)
 	}
