@@ -71,7 +71,7 @@ type platform struct {
 	pushes [][2]string
 }
 
-func startPlatform(t *testing.T) *platform {
+func startPlatform(t *testing.T, caddyfile string) *platform {
 	t.Helper()
 	sim, err := simulator.New(simulator.Config{})
 	if err != nil {
@@ -91,11 +91,11 @@ func startPlatform(t *testing.T) *platform {
 		_, _ = io.WriteString(w, answer)
 	}))
 	t.Cleanup(relay.Close)
-	p.gw = startGateway(t, componentCaddyfile, strings.TrimPrefix(srv.URL, "http://"),
-		"WX_COMP_SECRET="+compSecret, "WX_COMP_TOKEN="+compToken, "WX_COMP_AES="+compAESKey)
+	p.gw = startGateway(t, caddyfile, strings.TrimPrefix(srv.URL, "http://"),
+		"WX_COMP_SECRET="+compSecret, "WX_COMP_TOKEN="+compToken, "WX_COMP_AES="+compAESKey, "WX_SAAS_KEY="+saasKey)
 	t.Cleanup(func() {
 		p.gw.stop()
-		assertNoLeaks(t, "the gateway's log", p.gw.logs(), []string{compSecret, compAESKey}, tap.allTokens())
+		assertNoLeaks(t, "the gateway's log", p.gw.logs(), []string{compSecret, compAESKey, saasKey}, tap.allTokens())
 	})
 	if err := sim.Reconfigure(simulator.Config{
 		Components:              []simulator.Component{{AppID: compAppID, Secret: compSecret, Token: compToken, EncodingAESKey: compAESKey, CallbackURL: relay.URL + "/wechat/callback"}},
@@ -134,11 +134,19 @@ func (p *platform) advance(d time.Duration) {
 	p.sim.Clock().Advance(d)
 }
 
+// componentClientsCaddyfile serves the platform in clients mode: the app's
+// SDK sends its client key as the component_appsecret.
+var componentClientsCaddyfile = strings.Replace(strings.Replace(componentCaddyfile, "		test_clock\n",
+	"		client saas {\n			key {env.WX_SAAS_KEY}\n			accounts platform\n		}\n		test_clock\n", 1),
+	"	wechat platform {\n		trusted\n	}\n", "	wechat platform\n", 1)
+
+const saasKey = "saas-client-key-0123456789abcdef"
+
 // TestComponentTokenFromPushedTicket: WeChat pushes the verify ticket to
 // the platform's callback; the gateway fetches the component token with it
 // and injects it into the platform's component API calls.
 func TestComponentTokenFromPushedTicket(t *testing.T) {
-	p := startPlatform(t)
+	p := startPlatform(t, componentCaddyfile)
 	sim, gw := p.sim, p.gw
 	preauth := func() (int, []byte) {
 		req, _ := http.NewRequest("POST", gw.URL("/cgi-bin/component/api_create_preauthcode"), strings.NewReader(`{"component_appid":"`+compAppID+`"}`))
@@ -260,7 +268,17 @@ func TestComponentTokenFromPushedTicket(t *testing.T) {
 // gateway holds the real tokens, and the code pushed to the callback and
 // brought by the SDK is exchanged once.
 func TestSilenceperOpenPlatform(t *testing.T) {
-	p := startPlatform(t)
+	t.Run("trusted", func(t *testing.T) {
+		silenceperOpenPlatform(t, componentCaddyfile, "the-gateway-holds-the-secret", "caddy-wechat-")
+	})
+	t.Run("clients", func(t *testing.T) { silenceperOpenPlatform(t, componentClientsCaddyfile, saasKey, "gw1.") })
+}
+
+// silenceperOpenPlatform runs the SDK against a platform site of caddyfile
+// with secret as its component_appsecret; the tokens it gets start with
+// prefix.
+func silenceperOpenPlatform(t *testing.T, caddyfile, secret, prefix string) {
+	p := startPlatform(t, caddyfile)
 	p.pushTicket(t)
 	res, err := p.sim.Authorize(compAppID, authAppID, "")
 	if err != nil || !res.Push.Delivered {
@@ -278,7 +296,7 @@ func TestSilenceperOpenPlatform(t *testing.T) {
 		hosts: map[string]string{"api.weixin.qq.com": strings.TrimPrefix(p.gw.URL(""), "http://")},
 		next:  tr,
 	}})
-	op := wc.GetOpenPlatform(&openConfig.Config{AppID: compAppID, AppSecret: "the-gateway-holds-the-secret",
+	op := wc.GetOpenPlatform(&openConfig.Config{AppID: compAppID, AppSecret: secret,
 		Token: compToken, EncodingAESKey: compAESKey, Cache: cache.NewMemory()})
 	ctx := context.Background()
 	if _, err := op.SetComponentAccessToken(ctx, "a-ticket-the-app-never-received"); err != nil {
@@ -304,9 +322,29 @@ func TestSilenceperOpenPlatform(t *testing.T) {
 		t.Errorf("WeChat saw %d api_query_auth, %d api_authorizer_token and %d api_component_token calls; want 1 of each",
 			c.Authorizers[authAppID].QueryAuth, c.Authorizers[authAppID].AuthorizerToken, c.ComponentToken)
 	}
-	for _, held := range []string{info.AccessToken, info.RefreshToken} {
-		if !strings.HasPrefix(held, "caddy-wechat-") {
-			t.Errorf("the SDK holds %q, not a gateway placeholder", held)
+	if !strings.HasPrefix(info.AccessToken, prefix) || info.RefreshToken != "caddy-wechat-managed" {
+		t.Errorf("the SDK holds %q and %q, not what the gateway hands out", info.AccessToken, info.RefreshToken)
+	}
+	if prefix != "gw1." {
+		return
+	}
+	// In clients mode, each gateway token serves its own side only, and a
+	// wrong key gets none.
+	compTok, err := op.GetComponentAccessToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	authTok := info.AccessToken
+	for _, c := range []struct{ what, method, path, body string }{
+		{"the platform's token on an authorizer's API", "GET", "/cgi-bin/menu/get?access_token=" + compTok, ""},
+		{"an authorizer's token on a component API", "POST", "/cgi-bin/component/api_create_preauthcode?component_access_token=" + authTok, `{"component_appid":"` + compAppID + `"}`},
+		{"both tokens", "GET", "/cgi-bin/menu/get?access_token=" + authTok + "&component_access_token=" + compTok, ""},
+		{"a wrong key", "POST", "/cgi-bin/component/api_component_token", `{"component_appid":"` + compAppID + `","component_appsecret":"not-the-key-0123456789"}`},
+		{"no token", "GET", "/cgi-bin/menu/get", ""},
+	} {
+		_, body := send(t, c.method, p.gw.URL(c.path), "application/json", []byte(c.body))
+		if code := errcodeOf(body); code != 40001 && code != 41001 {
+			t.Errorf("%s: %s, want 40001 or 41001", c.what, body)
 		}
 	}
 }

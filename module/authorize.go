@@ -85,6 +85,10 @@ func (h *Handler) caller(r *http.Request) (*clientauth.Claims, *token.Handle, *c
 	if refusal != nil {
 		return nil, nil, refusal
 	}
+	if claims.Kind == string(token.Component) || claims.Authorizer != "" {
+		// A platform's tokens are for its own site (serveComponent).
+		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidAppID, "this token is a third-party platform's: call the platform's site")
+	}
 	if h.fixed != nil {
 		if refusal := auth.ForAccount(claims, h.Account); refusal != nil {
 			return nil, nil, refusal
@@ -96,7 +100,7 @@ func (h *Handler) caller(r *http.Request) (*clientauth.Claims, *token.Handle, *c
 		// A token signed for an account this config no longer has.
 		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: the account of this token is not configured")
 	}
-	if kind := account.Account().Kind; !h.serves(string(kind)) {
+	if kind := account.Account().Kind; kind == token.Component || !h.serves(string(kind)) {
 		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidAppID, "this site serves "+h.Kind+" accounts; this token is for a "+string(kind)+" account")
 	}
 	return claims, account, nil

@@ -225,3 +225,45 @@ func TestAuthorizeSiteKind(t *testing.T) {
 		t.Errorf("%d requests upstream, want 2", n)
 	}
 }
+
+// TestPlatformTokensRefusedElsewhere: a third-party platform's gateway
+// tokens, its own or an authorizer's (even one naming another account's
+// appid), serve only the platform's site.
+func TestPlatformTokensRefusedElsewhere(t *testing.T) {
+	g := newGateway(t)
+	const key = "saas-client-key-0123456789abcdef"
+	accounts := []clientauth.Account{{Name: "platform", Kind: "component", AppID: "wxcomponent0000001"}, {Name: "mp", Kind: "official", AppID: mpAppID}}
+	auth, err := clientauth.New([]clientauth.Client{{Name: "saas", Keys: []string{key}, Accounts: []string{"platform", "mp"}}}, accounts, 0, g.clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(auth.Close)
+	g.app.auth = auth
+	comp, refusal := auth.Issue("component", "wxcomponent0000001", key)
+	if refusal != nil {
+		t.Fatal(refusal)
+	}
+	claims, refusal := auth.Verify(comp)
+	if refusal != nil {
+		t.Fatal(refusal)
+	}
+	authorizer, refusal := auth.IssueAuthorizer(claims, mpAppID)
+	if refusal != nil {
+		t.Fatal(refusal)
+	}
+	for name, site := range map[string]*Handler{"any": g.site(Handler{Kind: "any"}), "mp": g.site(Handler{Account: "mp"})} {
+		for what, tok := range map[string]string{"platform": comp, "authorizer": authorizer} {
+			t.Run(what+" token on site "+name, func(t *testing.T) {
+				g.resetSeen()
+				wantErrcode(t, g.get(site, "/cgi-bin/menu/get?access_token="+tok), wxapi.CodeInvalidAppID)
+				g.wantNothingUpstream(t)
+			})
+		}
+	}
+	// An authorizer token cannot be derived again.
+	if claims, _ := auth.Verify(authorizer); claims != nil {
+		if _, refusal := auth.IssueAuthorizer(claims, "wxother"); refusal == nil {
+			t.Error("an authorizer's token issued another")
+		}
+	}
+}

@@ -2,8 +2,6 @@ package caddywechat
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -13,10 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/wxgate/caddy-wechat/module/internal/msgcrypt"
-	"github.com/wxgate/caddy-wechat/module/internal/token"
-	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // A third-party platform's callback: WeChat POSTs it an encrypted,
@@ -173,159 +168,4 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = io.WriteString(w, "success")
-}
-
-// A third-party platform's site (`wechat <component account> { trusted }`)
-// serves the platform's own calls and its calls on behalf of authorizers.
-// The SDK asks the gateway for tokens as it would ask WeChat, and gets
-// placeholders: the gateway holds the component token, the authorizers'
-// refresh tokens and their tokens, and puts the real ones in.
-const (
-	componentTokenPath  = "/cgi-bin/component/api_component_token"
-	authorizerTokenPath = "/cgi-bin/component/api_authorizer_token"
-	queryAuthPath       = "/cgi-bin/component/api_query_auth"
-	// authorizerPlaceholder, followed by the authorizer's appid, is the
-	// authorizer_access_token the site hands out; calls carrying it get
-	// that authorizer's token.
-	authorizerPlaceholder = "caddy-wechat-authorizer."
-	// managedRefreshToken is the authorizer_refresh_token the site hands
-	// out: the real one never leaves the gateway.
-	managedRefreshToken = "caddy-wechat-managed"
-)
-
-// serveComponent serves a third-party platform's site: component API
-// calls get the platform's component_access_token, calls on behalf of an
-// authorizer get the authorizer's access_token, each refreshed and
-// replayed once like any token; the token calls are answered by the
-// gateway. Only trusted sites serve a platform, for now.
-func (h *Handler) serveComponent(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, class pathClass) error {
-	path := strings.TrimSuffix(r.URL.Path, "/")
-	switch {
-	case !allowedMethod(r.Method):
-		wxapi.WriteError(w, wxapi.CodeRequireGET, "wechat gateway: method "+r.Method+" is not accepted: WeChat's APIs take GET or POST")
-	case !h.Trusted:
-		wxapi.WriteError(w, wxapi.CodeAPIUnauthorized, "wechat gateway: api unauthorized: a third-party platform is served on trusted sites only")
-	case path == componentTokenPath:
-		countCall("", h.Account, 0)
-		writeJSON(w, map[string]any{"component_access_token": trustedToken, "expires_in": 7200})
-	case path == authorizerTokenPath:
-		h.serveAuthorizerToken(w, r)
-	case path == queryAuthPath:
-		h.serveQueryAuth(w, r)
-	case strings.HasPrefix(r.URL.Path, "/cgi-bin/component/"):
-		countCall("", h.Account, 0)
-		return h.forward(w, r, next, h.fixed)
-	case class == pathAPI || class == pathTicket:
-		return h.serveAuthorizerCall(w, r, next)
-	default:
-		wxapi.WriteError(w, wxapi.CodeAPIUnauthorized, "wechat gateway: api unauthorized: "+r.URL.Path+
-			" is neither a component API (/cgi-bin/component/) nor an API an authorizer's token serves")
-	}
-	return nil
-}
-
-// readComponentCall decodes the JSON body of a component API call into v,
-// and checks that its component_appid (*comp, within v) is the site's.
-func (h *Handler) readComponentCall(w http.ResponseWriter, r *http.Request, v any, comp *string) bool {
-	if r.Method != http.MethodPost {
-		wxapi.WriteError(w, wxapi.CodeRequirePOST, "require POST method")
-		return false
-	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(v); err != nil {
-		wxapi.WriteError(w, wxapi.CodeDataFormat, "data format error: the body must be JSON")
-		return false
-	}
-	if own := h.fixed.Account().AppID; *comp != own {
-		wxapi.WriteError(w, wxapi.CodeInvalidComponent, "wechat gateway: this site serves component "+own+", not "+logText(*comp))
-		return false
-	}
-	return true
-}
-
-// notAuthorized answers a call for an authorizer the platform holds no
-// refresh token of.
-func notAuthorized(w http.ResponseWriter, appid string) {
-	wxapi.WriteError(w, wxapi.CodeRefreshTokenRevoked, "wechat gateway: authorizer "+logText(appid)+
-		" has not authorised the platform (or withdrew): no authorizer_refresh_token is held for it")
-}
-
-// serveAuthorizerToken answers api_authorizer_token for an authorizer the
-// platform holds: with the placeholder that stands for its token.
-func (h *Handler) serveAuthorizerToken(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		ComponentAppID  string `json:"component_appid"`
-		AuthorizerAppID string `json:"authorizer_appid"`
-	}
-	if !h.readComponentCall(w, r, &req, &req.ComponentAppID) {
-		return
-	}
-	if !token.ValidAppID(req.AuthorizerAppID) || !h.fixed.Authorized(r.Context(), req.AuthorizerAppID) {
-		notAuthorized(w, req.AuthorizerAppID)
-		return
-	}
-	countCall("", h.Account, 0)
-	writeJSON(w, map[string]any{"authorizer_access_token": authorizerPlaceholder + req.AuthorizerAppID,
-		"expires_in": 7200, "authorizer_refresh_token": managedRefreshToken})
-}
-
-// serveQueryAuth answers api_query_auth: the gateway exchanges the code
-// itself and keeps the refresh token, and the caller learns the
-// authorizer and what it granted, with placeholders for its tokens.
-func (h *Handler) serveQueryAuth(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		ComponentAppID    string `json:"component_appid"`
-		AuthorizationCode string `json:"authorization_code"`
-	}
-	if !h.readComponentCall(w, r, &req, &req.ComponentAppID) {
-		return
-	}
-	if req.AuthorizationCode == "" {
-		wxapi.WriteError(w, wxapi.CodeCodeMissing, "authorization_code missing")
-		return
-	}
-	auth, err := h.fixed.Authorize(r.Context(), req.AuthorizationCode, time.Time{})
-	var fe *token.FetchError
-	switch {
-	case errors.As(err, &fe) && fe.Errcode != 0:
-		wxapi.WriteError(w, fe.Errcode, "wechat gateway: api_query_auth: "+fe.Errmsg)
-		return
-	case err != nil:
-		unavailable(w, err)
-		return
-	}
-	countCall("", h.Account, 0)
-	info := map[string]any{"authorizer_appid": auth.AppID, "authorizer_access_token": authorizerPlaceholder + auth.AppID,
-		"expires_in": 7200, "authorizer_refresh_token": managedRefreshToken}
-	if auth.FuncInfo != nil {
-		info["func_info"] = auth.FuncInfo
-	}
-	writeJSON(w, map[string]any{"authorization_info": info})
-}
-
-// serveAuthorizerCall forwards a call on behalf of an authorizer, named by
-// the placeholder token the site handed out, with the authorizer's token.
-func (h *Handler) serveAuthorizerCall(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	tok, n := wxapi.QueryParam(r.URL.RawQuery, "access_token")
-	appid, ok := strings.CutPrefix(tok, authorizerPlaceholder)
-	switch {
-	case n != 1 || !ok || !token.ValidAppID(appid):
-		wxapi.WriteError(w, wxapi.CodeInvalidCredential, "wechat gateway: invalid credential: on a third-party platform's site, a call on behalf of an authorizer carries access_token="+
-			authorizerPlaceholder+"<authorizer appid>, as api_authorizer_token answers")
-		return nil
-	}
-	account := h.app.authorizer(r.Context(), h.fixed, appid)
-	if account == nil {
-		notAuthorized(w, appid)
-		return nil
-	}
-	countCall("", h.Account, 0)
-	return h.forward(w, r, next, account)
-}
-
-// writeJSON answers v as JSON, not to be cached.
-func writeJSON(w http.ResponseWriter, v any) {
-	b, _ := json.Marshal(v)
-	w.Header().Set("Content-Type", wxapi.ContentTypeJSON)
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(b)
 }

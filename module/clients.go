@@ -23,9 +23,10 @@ type Client struct {
 	// issued with it. Required.
 	Keys []string `json:"keys"`
 
-	// Accounts are the names of the official and WeCom accounts the client
-	// may use (a third-party platform is served on a trusted site). At most
-	// one WeCom app per corpid (gettoken names only the corpid). Required.
+	// Accounts are the names of the accounts the client may use; a
+	// third-party platform (kind component) with all its authorizers. At
+	// most one WeCom app per corpid (gettoken names only the corpid).
+	// Required.
 	Accounts []string `json:"accounts"`
 
 	// Paths, if set, are the only API paths the client may call: exact

@@ -134,9 +134,6 @@ func (a *Authority) add(c Client) error {
 		if !ok {
 			return fmt.Errorf("client %q: accounts: %q is not an account of the wechat app", c.Name, name)
 		}
-		if acct.Kind != "official" && acct.Kind != "wecom" {
-			return fmt.Errorf("client %q: accounts: %q is a %s account; clients may use official and wecom accounts (serve a third-party platform on a trusted site)", c.Name, name, acct.Kind)
-		}
 		if acct.Kind == "wecom" {
 			if other, dup := corps[acct.AppID]; dup {
 				return fmt.Errorf("client %q: accounts %q and %q are WeCom apps of the same corp %s; an SDK's gettoken names only the corpid, so give each app its own client", c.Name, other, name, acct.AppID)

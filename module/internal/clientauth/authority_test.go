@@ -186,7 +186,6 @@ func TestNewValidates(t *testing.T) {
 		"also a key of client":     {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"mp"}}, {Name: "b", Keys: []string{keyShop}, Accounts: []string{"mp"}}},
 		"must start with /":        {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"mp"}, Paths: []string{"cgi-bin"}}},
 		"name at least one":        {{Name: "a", Keys: []string{keyShop}}},
-		"is a component account":   {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"platform"}}},
 	} {
 		if _, err := New(clients, accounts, 0, nil); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("New: %v, want %q", err, want)

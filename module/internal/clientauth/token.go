@@ -29,6 +29,10 @@ type Claims struct {
 	// changes an account's kind cannot carry a live token over to it.
 	// Tokens issued before kinds were recorded have none.
 	Kind string `json:"t,omitempty"`
+	// Authorizer, in a token of a component account, is the authorizer
+	// appid the token acts for (see IssueAuthorizer); empty in the
+	// component's own token.
+	Authorizer string `json:"z,omitempty"`
 	// KeyID names the key that signed the token (a digest prefix, not the key).
 	KeyID string `json:"k"`
 	// Expiry is the Unix time the token expires at.
@@ -83,6 +87,26 @@ func (a *Authority) Issue(kind, appid, key string) (string, *Error) {
 	raw, _ := json.Marshal(cl)
 	payload := b64.EncodeToString(raw)
 	return tokenPrefix + payload + "." + sign([]byte(key), payload), nil
+}
+
+// IssueAuthorizer returns a gateway token for authorizer appid of the
+// component account cl (a verified token of it) names: it lives as long as
+// any gateway token, is signed with the key cl was, and is revoked with it.
+func (a *Authority) IssueAuthorizer(cl *Claims, appid string) (string, *Error) {
+	c, ok := a.clients[cl.Client]
+	if !ok || cl.Kind != "component" || cl.Authorizer != "" {
+		return "", Refuse(wxapi.CodeInvalidCredential, "invalid credential: not a gateway token of a third-party platform")
+	}
+	key, ok := c.keys[cl.KeyID]
+	if !ok {
+		return "", Refuse(wxapi.CodeInvalidCredential, "invalid credential: the key this token was issued with was revoked")
+	}
+	out := *cl
+	out.Authorizer = appid
+	out.Expiry = a.now().Add(a.ttl).Unix()
+	raw, _ := json.Marshal(&out)
+	payload := b64.EncodeToString(raw)
+	return tokenPrefix + payload + "." + sign(key, payload), nil
 }
 
 // Verify checks a gateway token and returns its claims: signed by a key the

@@ -1,0 +1,283 @@
+package caddywechat
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
+	"github.com/wxgate/caddy-wechat/module/internal/token"
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
+)
+
+// A third-party platform's site (`wechat <component account>`) serves the
+// platform's own calls and its calls on behalf of authorizers. The SDK asks
+// the gateway for tokens as it would ask WeChat: a trusted site hands out
+// placeholders, a clients-mode site gateway tokens for the client key sent
+// as the component_appsecret. The gateway holds the component token, the
+// authorizers' refresh tokens and their tokens, and puts the real ones in.
+const (
+	componentTokenPath  = "/cgi-bin/component/api_component_token"
+	authorizerTokenPath = "/cgi-bin/component/api_authorizer_token"
+	queryAuthPath       = "/cgi-bin/component/api_query_auth"
+	// authorizerPlaceholder, followed by the authorizer's appid, is the
+	// authorizer_access_token a trusted site hands out; calls carrying it
+	// get that authorizer's token.
+	authorizerPlaceholder = "caddy-wechat-authorizer."
+	// managedRefreshToken is the authorizer_refresh_token the site hands
+	// out: the real one never leaves the gateway.
+	managedRefreshToken = "caddy-wechat-managed"
+)
+
+// serveComponent serves a third-party platform's site: component API
+// calls get the platform's component_access_token, calls on behalf of an
+// authorizer get the authorizer's access_token, each refreshed and
+// replayed once like any token; the token calls are answered by the
+// gateway.
+func (h *Handler) serveComponent(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, class pathClass) error {
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	component := strings.HasPrefix(r.URL.Path, "/cgi-bin/component/")
+	if !allowedMethod(r.Method) {
+		wxapi.WriteError(w, wxapi.CodeRequireGET, "wechat gateway: method "+r.Method+" is not accepted: WeChat's APIs take GET or POST")
+		return nil
+	}
+	if !component && class != pathAPI && class != pathTicket {
+		wxapi.WriteError(w, wxapi.CodeAPIUnauthorized, "wechat gateway: api unauthorized: "+r.URL.Path+
+			" is neither a component API (/cgi-bin/component/) nor an API an authorizer's token serves")
+		return nil
+	}
+	if path == componentTokenPath {
+		h.serveComponentToken(w, r)
+		return nil
+	}
+	// The caller: nil on a trusted site.
+	var claims *clientauth.Claims
+	if !h.Trusted {
+		var refusal *clientauth.Error
+		if claims, refusal = h.platformCaller(r, component); refusal != nil {
+			writeRefusal(w, refusal)
+			return nil
+		}
+	}
+	switch {
+	case path == authorizerTokenPath:
+		h.serveAuthorizerToken(w, r, claims)
+	case path == queryAuthPath:
+		h.serveQueryAuth(w, r, claims)
+	case component:
+		countCall(clientName(claims), h.Account, 0)
+		return h.forward(w, r, next, h.fixed)
+	default:
+		return h.serveAuthorizerCall(w, r, next, claims)
+	}
+	return nil
+}
+
+// platformCaller authenticates a clients-mode call to the platform's site:
+// a component API call carries the platform's gateway token as
+// component_access_token, a call on behalf of an authorizer the
+// authorizer's gateway token as access_token, and never the other.
+func (h *Handler) platformCaller(r *http.Request, component bool) (*clientauth.Claims, *clientauth.Error) {
+	param, other := "access_token", "component_access_token"
+	if component {
+		param, other = other, param
+	}
+	raw := r.URL.RawQuery
+	gwToken, n := wxapi.QueryParam(raw, param)
+	if _, extra := wxapi.QueryParam(raw, other); extra > 0 || n > 1 {
+		return nil, clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: a call to a third-party platform's site carries one "+param+" and no "+other)
+	}
+	if n == 0 {
+		return nil, clientauth.Refuse(wxapi.CodeTokenMissing, param+" missing: fetch a gateway token from api_component_token with the client key as component_appsecret")
+	}
+	auth := h.app.clients()
+	claims, refusal := auth.Verify(gwToken)
+	if refusal == nil {
+		refusal = auth.ForAccount(claims, h.Account)
+	}
+	switch {
+	case refusal != nil:
+	case component && claims.Authorizer != "":
+		refusal = clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: an authorizer's token on a component API")
+	case !component && claims.Authorizer == "":
+		refusal = clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: the platform's token on an authorizer's API (get the authorizer's from api_authorizer_token)")
+	default:
+		refusal = auth.MayCall(claims, r.URL.Path)
+	}
+	if refusal != nil {
+		return nil, refusal
+	}
+	return claims, nil
+}
+
+// clientName is the client of claims, "" on a trusted site.
+func clientName(claims *clientauth.Claims) string {
+	if claims == nil {
+		return ""
+	}
+	return claims.Client
+}
+
+// serveComponentToken answers api_component_token: a placeholder on a
+// trusted site, else a gateway token for the client whose key comes as the
+// component_appsecret.
+func (h *Handler) serveComponentToken(w http.ResponseWriter, r *http.Request) {
+	if h.Trusted {
+		countCall("", h.Account, 0)
+		writeJSON(w, map[string]any{"component_access_token": trustedToken, "expires_in": 7200})
+		return
+	}
+	var req struct {
+		ComponentAppID  string `json:"component_appid"`
+		ComponentSecret string `json:"component_appsecret"`
+	}
+	if !h.readComponentCall(w, r, &req, &req.ComponentAppID) {
+		return
+	}
+	auth := h.app.clients()
+	tok, refusal := auth.Issue(string(token.Component), req.ComponentAppID, req.ComponentSecret)
+	if refusal != nil {
+		writeRefusal(w, refusal)
+		return
+	}
+	countCall("", h.Account, 0)
+	writeJSON(w, map[string]any{"component_access_token": tok, "expires_in": int64(auth.TTL() / time.Second)})
+}
+
+// authorizerToken is what the site hands out as an authorizer's token, and
+// its lifetime: a placeholder on a trusted site, else a gateway token.
+func (h *Handler) authorizerToken(w http.ResponseWriter, claims *clientauth.Claims, appid string) (string, int64, bool) {
+	if claims == nil {
+		return authorizerPlaceholder + appid, 7200, true
+	}
+	auth := h.app.clients()
+	tok, refusal := auth.IssueAuthorizer(claims, appid)
+	if refusal != nil {
+		writeRefusal(w, refusal)
+		return "", 0, false
+	}
+	return tok, int64(auth.TTL() / time.Second), true
+}
+
+// readComponentCall decodes the JSON body of a component API call into v,
+// and checks that its component_appid (*comp, within v) is the site's.
+func (h *Handler) readComponentCall(w http.ResponseWriter, r *http.Request, v any, comp *string) bool {
+	if r.Method != http.MethodPost {
+		wxapi.WriteError(w, wxapi.CodeRequirePOST, "require POST method")
+		return false
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(v); err != nil {
+		wxapi.WriteError(w, wxapi.CodeDataFormat, "data format error: the body must be JSON")
+		return false
+	}
+	if own := h.fixed.Account().AppID; *comp != own {
+		wxapi.WriteError(w, wxapi.CodeInvalidComponent, "wechat gateway: this site serves component "+own+", not "+logText(*comp))
+		return false
+	}
+	return true
+}
+
+// notAuthorized answers a call for an authorizer the platform holds no
+// refresh token of.
+func notAuthorized(w http.ResponseWriter, appid string) {
+	wxapi.WriteError(w, wxapi.CodeRefreshTokenRevoked, "wechat gateway: authorizer "+logText(appid)+
+		" has not authorised the platform (or withdrew): no authorizer_refresh_token is held for it")
+}
+
+// serveAuthorizerToken answers api_authorizer_token for an authorizer the
+// platform holds, with the token that stands for its own.
+func (h *Handler) serveAuthorizerToken(w http.ResponseWriter, r *http.Request, claims *clientauth.Claims) {
+	var req struct {
+		ComponentAppID  string `json:"component_appid"`
+		AuthorizerAppID string `json:"authorizer_appid"`
+	}
+	if !h.readComponentCall(w, r, &req, &req.ComponentAppID) {
+		return
+	}
+	if !token.ValidAppID(req.AuthorizerAppID) || !h.fixed.Authorized(r.Context(), req.AuthorizerAppID) {
+		notAuthorized(w, req.AuthorizerAppID)
+		return
+	}
+	tok, ttl, ok := h.authorizerToken(w, claims, req.AuthorizerAppID)
+	if !ok {
+		return
+	}
+	countCall(clientName(claims), h.Account, 0)
+	writeJSON(w, map[string]any{"authorizer_access_token": tok, "expires_in": ttl, "authorizer_refresh_token": managedRefreshToken})
+}
+
+// serveQueryAuth answers api_query_auth: the gateway exchanges the code
+// itself and keeps the refresh token, and the caller learns the
+// authorizer and what it granted, with a stand-in for its tokens.
+func (h *Handler) serveQueryAuth(w http.ResponseWriter, r *http.Request, claims *clientauth.Claims) {
+	var req struct {
+		ComponentAppID    string `json:"component_appid"`
+		AuthorizationCode string `json:"authorization_code"`
+	}
+	if !h.readComponentCall(w, r, &req, &req.ComponentAppID) {
+		return
+	}
+	if req.AuthorizationCode == "" {
+		wxapi.WriteError(w, wxapi.CodeCodeMissing, "authorization_code missing")
+		return
+	}
+	auth, err := h.fixed.Authorize(r.Context(), req.AuthorizationCode, time.Time{})
+	var fe *token.FetchError
+	switch {
+	case errors.As(err, &fe) && fe.Errcode != 0:
+		wxapi.WriteError(w, fe.Errcode, "wechat gateway: api_query_auth: "+fe.Errmsg)
+		return
+	case err != nil:
+		unavailable(w, err)
+		return
+	}
+	tok, ttl, ok := h.authorizerToken(w, claims, auth.AppID)
+	if !ok {
+		return
+	}
+	countCall(clientName(claims), h.Account, 0)
+	info := map[string]any{"authorizer_appid": auth.AppID, "authorizer_access_token": tok,
+		"expires_in": ttl, "authorizer_refresh_token": managedRefreshToken}
+	if auth.FuncInfo != nil {
+		info["func_info"] = auth.FuncInfo
+	}
+	writeJSON(w, map[string]any{"authorization_info": info})
+}
+
+// serveAuthorizerCall forwards a call on behalf of an authorizer with the
+// authorizer's token. The authorizer is the one the client's gateway token
+// names, or on a trusted site the one the placeholder names.
+func (h *Handler) serveAuthorizerCall(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, claims *clientauth.Claims) error {
+	appid := ""
+	if claims != nil {
+		appid = claims.Authorizer
+	} else {
+		tok, n := wxapi.QueryParam(r.URL.RawQuery, "access_token")
+		rest, ok := strings.CutPrefix(tok, authorizerPlaceholder)
+		if n != 1 || !ok || !token.ValidAppID(rest) {
+			wxapi.WriteError(w, wxapi.CodeInvalidCredential, "wechat gateway: invalid credential: on a third-party platform's site, a call on behalf of an authorizer carries access_token="+
+				authorizerPlaceholder+"<authorizer appid>, as api_authorizer_token answers")
+			return nil
+		}
+		appid = rest
+	}
+	account := h.app.authorizer(r.Context(), h.fixed, appid)
+	if account == nil {
+		notAuthorized(w, appid)
+		return nil
+	}
+	countCall(clientName(claims), h.Account, 0)
+	return h.forward(w, r, next, account)
+}
+
+// writeJSON answers v as JSON, not to be cached.
+func writeJSON(w http.ResponseWriter, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", wxapi.ContentTypeJSON)
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
+}
