@@ -2,6 +2,7 @@ package caddywechat
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/wxgate/caddy-wechat/module/internal/msgcrypt"
 	"github.com/wxgate/caddy-wechat/module/internal/token"
@@ -22,7 +25,7 @@ import (
 func platformSite(t *testing.T) (*Handler, msgcrypt.Codec, *token.ManualClock, *token.Handle) {
 	t.Helper()
 	clock := token.NewFrozenClock(testStart)
-	m := token.NewManager(token.Options{Clock: clock, Logger: zap.NewNop()})
+	m := token.NewManager(token.Options{Clock: clock, Logger: zap.NewNop(), Fetcher: componentFetcher{}})
 	h, err := m.Register(token.Account{Name: "platform", Kind: token.Component, AppID: "wx3rdcomponent0001", Secret: "s3cret"})
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +162,52 @@ func TestPlatformSiteRefusals(t *testing.T) {
 		}
 		if err := json.Unmarshal(rec.Body.Bytes(), &ans); err != nil || ans.Errcode != c.want {
 			t.Errorf("%s %s: %s, want errcode %d", c.method, c.target, rec.Body, c.want)
+		}
+	}
+}
+
+// componentFetcher hands out one component token, never calling WeChat.
+type componentFetcher struct{}
+
+const componentTokenValue = "component-token-from-wechat"
+
+func (componentFetcher) Fetch(context.Context, *token.Account, bool) (token.Fetched, error) {
+	return token.Fetched{Value: componentTokenValue, ExpiresIn: 2 * time.Hour}, nil
+}
+
+// TestPlatformSiteInjectsTheComponentToken: the platform's API and the
+// user logins it does for its authorizers (/sns/component/,
+// /sns/oauth2/component/) get the component token; the placeholder the
+// SDK sends never reaches WeChat.
+func TestPlatformSiteInjectsTheComponentToken(t *testing.T) {
+	callback, _, clock, h := platformSite(t)
+	if err := h.SetVerifyTicket(context.Background(), "ticket@1", clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	site := *callback
+	site.Callback, site.Trusted = false, true
+	site.app.MaxReplayMemory = DefaultMaxReplayMemory
+	for _, target := range []string{
+		"/cgi-bin/component/api_create_preauthcode?component_access_token=" + trustedToken,
+		"/sns/oauth2/component/access_token?appid=wxauth&code=c&grant_type=authorization_code&component_appid=wx3rdcomponent0001&component_access_token=" + trustedToken,
+		"/sns/component/jscode2session?appid=wxauth&js_code=c&grant_type=authorization_code&component_appid=wx3rdcomponent0001",
+	} {
+		var got *http.Request
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			got = r
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"errcode":0}`))
+			return nil
+		})
+		rec := httptest.NewRecorder()
+		if err := site.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil), next); err != nil {
+			t.Fatal(err)
+		}
+		if got == nil {
+			t.Fatalf("%s: not forwarded: %s", target, rec.Body)
+		}
+		if q := got.URL.Query()["component_access_token"]; len(q) != 1 || q[0] != componentTokenValue {
+			t.Errorf("%s: upstream got component_access_token %q", target, q)
 		}
 	}
 }

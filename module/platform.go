@@ -40,14 +40,14 @@ const (
 // gateway.
 func (h *Handler) serveComponent(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, class pathClass) error {
 	path := strings.TrimSuffix(r.URL.Path, "/")
-	component := strings.HasPrefix(r.URL.Path, "/cgi-bin/component/")
+	component := isComponentPath(r.URL.Path)
 	if !allowedMethod(r.Method) {
 		wxapi.WriteError(w, wxapi.CodeRequireGET, "wechat gateway: method "+r.Method+" is not accepted: WeChat's APIs take GET or POST")
 		return nil
 	}
 	if !component && class != pathAPI && class != pathTicket {
 		wxapi.WriteError(w, wxapi.CodeAPIUnauthorized, "wechat gateway: api unauthorized: "+r.URL.Path+
-			" is neither a component API (/cgi-bin/component/) nor an API an authorizer's token serves")
+			" is neither a component API (/cgi-bin/component/, /sns/component/, /sns/oauth2/component/) nor an API an authorizer's token serves")
 		return nil
 	}
 	if path == componentTokenPath {
@@ -75,6 +75,21 @@ func (h *Handler) serveComponent(w http.ResponseWriter, r *http.Request, next ca
 		return h.serveAuthorizerCall(w, r, next, claims)
 	}
 	return nil
+}
+
+// componentPaths take the component_access_token: the platform's API, and
+// the user logins it does for its authorizers (web OAuth, mini program
+// sessions).
+var componentPaths = []string{"/cgi-bin/component/", "/sns/component/", "/sns/oauth2/component/"}
+
+// isComponentPath reports whether path takes the component_access_token.
+func isComponentPath(path string) bool {
+	for _, p := range componentPaths {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // platformCaller authenticates a clients-mode call to the platform's site:
