@@ -211,3 +211,39 @@ func TestPlatformSiteInjectsTheComponentToken(t *testing.T) {
 		}
 	}
 }
+
+// TestPlatformSiteWithholdsRefreshTokens: the answers of the component
+// APIs that show authorizers' refresh tokens reach the SDK with the
+// managed stand-in in their place, the rest of the answer unchanged.
+func TestPlatformSiteWithholdsRefreshTokens(t *testing.T) {
+	callback, _, clock, h := platformSite(t)
+	if err := h.SetVerifyTicket(context.Background(), "ticket@1", clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	site := *callback
+	site.Callback, site.Trusted = false, true
+	site.app.MaxReplayMemory = DefaultMaxReplayMemory
+	answers := map[string]string{
+		"/cgi-bin/component/api_get_authorizer_list": `{"total_count":2,"list":[{"authorizer_appid":"wxa","refresh_token":"real-refresh-1","auth_time":1700000000},{"authorizer_appid":"wxb","refresh_token":"real-refresh-2","auth_time":1700000001}]}`,
+		"/cgi-bin/component/api_get_authorizer_info": `{"authorizer_info":{"nick_name":"shop"},"authorization_info":{"authorizer_appid":"wxa","authorizer_refresh_token":"real-refresh-1","func_info":[{"funcscope_category":{"id":1}}]}}`,
+	}
+	for path, answer := range answers {
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(answer))
+			return nil
+		})
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodPost, path+"?component_access_token="+trustedToken, strings.NewReader(`{"component_appid":"wx3rdcomponent0001"}`))
+		if err := site.ServeHTTP(rec, r, next); err != nil {
+			t.Fatal(err)
+		}
+		body := rec.Body.String()
+		if strings.Contains(body, "real-refresh") || !strings.Contains(body, managedRefreshToken) {
+			t.Errorf("%s answered %s", path, body)
+		}
+		if !strings.Contains(body, `"wxa"`) || !strings.Contains(body, `"funcscope_category":{"id":1}`) && !strings.Contains(body, `"auth_time":1700000001`) {
+			t.Errorf("%s lost the rest of the answer: %s", path, body)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package caddywechat
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -68,6 +69,9 @@ func (h *Handler) serveComponent(w http.ResponseWriter, r *http.Request, next ca
 		h.serveAuthorizerToken(w, r, claims)
 	case path == queryAuthPath:
 		h.serveQueryAuth(w, r, claims)
+	case refreshTokenAnswers[path]:
+		countCall(clientName(claims), h.Account, 0)
+		return h.forwardWithoutRefreshTokens(w, r, next)
 	case component:
 		countCall(clientName(claims), h.Account, 0)
 		return h.forward(w, r, next, h.fixed)
@@ -287,6 +291,98 @@ func (h *Handler) serveAuthorizerCall(w http.ResponseWriter, r *http.Request, ne
 	}
 	countCall(clientName(claims), h.Account, 0)
 	return h.forward(w, r, next, account)
+}
+
+// refreshTokenAnswers are the component APIs whose answers hold
+// authorizers' refresh tokens (api_get_authorizer_info's
+// authorization_info.authorizer_refresh_token, api_get_authorizer_list's
+// list[].refresh_token).
+var refreshTokenAnswers = map[string]bool{
+	"/cgi-bin/component/api_get_authorizer_info": true,
+	"/cgi-bin/component/api_get_authorizer_list": true,
+}
+
+// maxRewrittenAnswer bounds an answer held to replace refresh tokens: a
+// page of 500 authorizers is about 100 KiB.
+const maxRewrittenAnswer = 4 << 20
+
+// forwardWithoutRefreshTokens forwards a component API call whose answer
+// holds refresh tokens, and answers it with managedRefreshToken in their
+// place: the real ones never leave the gateway, and an SDK cannot rotate
+// one behind its back.
+func (h *Handler) forwardWithoutRefreshTokens(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	held := &heldAnswer{header: make(http.Header)}
+	if err := h.forward(held, r, next, h.fixed); err != nil {
+		return err
+	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(held.body.Bytes()))
+	dec.UseNumber()
+	if held.overflow || dec.Decode(&v) != nil {
+		wxapi.WriteError(w, wxapi.CodeSystemBusy, "wechat gateway: the answer could not be read to withhold its refresh tokens")
+		return nil
+	}
+	replaceRefreshTokens(v)
+	body, _ := json.Marshal(v)
+	for k, vals := range held.header {
+		if k != "Content-Length" {
+			w.Header()[k] = vals
+		}
+	}
+	w.WriteHeader(held.status())
+	_, _ = w.Write(body)
+	return nil
+}
+
+// replaceRefreshTokens puts managedRefreshToken in place of every string
+// under the key authorizer_refresh_token or refresh_token in v.
+func replaceRefreshTokens(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			if _, ok := val.(string); ok && (k == "authorizer_refresh_token" || k == "refresh_token") {
+				x[k] = managedRefreshToken
+				continue
+			}
+			replaceRefreshTokens(val)
+		}
+	case []any:
+		for _, val := range x {
+			replaceRefreshTokens(val)
+		}
+	}
+}
+
+// heldAnswer is a ResponseWriter that keeps an answer, up to
+// maxRewrittenAnswer.
+type heldAnswer struct {
+	header   http.Header
+	code     int
+	body     bytes.Buffer
+	overflow bool
+}
+
+func (a *heldAnswer) Header() http.Header { return a.header }
+
+func (a *heldAnswer) WriteHeader(code int) {
+	if a.code == 0 {
+		a.code = code
+	}
+}
+
+func (a *heldAnswer) Write(p []byte) (int, error) {
+	if a.body.Len()+len(p) > maxRewrittenAnswer {
+		a.overflow = true
+		return len(p), nil
+	}
+	return a.body.Write(p)
+}
+
+func (a *heldAnswer) status() int {
+	if a.code == 0 {
+		return http.StatusOK
+	}
+	return a.code
 }
 
 // writeJSON answers v as JSON, not to be cached.
