@@ -175,11 +175,10 @@ func (componentFetcher) Fetch(context.Context, *token.Account, bool) (token.Fetc
 	return token.Fetched{Value: componentTokenValue, ExpiresIn: 2 * time.Hour}, nil
 }
 
-// TestPlatformSiteInjectsTheComponentToken: the platform's API and the
-// user logins it does for its authorizers (/sns/component/,
-// /sns/oauth2/component/) get the component token; the placeholder the
-// SDK sends never reaches WeChat.
-func TestPlatformSiteInjectsTheComponentToken(t *testing.T) {
+// trustedPlatformSite is the platform's trusted site, its verify ticket
+// pushed.
+func trustedPlatformSite(t *testing.T) *Handler {
+	t.Helper()
 	callback, _, clock, h := platformSite(t)
 	if err := h.SetVerifyTicket(context.Background(), "ticket@1", clock.Now()); err != nil {
 		t.Fatal(err)
@@ -187,6 +186,15 @@ func TestPlatformSiteInjectsTheComponentToken(t *testing.T) {
 	site := *callback
 	site.Callback, site.Trusted = false, true
 	site.app.MaxReplayMemory = DefaultMaxReplayMemory
+	return &site
+}
+
+// TestPlatformSiteInjectsTheComponentToken: the platform's API and the
+// user logins it does for its authorizers (/sns/component/,
+// /sns/oauth2/component/) get the component token; the placeholder the
+// SDK sends never reaches WeChat.
+func TestPlatformSiteInjectsTheComponentToken(t *testing.T) {
+	site := trustedPlatformSite(t)
 	for _, target := range []string{
 		"/cgi-bin/component/api_create_preauthcode?component_access_token=" + trustedToken,
 		"/sns/oauth2/component/access_token?appid=wxauth&code=c&grant_type=authorization_code&component_appid=wx3rdcomponent0001&component_access_token=" + trustedToken,
@@ -216,13 +224,7 @@ func TestPlatformSiteInjectsTheComponentToken(t *testing.T) {
 // APIs that show authorizers' refresh tokens reach the SDK with the
 // managed stand-in in their place, the rest of the answer unchanged.
 func TestPlatformSiteWithholdsRefreshTokens(t *testing.T) {
-	callback, _, clock, h := platformSite(t)
-	if err := h.SetVerifyTicket(context.Background(), "ticket@1", clock.Now()); err != nil {
-		t.Fatal(err)
-	}
-	site := *callback
-	site.Callback, site.Trusted = false, true
-	site.app.MaxReplayMemory = DefaultMaxReplayMemory
+	site := trustedPlatformSite(t)
 	answers := map[string]string{
 		"/cgi-bin/component/api_get_authorizer_list": `{"total_count":2,"list":[{"authorizer_appid":"wxa","refresh_token":"real-refresh-1","auth_time":1700000000},{"authorizer_appid":"wxb","refresh_token":"real-refresh-2","auth_time":1700000001}]}`,
 		"/cgi-bin/component/api_get_authorizer_info": `{"authorizer_info":{"nick_name":"shop"},"authorization_info":{"authorizer_appid":"wxa","authorizer_refresh_token":"real-refresh-1","func_info":[{"funcscope_category":{"id":1}}]}}`,
