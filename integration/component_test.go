@@ -347,4 +347,11 @@ func silenceperOpenPlatform(t *testing.T, caddyfile, secret, prefix string) {
 			t.Errorf("%s: %s, want 40001 or 41001", c.what, body)
 		}
 	}
+	// Quota resets act for every client: the saas client is not admin.
+	for _, path := range []string{"/cgi-bin/clear_quota?access_token=" + authTok, "/cgi-bin/component/clear_quota?component_access_token=" + compTok} {
+		_, body := send(t, "POST", p.gw.URL(path), "application/json", []byte(`{"appid":"`+authAppID+`","component_appid":"`+compAppID+`"}`))
+		if code := errcodeOf(body); code != 48001 {
+			t.Errorf("%s by a client without admin: %s, want 48001", path, body)
+		}
+	}
 }

@@ -18,7 +18,7 @@ var smuggledParams = []string{"secret", "appsecret", "corpsecret", "component_ac
 
 // adminPaths act on the whole account for every client: only clients
 // granted admin may call them.
-var adminPaths = map[string]bool{"/cgi-bin/clear_quota": true, "/cgi-bin/clear_quota/v2": true}
+var adminPaths = map[string]bool{"/cgi-bin/clear_quota": true, "/cgi-bin/clear_quota/v2": true, "/cgi-bin/component/clear_quota": true}
 
 // authorize returns the account whose token a call gets, or the refusal
 // the caller sees.

@@ -120,12 +120,17 @@ func (h *Handler) platformCaller(r *http.Request, component bool) (*clientauth.C
 	}
 	switch {
 	case refusal != nil:
+	case claims.Kind != string(token.Component):
+		refusal = clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: not a gateway token of a third-party platform")
 	case component && claims.Authorizer != "":
 		refusal = clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: an authorizer's token on a component API")
 	case !component && claims.Authorizer == "":
 		refusal = clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: the platform's token on an authorizer's API (get the authorizer's from api_authorizer_token)")
 	default:
 		refusal = auth.MayCall(claims, r.URL.Path)
+		if refusal == nil && adminPaths[strings.TrimSuffix(r.URL.Path, "/")] {
+			refusal = auth.MayAdmin(claims)
+		}
 	}
 	if refusal != nil {
 		return nil, refusal
