@@ -69,6 +69,8 @@ type platform struct {
 	mu  sync.Mutex
 	// pushes are the pushes relayed: URI and body.
 	pushes [][2]string
+	// advanced is how far advance moved the clocks.
+	advanced time.Duration
 }
 
 func startPlatform(t *testing.T, caddyfile string) *platform {
@@ -132,6 +134,15 @@ func (p *platform) pushTicket(t *testing.T) {
 func (p *platform) advance(d time.Duration) {
 	p.gw.advance(d)
 	p.sim.Clock().Advance(d)
+	p.advanced += d
+}
+
+// restart stops the gateway and starts it again, its test clock (which
+// starts at the wall clock) moved on to the simulator's.
+func (p *platform) restart() {
+	p.gw.stop()
+	p.gw.start()
+	p.gw.advance(p.advanced)
 }
 
 // componentClientsCaddyfile serves the platform in clients mode: the app's
@@ -241,14 +252,37 @@ func TestComponentTokenFromPushedTicket(t *testing.T) {
 	if c := counts(); c.AuthorizerToken != 1 {
 		t.Errorf("%d api_authorizer_token calls for a storm, want 1", c.AuthorizerToken)
 	}
+	// An invalidation storm: WeChat revokes the authorizer's token and the
+	// component's, and 20 calls each find out at once: one new token each.
+	p.advance(time.Minute) // past the refresh cooldown of the fresh tokens
+	for _, id := range []string{authAppID, compAppID} {
+		if n, err := sim.InvalidateTokens(id); err != nil || n == 0 {
+			t.Fatalf("invalidating %s: %d %v", id, n, err)
+		}
+	}
+	for _, call := range []func() []byte{menu, func() []byte { _, b := preauth(); return b }} {
+		for range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if body := call(); errcodeOf(body) != 0 && errcodeOf(body) != 46003 {
+					t.Errorf("a call after the invalidation: %s", body)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if c, comp := counts(), sim.Counters().Components[compAppID]; c.AuthorizerToken != 2 || comp.ComponentToken != 2 {
+		t.Errorf("an invalidation storm made %d authorizer and %d component token calls, want 1 each",
+			c.AuthorizerToken-1, comp.ComponentToken-1)
+	}
 	// A restart fetches nothing and keeps the refresh token.
-	gw.stop()
-	gw.start()
+	p.restart()
 	if body := menu(); errcodeOf(body) != 0 && errcodeOf(body) != 46003 {
 		t.Errorf("a call after a restart: %s", body)
 	}
-	if c := counts(); c.AuthorizerToken != 1 {
-		t.Errorf("%d api_authorizer_token calls after a restart, want 1", c.AuthorizerToken)
+	if c := counts(); c.AuthorizerToken != 2 {
+		t.Errorf("%d api_authorizer_token calls after a restart, want none since the storm", c.AuthorizerToken-2)
 	}
 	// The business withdraws: WeChat pushes `unauthorized`, and the
 	// authorizer is dropped.
