@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,11 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/silenceper/wechat/v2"
-	"github.com/silenceper/wechat/v2/cache"
-	openConfig "github.com/silenceper/wechat/v2/openplatform/config"
-	"github.com/silenceper/wechat/v2/util"
 
 	"github.com/wxgate/caddy-wechat/module/simulator"
 )
@@ -238,17 +232,21 @@ func TestComponentTokenFromPushedTicket(t *testing.T) {
 		_, body := get(t, gw.URL("/cgi-bin/menu/get?access_token="+placeholder.Token))
 		return body
 	}
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if body := menu(); errcodeOf(body) != 0 && errcodeOf(body) != 46003 {
-				t.Errorf("a call on behalf of the authorizer: %s", body)
-			}
-		}()
+	// storm makes 20 calls at once, each of which must work.
+	storm := func(what string, call func() []byte) {
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if body := call(); errcodeOf(body) != 0 && errcodeOf(body) != 46003 {
+					t.Errorf("%s: %s", what, body)
+				}
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	storm("a call on behalf of the authorizer", menu)
 	if c := counts(); c.AuthorizerToken != 1 {
 		t.Errorf("%d api_authorizer_token calls for a storm, want 1", c.AuthorizerToken)
 	}
@@ -260,18 +258,8 @@ func TestComponentTokenFromPushedTicket(t *testing.T) {
 			t.Fatalf("invalidating %s: %d %v", id, n, err)
 		}
 	}
-	for _, call := range []func() []byte{menu, func() []byte { _, b := preauth(); return b }} {
-		for range 20 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if body := call(); errcodeOf(body) != 0 && errcodeOf(body) != 46003 {
-					t.Errorf("a call after the invalidation: %s", body)
-				}
-			}()
-		}
-		wg.Wait()
-	}
+	storm("an authorizer's call after the invalidation", menu)
+	storm("a component call after the invalidation", func() []byte { _, b := preauth(); return b })
 	if c, comp := counts(), sim.Counters().Components[compAppID]; c.AuthorizerToken != 2 || comp.ComponentToken != 2 {
 		t.Errorf("an invalidation storm made %d authorizer and %d component token calls, want 1 each",
 			c.AuthorizerToken-1, comp.ComponentToken-1)
@@ -291,101 +279,5 @@ func TestComponentTokenFromPushedTicket(t *testing.T) {
 	}
 	if _, body := authorizerToken(); errcodeOf(body) != 61023 {
 		t.Errorf("api_authorizer_token after withdrawal: %s", body)
-	}
-}
-
-// TestSilenceperOpenPlatform: silenceper/wechat's openplatform package,
-// unmodified, runs a platform through its trusted site: it asks for the
-// component token with whatever ticket it has, exchanges the authorization
-// code, mints the authorizer's token from the refresh token it was given,
-// and manages the authorizer's menu. It only ever holds placeholders; the
-// gateway holds the real tokens, and the code pushed to the callback and
-// brought by the SDK is exchanged once.
-func TestSilenceperOpenPlatform(t *testing.T) {
-	t.Run("trusted", func(t *testing.T) {
-		silenceperOpenPlatform(t, componentCaddyfile, "the-gateway-holds-the-secret", "caddy-wechat-")
-	})
-	t.Run("clients", func(t *testing.T) { silenceperOpenPlatform(t, componentClientsCaddyfile, saasKey, "gw1.") })
-}
-
-// silenceperOpenPlatform runs the SDK against a platform site of caddyfile
-// with secret as its component_appsecret; the tokens it gets start with
-// prefix.
-func silenceperOpenPlatform(t *testing.T, caddyfile, secret, prefix string) {
-	p := startPlatform(t, caddyfile)
-	p.pushTicket(t)
-	res, err := p.sim.Authorize(compAppID, authAppID, "")
-	if err != nil || !res.Push.Delivered {
-		t.Fatalf("authorising: %+v %v", res, err)
-	}
-
-	prev := util.DefaultHTTPClient
-	tr := &http.Transport{}
-	t.Cleanup(func() {
-		util.DefaultHTTPClient = prev
-		tr.CloseIdleConnections()
-	})
-	wc := wechat.NewWechat()
-	wc.SetHTTPClient(&http.Client{Timeout: 30 * time.Second, Transport: hostsTransport{
-		hosts: map[string]string{"api.weixin.qq.com": strings.TrimPrefix(p.gw.URL(""), "http://")},
-		next:  tr,
-	}})
-	op := wc.GetOpenPlatform(&openConfig.Config{AppID: compAppID, AppSecret: secret,
-		Token: compToken, EncodingAESKey: compAESKey, Cache: cache.NewMemory()})
-	ctx := context.Background()
-	if _, err := op.SetComponentAccessToken(ctx, "a-ticket-the-app-never-received"); err != nil {
-		t.Fatalf("SetComponentAccessToken: %v", err)
-	}
-	info, err := op.QueryAuthCode(res.AuthorizationCode)
-	if err != nil || info.Appid != authAppID || len(info.FuncInfo) == 0 {
-		t.Fatalf("QueryAuthCode: %+v %v", info, err)
-	}
-	if _, err := op.RefreshAuthrToken(authAppID, info.RefreshToken); err != nil {
-		t.Fatalf("RefreshAuthrToken: %v", err)
-	}
-	m := op.GetOfficialAccount(authAppID).GetMenu()
-	if err := m.SetMenuByJSON(`{"button":[{"type":"click","name":"Hello","key":"HELLO"}]}`); err != nil {
-		t.Fatalf("SetMenu on behalf of the authorizer: %v", err)
-	}
-	got, err := m.GetMenu()
-	if err != nil || len(got.Menu.Button) != 1 || got.Menu.Button[0].Key != "HELLO" {
-		t.Fatalf("GetMenu on behalf of the authorizer: %+v %v", got, err)
-	}
-	c := p.sim.Counters().Components[compAppID]
-	if c.Authorizers[authAppID].QueryAuth != 1 || c.Authorizers[authAppID].AuthorizerToken != 1 || c.ComponentToken != 1 {
-		t.Errorf("WeChat saw %d api_query_auth, %d api_authorizer_token and %d api_component_token calls; want 1 of each",
-			c.Authorizers[authAppID].QueryAuth, c.Authorizers[authAppID].AuthorizerToken, c.ComponentToken)
-	}
-	if !strings.HasPrefix(info.AccessToken, prefix) || info.RefreshToken != "caddy-wechat-managed" {
-		t.Errorf("the SDK holds %q and %q, not what the gateway hands out", info.AccessToken, info.RefreshToken)
-	}
-	if prefix != "gw1." {
-		return
-	}
-	// In clients mode, each gateway token serves its own side only, and a
-	// wrong key gets none.
-	compTok, err := op.GetComponentAccessToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	authTok := info.AccessToken
-	for _, c := range []struct{ what, method, path, body string }{
-		{"the platform's token on an authorizer's API", "GET", "/cgi-bin/menu/get?access_token=" + compTok, ""},
-		{"an authorizer's token on a component API", "POST", "/cgi-bin/component/api_create_preauthcode?component_access_token=" + authTok, `{"component_appid":"` + compAppID + `"}`},
-		{"both tokens", "GET", "/cgi-bin/menu/get?access_token=" + authTok + "&component_access_token=" + compTok, ""},
-		{"a wrong key", "POST", "/cgi-bin/component/api_component_token", `{"component_appid":"` + compAppID + `","component_appsecret":"not-the-key-0123456789"}`},
-		{"no token", "GET", "/cgi-bin/menu/get", ""},
-	} {
-		_, body := send(t, c.method, p.gw.URL(c.path), "application/json", []byte(c.body))
-		if code := errcodeOf(body); code != 40001 && code != 41001 {
-			t.Errorf("%s: %s, want 40001 or 41001", c.what, body)
-		}
-	}
-	// Quota resets act for every client: the saas client is not admin.
-	for _, path := range []string{"/cgi-bin/clear_quota?access_token=" + authTok, "/cgi-bin/component/clear_quota?component_access_token=" + compTok} {
-		_, body := send(t, "POST", p.gw.URL(path), "application/json", []byte(`{"appid":"`+authAppID+`","component_appid":"`+compAppID+`"}`))
-		if code := errcodeOf(body); code != 48001 {
-			t.Errorf("%s by a client without admin: %s, want 48001", path, body)
-		}
 	}
 }

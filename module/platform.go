@@ -155,11 +155,8 @@ func (h *Handler) serveComponentToken(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"component_access_token": trustedToken, "expires_in": 7200})
 		return
 	}
-	var req struct {
-		ComponentAppID  string `json:"component_appid"`
-		ComponentSecret string `json:"component_appsecret"`
-	}
-	if !h.readComponentCall(w, r, &req, &req.ComponentAppID) {
+	req, ok := h.readComponentCall(w, r)
+	if !ok {
 		return
 	}
 	auth := h.app.clients()
@@ -187,22 +184,32 @@ func (h *Handler) authorizerToken(w http.ResponseWriter, claims *clientauth.Clai
 	return tok, int64(auth.TTL() / time.Second), true
 }
 
-// readComponentCall decodes the JSON body of a component API call into v,
-// and checks that its component_appid (*comp, within v) is the site's.
-func (h *Handler) readComponentCall(w http.ResponseWriter, r *http.Request, v any, comp *string) bool {
+// componentRequest is the JSON body of the component API calls the site
+// answers itself.
+type componentRequest struct {
+	ComponentAppID    string `json:"component_appid"`
+	ComponentSecret   string `json:"component_appsecret"` // api_component_token
+	AuthorizerAppID   string `json:"authorizer_appid"`    // api_authorizer_token
+	AuthorizationCode string `json:"authorization_code"`  // api_query_auth
+}
+
+// readComponentCall decodes the JSON body of a component API call, and
+// checks that its component_appid is the site's.
+func (h *Handler) readComponentCall(w http.ResponseWriter, r *http.Request) (*componentRequest, bool) {
 	if r.Method != http.MethodPost {
 		wxapi.WriteError(w, wxapi.CodeRequirePOST, "require POST method")
-		return false
+		return nil, false
 	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(v); err != nil {
+	req := new(componentRequest)
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(req); err != nil {
 		wxapi.WriteError(w, wxapi.CodeDataFormat, "data format error: the body must be JSON")
-		return false
+		return nil, false
 	}
-	if own := h.fixed.Account().AppID; *comp != own {
-		wxapi.WriteError(w, wxapi.CodeInvalidComponent, "wechat gateway: this site serves component "+own+", not "+logText(*comp))
-		return false
+	if own := h.fixed.Account().AppID; req.ComponentAppID != own {
+		wxapi.WriteError(w, wxapi.CodeInvalidComponent, "wechat gateway: this site serves component "+own+", not "+logText(req.ComponentAppID))
+		return nil, false
 	}
-	return true
+	return req, true
 }
 
 // notAuthorized answers a call for an authorizer the platform holds no
@@ -215,11 +222,8 @@ func notAuthorized(w http.ResponseWriter, appid string) {
 // serveAuthorizerToken answers api_authorizer_token for an authorizer the
 // platform holds, with the token that stands for its own.
 func (h *Handler) serveAuthorizerToken(w http.ResponseWriter, r *http.Request, claims *clientauth.Claims) {
-	var req struct {
-		ComponentAppID  string `json:"component_appid"`
-		AuthorizerAppID string `json:"authorizer_appid"`
-	}
-	if !h.readComponentCall(w, r, &req, &req.ComponentAppID) {
+	req, ok := h.readComponentCall(w, r)
+	if !ok {
 		return
 	}
 	if !token.ValidAppID(req.AuthorizerAppID) || !h.fixed.Authorized(r.Context(), req.AuthorizerAppID) {
@@ -238,11 +242,8 @@ func (h *Handler) serveAuthorizerToken(w http.ResponseWriter, r *http.Request, c
 // itself and keeps the refresh token, and the caller learns the
 // authorizer and what it granted, with a stand-in for its tokens.
 func (h *Handler) serveQueryAuth(w http.ResponseWriter, r *http.Request, claims *clientauth.Claims) {
-	var req struct {
-		ComponentAppID    string `json:"component_appid"`
-		AuthorizationCode string `json:"authorization_code"`
-	}
-	if !h.readComponentCall(w, r, &req, &req.ComponentAppID) {
+	req, ok := h.readComponentCall(w, r)
+	if !ok {
 		return
 	}
 	if req.AuthorizationCode == "" {

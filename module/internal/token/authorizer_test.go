@@ -97,6 +97,30 @@ func (p *openPlatform) pushTicket() {
 	}
 }
 
+// authorize has openAuth authorise the platform, and comp exchange the
+// code, as if pushed at issued.
+func (p *openPlatform) authorize(comp *Handle, issued time.Time) {
+	p.t.Helper()
+	res, err := p.sim.Authorize(openComp, openAuth, "")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if _, err := comp.Authorize(context.Background(), res.AuthorizationCode, issued); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// authorizer registers authorizer appid of comp for the test.
+func (p *openPlatform) authorizer(comp *Handle, appid string) *Handle {
+	p.t.Helper()
+	h, err := comp.Authorizer(appid)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Cleanup(h.Release)
+	return h
+}
+
 // advance moves both clocks, in steps of at most 10 minutes, with a
 // ticket push after each as WeChat does.
 func (p *openPlatform) advance(d time.Duration) {
@@ -132,11 +156,7 @@ func TestAuthorizerTokenLifecycle(t *testing.T) {
 	p := newOpenPlatform(t, 0)
 	ctx := context.Background()
 	_, comp := p.gateway()
-	auth, err := comp.Authorizer(openAuth)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer auth.Release()
+	auth := p.authorizer(comp, openAuth)
 	// Before the business authorises the platform, there is no token, and
 	// asking costs no call.
 	if _, err := auth.Token(ctx); err == nil || !strings.Contains(err.Error(), "has not authorised") {
@@ -212,11 +232,7 @@ func TestAuthorizerTokenLifecycle(t *testing.T) {
 	// the refresh token.
 	before := p.authorizerTokens()
 	_, comp2 := p.gateway()
-	auth2, err := comp2.Authorizer(openAuth)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer auth2.Release()
+	auth2 := p.authorizer(comp2, openAuth)
 	if tok, err := auth2.Token(ctx); err != nil || !p.works(tok.Value) {
 		t.Fatalf("after a restart: %v", err)
 	}
@@ -256,18 +272,8 @@ func TestRevokedRefreshTokenMarksTheAuthorizer(t *testing.T) {
 	p := newOpenPlatform(t, 0)
 	ctx := context.Background()
 	_, comp := p.gateway()
-	res, err := p.sim.Authorize(openComp, openAuth, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := comp.Authorize(ctx, res.AuthorizationCode, time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	auth, err := comp.Authorizer(openAuth)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer auth.Release()
+	p.authorize(comp, time.Time{})
+	auth := p.authorizer(comp, openAuth)
 	if _, err := auth.Token(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -290,13 +296,7 @@ func TestRevokedRefreshTokenMarksTheAuthorizer(t *testing.T) {
 		t.Errorf("61023 answered %d times, then %d; want 1 and no more calls", rejected, n)
 	}
 	// Authorising again brings it back at once.
-	res, err = p.sim.Authorize(openComp, openAuth, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := comp.Authorize(ctx, res.AuthorizationCode, time.Time{}); err != nil {
-		t.Fatal(err)
-	}
+	p.authorize(comp, time.Time{})
 	if tok, err := auth.Token(ctx); err != nil || !p.works(tok.Value) {
 		t.Fatalf("after authorising again: %v", err)
 	}
@@ -309,11 +309,7 @@ func TestRotatedRefreshTokenSurvivesAStoreOutage(t *testing.T) {
 	p := newOpenPlatform(t, 1)
 	ctx := context.Background()
 	_, comp := p.gateway()
-	auth, err := comp.Authorizer(authorizedAppID(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer auth.Release()
+	auth := p.authorizer(comp, authorizedAppID(0))
 	// The component token and the refresh token are read while the Store
 	// is up.
 	if _, err := comp.Token(ctx); err != nil || !comp.Authorized(ctx, authorizedAppID(0)) {
@@ -352,14 +348,8 @@ func TestOlderWithdrawalIgnored(t *testing.T) {
 	p := newOpenPlatform(t, 0)
 	ctx := context.Background()
 	_, comp := p.gateway()
-	res, err := p.sim.Authorize(openComp, openAuth, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	pushed := p.clock.Now()
-	if _, err := comp.Authorize(ctx, res.AuthorizationCode, pushed); err != nil {
-		t.Fatal(err)
-	}
+	p.authorize(comp, pushed)
 	if err := comp.Unauthorize(ctx, openAuth, pushed.Add(-time.Minute)); err != nil || !comp.Authorized(ctx, openAuth) {
 		t.Fatalf("an older withdrawal dropped the authorizer: %v", err)
 	}
