@@ -73,7 +73,6 @@ type App struct {
 	tickets     map[string]*token.Handle   // by "<account>/<ticket type>"
 	siblings    map[string][]*token.Handle // accounts by appid
 	codecs      map[string]msgcrypt.Codec  // third-party platforms' callback codecs, by account
-	seen        *pushLog                   // pushes already taken, against replays
 	authorizers *authorizerSet             // third-party platforms' authorizers in use
 	auth        *clientauth.Authority
 	storage     token.Store
@@ -195,7 +194,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 				a.codecs = make(map[string]msgcrypt.Codec)
 			}
 			a.codecs[name] = codec
-			a.seen = &a.tokens.pushes
 		}
 		if a.siblings == nil {
 			a.siblings = make(map[string][]*token.Handle)

@@ -124,7 +124,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	keys := []pushKey{{h.Account, "n", nonce + "\x00" + ts}, {h.Account, "s", strings.ToLower(sig)}}
-	if !h.app.seen.first(h.app.now(), keys...) {
+	if !h.app.tokens.pushes.first(h.app.now(), keys...) {
 		refuse(http.StatusBadRequest, "a replayed push (the same nonce and timestamp, or signature)", nil)
 		return
 	}
@@ -147,7 +147,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		auth, err := h.fixed.Authorize(ctx, ev.AuthorizationCode, time.Unix(ev.CreateTime, 0))
 		cancel()
 		if err != nil {
-			h.app.seen.forget(keys...)
+			h.app.tokens.pushes.forget(keys...)
 			h.logger.Error("could not exchange an authorizer's authorization code; WeChat will push it again",
 				zap.String("account", h.Account), zap.String("authorizer_appid", logText(ev.AuthorizerAppID)), zap.Error(err))
 			http.Error(w, "the authorization could not be completed now", http.StatusServiceUnavailable)

@@ -36,7 +36,6 @@ func platformSite(t *testing.T) (*Handler, msgcrypt.Codec, *token.ManualClock, *
 		tokens:      &tokenService{manager: m, clock: clock},
 		handles:     map[string]*token.Handle{"platform": h},
 		codecs:      map[string]msgcrypt.Codec{"platform": codec},
-		seen:        new(pushLog),
 		authorizers: &authorizerSet{handles: make(map[string]*token.Handle)},
 		logger:      zap.NewNop(),
 	}

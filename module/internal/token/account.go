@@ -262,7 +262,7 @@ func (a Account) childDefaults() (Account, error) {
 // and is safe to log and to use as a storage key.
 func (a *Account) Key() string {
 	if a.Endpoint == AuthorizerToken {
-		return "authorizer/" + a.Parent.Account().AppID + "/" + a.AppID
+		return authorizerKey(a.Parent.Account().AppID, a.AppID)
 	}
 	switch a.Kind {
 	case WeCom:

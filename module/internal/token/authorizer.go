@@ -88,7 +88,12 @@ func ValidAppID(s string) bool {
 	return true
 }
 
-func authorizerKey(comp *Account, appid string) string {
+// authorizerKey is the Key of authorizer appid's account under component
+// compAppID.
+func authorizerKey(compAppID, appid string) string { return "authorizer/" + compAppID + "/" + appid }
+
+// authorizerStoreKey is where the Store keeps authorizer appid's record.
+func authorizerStoreKey(comp *Account, appid string) string {
 	return storePrefix + comp.Key() + "/authorizers/" + appid + ".json"
 }
 
@@ -131,7 +136,7 @@ func (h *Handle) Authorize(ctx context.Context, code string, issued time.Time) (
 	// An authorizer refreshing had stopped for want of authorisation
 	// resumes now.
 	m.mu.RLock()
-	e := m.entries["authorizer/"+comp.AppID+"/"+appid]
+	e := m.entries[authorizerKey(comp.AppID, appid)]
 	m.mu.RUnlock()
 	if e != nil {
 		e.mu.Lock()
@@ -262,7 +267,7 @@ func (m *Manager) storeAuthorizer(ctx context.Context, comp *Account, appid stri
 	raw, _ := json.Marshal(rec)
 	sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
 	defer cancel()
-	if err := s.Store(sctx, authorizerKey(comp, appid), raw); err != nil {
+	if err := s.Store(sctx, authorizerStoreKey(comp, appid), raw); err != nil {
 		m.lg().Error("could not store an authorizer's refresh token; this instance holds it and writes it again at its next use",
 			zap.String("account", comp.Name), zap.String("authorizer_appid", appid), zap.Error(err))
 		return err
@@ -286,7 +291,7 @@ func (m *Manager) refreshToken(ctx context.Context, ce *entry, comp *Account, ap
 		return mine
 	}
 	sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
-	raw, err := s.Load(sctx, authorizerKey(comp, appid))
+	raw, err := s.Load(sctx, authorizerStoreKey(comp, appid))
 	cancel()
 	var stored authorizerRecord
 	switch {

@@ -44,7 +44,7 @@ func newOpenPlatform(t testing.TB, authorized int) *openPlatform {
 		a := simulator.Authorizer{ComponentAppID: openComp, AppID: authorizedAppID(i), RefreshToken: fmt.Sprintf("refreshtoken@%05d", i)}
 		auths = append(auths, a)
 		raw, _ := json.Marshal(authorizerRecord{RefreshToken: a.RefreshToken, Updated: t0.Add(-time.Hour)})
-		store.data[authorizerKey(comp, a.AppID)] = raw
+		store.data[authorizerStoreKey(comp, a.AppID)] = raw
 	}
 	sim, err := simulator.New(simulator.Config{
 		Components: []simulator.Component{{AppID: openComp, Secret: openSecret, Token: "componenttoken01",
