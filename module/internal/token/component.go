@@ -122,15 +122,8 @@ func (m *Manager) currentVerifyTicket(ctx context.Context, e *entry, a *Account)
 }
 
 // fetchComponentToken asks api_component_token for a component token with
-// the newest verify ticket.
-func (m *Manager) fetchComponentToken(ctx context.Context, e *entry, a *Account) (Fetched, error) {
-	vt := m.currentVerifyTicket(ctx, e, a)
-	switch {
-	case vt == nil:
-		return Fetched{}, errNoVerifyTicket
-	case vt.Rejected:
-		return Fetched{}, errRefusedVerifyTicket
-	}
+// vt, the newest verify ticket, which call found usable.
+func (m *Manager) fetchComponentToken(ctx context.Context, e *entry, a *Account, vt *VerifyTicket) (Fetched, error) {
 	with := *a
 	with.VerifyTicket = vt.Ticket
 	f, err := m.opts.Fetcher.Fetch(ctx, &with, false)

@@ -767,9 +767,10 @@ func (m *Manager) call(ctx context.Context, e *entry, a *Account, force bool) (F
 	start := m.opts.Clock.Now()
 	// Nothing to ask with yet: not a call, not counted.
 	var rec *authorizerRecord
+	var vt *VerifyTicket
 	switch a.Endpoint {
 	case ComponentToken:
-		if vt := m.currentVerifyTicket(ctx, e, a); vt == nil {
+		if vt = m.currentVerifyTicket(ctx, e, a); vt == nil {
 			return Fetched{}, start, errNoVerifyTicket
 		} else if vt.Rejected {
 			return Fetched{}, start, errRefusedVerifyTicket
@@ -807,7 +808,7 @@ func (m *Manager) call(ctx context.Context, e *entry, a *Account, force bool) (F
 	case a.Endpoint.Ticket():
 		got, err = m.fetchTicket(ctx, a)
 	case a.Endpoint == ComponentToken:
-		got, err = m.fetchComponentToken(ctx, e, a)
+		got, err = m.fetchComponentToken(ctx, e, a, vt)
 	case a.Endpoint == AuthorizerToken:
 		got, err = m.fetchAuthorizerToken(ctx, a, rec)
 	default:
