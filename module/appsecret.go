@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -175,10 +176,7 @@ func secretRequest(r *http.Request, query, form url.Values) (*http.Request, erro
 	u.RawQuery = credentialsFirst(query)
 	u.ForceQuery = false
 	out.URL = &u
-	redacted := u.RawQuery
-	for _, p := range append(appCredentialParams, userCredentials...) {
-		redacted = wxapi.RedactParam(redacted, p)
-	}
+	redacted := wxapi.RedactParams(u.RawQuery, redactedFromLog...)
 	out.RequestURI = u.EscapedPath() + "?" + redacted
 	out.Header = r.Header.Clone()
 	out.Header.Del("Accept-Encoding")
@@ -231,6 +229,10 @@ func (h *Handler) serveUserCredentialCall(w http.ResponseWriter, r *http.Request
 // WeChat but not into Caddy's debug log.
 var userCredentials = []string{"access_token", "refresh_token", "code", "js_code"}
 
+// redactedFromLog are the parameters masked in the URI that Caddy's
+// debug log shows of an AppSecret call: the app's and the user's.
+var redactedFromLog = slices.Concat(appCredentialParams, userCredentials)
+
 // credentialsFirst encodes query with appid and the secret first: where
 // WeChat echoes a query cut to a length, what the client controls comes
 // after them and cannot push part of the secret out of sight.
@@ -263,10 +265,7 @@ func userCredentialRequest(r *http.Request) *http.Request {
 	u := *r.URL
 	u.RawQuery = wxapi.WithoutParams(r.URL.RawQuery, appCredentialParams...)
 	out.URL = &u
-	redacted := u.RawQuery
-	for _, p := range userCredentials {
-		redacted = wxapi.RedactParam(redacted, p)
-	}
+	redacted := wxapi.RedactParams(u.RawQuery, userCredentials...)
 	out.RequestURI = u.EscapedPath()
 	if redacted != "" {
 		out.RequestURI += "?" + redacted

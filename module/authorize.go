@@ -2,6 +2,7 @@ package caddywechat
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
 	"github.com/wxgate/caddy-wechat/module/internal/token"
@@ -42,13 +43,11 @@ func (h *Handler) authorizeClient(r *http.Request) (*token.Handle, string, *clie
 	if h.Trusted {
 		return h.fixed, "", nil
 	}
-	raw := r.URL.RawQuery
-	for _, p := range smuggledParams {
-		if _, n := wxapi.QueryParam(raw, p); n > 0 {
-			return nil, "", clientauth.Refuse(wxapi.CodeInvalidCredential, "parameter "+p+" is not accepted: the gateway holds the credentials")
-		}
+	q := readCallQuery(r.URL.RawQuery)
+	if q.smuggled != "" {
+		return nil, "", clientauth.Refuse(wxapi.CodeInvalidCredential, "parameter "+q.smuggled+" is not accepted: the gateway holds the credentials")
 	}
-	claims, account, refusal := h.caller(r)
+	claims, account, refusal := h.caller(q.token.value, q.token.n)
 	if refusal != nil {
 		return nil, "", refusal
 	}
@@ -61,19 +60,64 @@ func (h *Handler) authorizeClient(r *http.Request) (*token.Handle, string, *clie
 		}
 	}
 	appid := account.Account().AppID
-	for _, p := range []string{"appid", "corpid"} {
-		if v, n := wxapi.QueryParam(raw, p); n > 1 || (n == 1 && v != appid) {
-			return nil, claims.Client, clientauth.Refuse(wxapi.CodeInvalidAppID, p+" "+logText(v)+" is not the account this token is for")
+	for _, id := range []struct {
+		name  string
+		param queryParam
+	}{{"appid", q.appid}, {"corpid", q.corpid}} {
+		if v := wxapi.Unescape(id.param.value); id.param.n > 1 || (id.param.n == 1 && v != appid) {
+			return nil, claims.Client, clientauth.Refuse(wxapi.CodeInvalidAppID, id.name+" "+logText(v)+" is not the account this token is for")
 		}
 	}
 	return account, claims.Client, nil
 }
 
-// caller verifies the gateway token of a call in clients mode and returns
+// callQuery is what authorization reads of a call's query string, in one
+// pass over it.
+type callQuery struct {
+	smuggled             string // the first of smuggledParams sent, if any
+	token, appid, corpid queryParam
+}
+
+// queryParam is a query parameter's first value, as sent, and how many
+// times it came.
+type queryParam struct {
+	value string
+	n     int
+}
+
+func (p *queryParam) add(value string) {
+	if p.n == 0 {
+		p.value = value
+	}
+	p.n++
+}
+
+// readCallQuery reads the raw query of a call in clients mode.
+func readCallQuery(raw string) (q callQuery) {
+	for rest := raw; rest != ""; {
+		var name, value string
+		name, value, rest = wxapi.NextParam(rest)
+		switch name {
+		case "access_token":
+			q.token.add(value)
+		case "appid":
+			q.appid.add(value)
+		case "corpid":
+			q.corpid.add(value)
+		default:
+			if q.smuggled == "" && slices.Contains(smuggledParams, name) {
+				q.smuggled = name
+			}
+		}
+	}
+	return q
+}
+
+// caller verifies the gateway token of a call in clients mode (the value
+// of its access_token parameter, as sent, which came n times) and returns
 // its claims and the account it is for, which must be the site's account
 // if the site has one.
-func (h *Handler) caller(r *http.Request) (*clientauth.Claims, *token.Handle, *clientauth.Error) {
-	gwToken, n := wxapi.QueryParam(r.URL.RawQuery, "access_token")
+func (h *Handler) caller(gwToken string, n int) (*clientauth.Claims, *token.Handle, *clientauth.Error) {
 	switch {
 	case n == 0:
 		return nil, nil, clientauth.Refuse(wxapi.CodeTokenMissing, "access_token missing: fetch a gateway token from the token endpoint with the client key")
@@ -81,7 +125,7 @@ func (h *Handler) caller(r *http.Request) (*clientauth.Claims, *token.Handle, *c
 		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: several access_token parameters")
 	}
 	auth := h.app.clients()
-	claims, refusal := auth.Verify(gwToken)
+	claims, refusal := auth.Verify(wxapi.Unescape(gwToken))
 	if refusal != nil {
 		return nil, nil, refusal
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -199,9 +200,9 @@ func TestPlatformSiteInjectsTheComponentToken(t *testing.T) {
 		"/sns/oauth2/component/access_token?appid=wxauth&code=c&grant_type=authorization_code&component_appid=wx3rdcomponent0001&component_access_token=" + trustedToken,
 		"/sns/component/jscode2session?appid=wxauth&js_code=c&grant_type=authorization_code&component_appid=wx3rdcomponent0001",
 	} {
-		var got *http.Request
+		var got url.Values // what reached next, read while it had the call
 		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			got = r
+			got = r.URL.Query()
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write([]byte(`{"errcode":0}`))
 			return nil
@@ -213,7 +214,7 @@ func TestPlatformSiteInjectsTheComponentToken(t *testing.T) {
 		if got == nil {
 			t.Fatalf("%s: not forwarded: %s", target, rec.Body)
 		}
-		if q := got.URL.Query()["component_access_token"]; len(q) != 1 || q[0] != componentTokenValue {
+		if q := got["component_access_token"]; len(q) != 1 || q[0] != componentTokenValue {
 			t.Errorf("%s: upstream got component_access_token %q", target, q)
 		}
 	}

@@ -122,6 +122,9 @@ func tokenEndpoint(path string) string {
 // mean another path to WeChat.
 func unsafePath(u *url.URL) string {
 	p := u.EscapedPath()
+	if plainPath(p) {
+		return ""
+	}
 	if strings.Contains(p, "//") {
 		return "empty path segment"
 	}
@@ -159,3 +162,26 @@ func unsafePath(u *url.URL) string {
 	}
 	return ""
 }
+
+// plainPath reports, in one pass, that an escaped path is safe as it
+// stands: WeChat's characters only (so nothing is escaped and Path is the
+// same), no empty segment, no dot segment. Any other path goes through
+// unsafePath's checks, which say what is wrong with it.
+func plainPath(p string) bool {
+	seg := 0 // where the current segment starts
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '/':
+			if i > 0 && p[i-1] == '/' || isDotSegment(p[seg:i]) {
+				return false
+			}
+			seg = i + 1
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.':
+		default:
+			return false
+		}
+	}
+	return !isDotSegment(p[seg:])
+}
+
+func isDotSegment(seg string) bool { return seg == "." || seg == ".." }

@@ -1,8 +1,14 @@
 package caddywechat
 
 import (
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func TestRedactedURI(t *testing.T) {
@@ -16,11 +22,69 @@ func TestRedactedURI(t *testing.T) {
 	}
 }
 
+// TestSendUpstreamRestores: next sees the request prepared for WeChat (the
+// token injected, the client's removed, no Accept-Encoding, Range or
+// If-Range, the held body); afterwards, and after a panic in next, the
+// request is as the client sent it, for the access log and a replay.
+func TestSendUpstreamRestores(t *testing.T) {
+	body, _, err := readReplayable(httptest.NewRequest("POST", "/", strings.NewReader(`{"a":1}`)), 1<<20, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.free()
+	for _, panics := range []bool{false, true} {
+		r := httptest.NewRequest("POST", "/cgi-bin/menu/create?x=1&access_token=CLIENT", strings.NewReader("client body"))
+		r.Header.Set("Accept-Encoding", "gzip")
+		r.Header.Set("Range", "bytes=0-10")
+		r.Header.Set("If-Range", "x")
+		r.Header.Set("X-Kept", "1")
+		sent, sentURL, sentHeader, sentBody := *r, *r.URL, r.Header.Clone(), r.Body
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, up *http.Request) error {
+			if up.URL.RawQuery != "access_token=REAL&x=1" {
+				t.Errorf("upstream query %q", up.URL.RawQuery)
+			}
+			if up.RequestURI != "/cgi-bin/menu/create?x=1&access_token=REDACTED" {
+				t.Errorf("upstream RequestURI %q", up.RequestURI)
+			}
+			for _, k := range []string{"Accept-Encoding", "Range", "If-Range"} {
+				if _, ok := up.Header[k]; ok {
+					t.Errorf("upstream header %s sent", k)
+				}
+			}
+			if up.Header.Get("X-Kept") != "1" {
+				t.Error("upstream header X-Kept lost")
+			}
+			if b, _ := io.ReadAll(up.Body); string(b) != `{"a":1}` || up.ContentLength != 7 {
+				t.Errorf("upstream body %q, length %d", b, up.ContentLength)
+			}
+			if panics {
+				panic("next panics")
+			}
+			return nil
+		})
+		func() {
+			defer func() { _ = recover() }()
+			if err := sendUpstream(next, httptest.NewRecorder(), r, "access_token", "REAL", body, nil); err != nil {
+				t.Error(err)
+			}
+		}()
+		if *r.URL != sentURL || r.RequestURI != sent.RequestURI || r.Body != sentBody || r.ContentLength != sent.ContentLength || r.GetBody != nil {
+			t.Errorf("panics %v: request not restored: %s %q, length %d", panics, r.URL, r.RequestURI, r.ContentLength)
+		}
+		if !reflect.DeepEqual(r.Header, sentHeader) {
+			t.Errorf("panics %v: headers not restored: %v", panics, r.Header)
+		}
+	}
+}
+
+// BenchmarkRequestRewrite: preparing a GET for one attempt and putting it
+// back.
 func BenchmarkRequestRewrite(b *testing.B) {
 	r := httptest.NewRequest("GET", "/cgi-bin/user/info?openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M&lang=zh_CN", nil)
 	tok := "81_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-abcdefgh"
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = upstreamRequest(r, "access_token", tok, nil, nil)
+		_ = sendUpstream(next, nil, r, "access_token", tok, nil, nil)
 	}
 }

@@ -38,15 +38,17 @@ func TestQueryParam(t *testing.T) {
 	}
 }
 
-func TestRedactParam(t *testing.T) {
+func TestRedactParams(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{"openid=o1&access_token=SECRET&access%5ftoken=S2", "openid=o1&access_token=REDACTED&access%5ftoken=REDACTED"},
+		{"secret=S&x=1&access_token=T&&y=secret", "secret=REDACTED&x=1&access_token=REDACTED&&y=secret"},
 		{"x=1", "x=1"},
 		{"a=%41&b=2", "a=%41&b=2"},
+		{"a=b+c&secre%74=S", "a=b+c&secre%74=REDACTED"},
 		{"", ""},
 	} {
-		if got := RedactParam(c.in, "access_token"); got != c.want {
-			t.Errorf("RedactParam(%q) = %q, want %q", c.in, got, c.want)
+		if got := RedactParams(c.in, "access_token", "secret"); got != c.want {
+			t.Errorf("RedactParams(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
 }
@@ -70,5 +72,14 @@ func TestCleanQuery(t *testing.T) {
 		if got := CleanQuery(raw) == ""; got != ok {
 			t.Errorf("CleanQuery(%q) = %q, want accepted %v", raw, CleanQuery(raw), ok)
 		}
+	}
+}
+
+func TestRedactURI(t *testing.T) {
+	if got, ok := RedactURI("/p", "x=1&access_token=T", "access_token"); !ok || got != "/p?x=1&access_token=REDACTED" {
+		t.Errorf("RedactURI = %q, %v", got, ok)
+	}
+	if got, ok := RedactURI("/p", "x=1", "access_token"); ok || got != "" {
+		t.Errorf("RedactURI with nothing to redact = %q, %v", got, ok)
 	}
 }
