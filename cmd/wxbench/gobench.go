@@ -19,11 +19,12 @@ type goBench struct {
 // goBenchPackages are the hot paths: the errcode scan, the token lookup,
 // the upstream request rewrite, the inspector (hold back, scan, mask, pass)
 // and, in clients mode, the gateway token's verification and the caller's
-// authorization. They belong to the root module, not to wxbench's, so go
+// authorization; and a whole call through the handler in both modes
+// against its next handler alone (BenchmarkServeHTTP). They belong to the root module, not to wxbench's, so go
 // test runs in the repository root (b.root) and names them relative to it.
 var goBenchPackages = []string{"./module/internal/wxapi/", "./module/internal/token/", "./module/internal/clientauth/", "./module/"}
 
-const goBenchPattern = "^(BenchmarkScanErrcode|BenchmarkTokenLookup|BenchmarkRequestRewrite|BenchmarkInspector|BenchmarkVerifyCached|BenchmarkAuthorizeClients)$"
+const goBenchPattern = "^(BenchmarkScanErrcode|BenchmarkTokenLookup|BenchmarkRequestRewrite|BenchmarkInspector|BenchmarkVerifyCached|BenchmarkAuthorizeClients|BenchmarkServeHTTP)$"
 
 // runGoBench runs the Go benchmarks of the hot paths, before any server
 // runs, and keeps their ns/op, B/op and allocs/op.

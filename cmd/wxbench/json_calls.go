@@ -74,8 +74,13 @@ func (b *bench) runJSON() error {
 				if err != nil {
 					return err
 				}
-				run.m.cpu += run.p.cpuTime() - cpu0
-				run.m.simCPU += b.sim.cpuTime() - sim0
+				proxyCPU, simCPU := run.p.cpuTime()-cpu0, b.sim.cpuTime()-sim0
+				run.m.cpu += proxyCPU
+				run.m.simCPU += simCPU
+				run.m.loadCPU += r.cpu
+				if r.Requests > 0 {
+					run.m.roundCPU = append(run.m.roundCPU, float64(proxyCPU+simCPU+r.cpu)/float64(r.Requests))
+				}
 				mem1, err := run.p.memNow()
 				if err != nil {
 					return err
@@ -92,6 +97,8 @@ func (b *bench) runJSON() error {
 	for _, p := range points {
 		logf("1. %3d connections, per-round ratios to the baseline: trusted %s; clients %s; A/A %s",
 			p.conns, fmtRatios(&p.base, &p.gateway), fmtRatios(&p.base, &p.clients), fmtRatios(&p.base, &p.again))
+		logf("1. %3d connections, ratios at equal CPU (CPU per call of all processes): trusted %s; clients %s; A/A %s",
+			p.conns, fmtCPURatio(&p.base, &p.gateway), fmtCPURatio(&p.base, &p.clients), fmtCPURatio(&p.base, &p.again))
 	}
 	after, err := b.simc.counters()
 	if err != nil {
@@ -162,6 +169,15 @@ func (b *bench) profileLoad(name string, baseJob, gwJob wrkJob) error {
 func rotate(turns []turn, round int) []turn {
 	k := round % len(turns)
 	return append(append([]turn(nil), turns[k:]...), turns[:k]...)
+}
+
+// fmtCPURatio formats cpuRatio: the ratio and the per-round range.
+func fmtCPURatio(base, m *measure) string {
+	if m.requests == 0 {
+		return "-"
+	}
+	r, lo, hi := cpuRatio(base, m)
+	return fmt.Sprintf("%.3f (rounds %.3f–%.3f)", r, lo, hi)
 }
 
 // fmtRatios lists the per-round throughput ratios m/base and their spread.

@@ -78,6 +78,12 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "also save CPU profiles of the baseline and the gateway under 64 connections into this folder")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (configs and Caddy logs) for inspection")
 	flag.Parse()
+	if o.profile != "" {
+		if err := os.MkdirAll(o.profile, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "wxbench:", err)
+			os.Exit(2)
+		}
+	}
 
 	writeSet := false
 	flag.Visit(func(f *flag.Flag) { writeSet = writeSet || f.Name == "write" })

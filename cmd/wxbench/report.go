@@ -83,6 +83,17 @@ func (r results) table() []row {
 				baseline: fmt.Sprintf("%.0f req/s", p.base.rate()), gateway: fmt.Sprintf("%.0f req/s", mode.gw.rate()),
 				compare: fmt.Sprintf("%.3f× (rounds %.2f–%.2f); A/A %.3f× (%.2f–%.2f)", ratio, lo, hi, aa, aaLo, aaHi),
 				target:  fmt.Sprintf("≥ %.2f×", jsonThroughputTarget), result: verdict(ratio >= jsonThroughputTarget)})
+			cpuR, cpuLo, cpuHi := cpuRatio(&p.base, mode.gw)
+			aaCPU, aaCPULo, aaCPUHi := cpuRatio(&p.base, &p.again)
+			perCall := func(m *measure) string {
+				n := time.Duration(m.requests)
+				return fmt.Sprintf("%s per call (proxy %s, simulator %s, wrk %s)", fmtUS(time.Duration(m.totalCPUPerCall())),
+					fmtUS(m.cpu/n), fmtUS(m.simCPU/n), fmtUS(m.loadCPU/n))
+			}
+			add(row{section: s, measure: fmt.Sprintf("%s, %d conns: throughput at equal CPU (CPU of all processes per call)", mode.name, p.conns),
+				baseline: perCall(&p.base), gateway: perCall(mode.gw),
+				compare: fmt.Sprintf("%.3f× (rounds %.2f–%.2f); A/A %.3f× (%.2f–%.2f)", cpuR, cpuLo, cpuHi, aaCPU, aaCPULo, aaCPUHi),
+				target:  fmt.Sprintf("≥ %.2f×", jsonThroughputTarget), result: verdict(cpuR >= jsonThroughputTarget)})
 			pcts := func(m *measure) string {
 				return fmt.Sprintf("%s / %s", fmtMS(m.percentile(50)), fmtMS(m.percentile(99)))
 			}
@@ -162,17 +173,34 @@ func (r results) table() []row {
 				fmtBytes(a.rssPerAccount()), fmtBytes(a.heapPerAccount()), fmtBytes(a.tokenHeapPerAccount()))})
 	}
 
+	var nextOnly *goBench // BenchmarkServeHTTP's baseline: next alone
+	for i, g := range r.gobench {
+		if strings.HasPrefix(g.name, serveHTTPBench+"/next_only") {
+			nextOnly = &r.gobench[i]
+		}
+	}
 	for _, g := range r.gobench {
 		s := "7. Go benchmarks (hot paths)"
 		x := row{section: s, measure: fmt.Sprintf("%s (%s)", g.name, g.pkg), baseline: "—",
 			gateway: fmt.Sprintf("%.1f ns/op, %d B/op, %d allocs/op", g.nsPerOp, g.bytesPerOp, g.allocs)}
-		if strings.HasPrefix(g.name, "BenchmarkScanErrcode") || strings.HasPrefix(g.name, "BenchmarkTokenLookup") {
+		switch {
+		case strings.HasPrefix(g.name, "BenchmarkScanErrcode") || strings.HasPrefix(g.name, "BenchmarkTokenLookup"):
 			x.target, x.result = "allocation-free", verdict(g.allocs == 0)
+		case nextOnly != nil && g.name == nextOnly.name:
+			x.baseline, x.gateway = x.gateway, "—"
+		case nextOnly != nil && strings.HasPrefix(g.name, serveHTTPBench+"/"):
+			x.baseline = fmt.Sprintf("next alone: %.1f ns/op, %d B/op, %d allocs/op", nextOnly.nsPerOp, nextOnly.bytesPerOp, nextOnly.allocs)
+			x.compare = fmt.Sprintf("the gateway's work: +%.0f ns, %+d allocs, %+d B per call", g.nsPerOp-nextOnly.nsPerOp,
+				g.allocs-nextOnly.allocs, g.bytesPerOp-nextOnly.bytesPerOp)
 		}
 		add(x)
 	}
 	return rows
 }
+
+// serveHTTPBench measures a whole call through the handler; its
+// sub-benchmark next_only is the next handler alone.
+const serveHTTPBench = "BenchmarkServeHTTP"
 
 // renderMarkdown renders the table as Markdown, one section label per
 // group of rows.

@@ -106,6 +106,8 @@ type wrkResult struct {
 	} `json:"errors"`
 	// LatencyUS is wrk's histogram: [microseconds, count] pairs.
 	LatencyUS [][2]int64 `json:"latency_us"`
+	// cpu is the CPU time (user and system) wrk itself used.
+	cpu time.Duration
 }
 
 func (r wrkResult) errors() int64 {
@@ -142,6 +144,7 @@ func (w *wrkRunner) run(j wrkJob) (wrkResult, error) {
 			if err := json.Unmarshal([]byte(rest), &r); err != nil {
 				return r, fmt.Errorf("wrk report: %w", err)
 			}
+			r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 			return r, nil
 		}
 	}
@@ -154,8 +157,11 @@ type measure struct {
 	durationUS, requests, bytes, errors int64
 	hist                                map[int64]int64 // microseconds -> count
 	// cpu is the CPU time the proxy (baseline or gateway) used during the
-	// rounds, and simCPU the simulator's.
-	cpu, simCPU time.Duration
+	// rounds, simCPU the simulator's and loadCPU the load generator's.
+	cpu, simCPU, loadCPU time.Duration
+	// roundCPU is each round's CPU time per call of the three processes
+	// together (proxy, simulator, wrk), in nanoseconds.
+	roundCPU []float64
 	// mallocs and allocBytes are what the proxy allocated during the rounds.
 	mallocs, allocBytes uint64
 	// rates and byteRates are each round's requests and bytes per second.
@@ -186,6 +192,33 @@ func pairedRatio(base, gw *measure, bytes bool) (median, lo, hi float64) {
 		median = (ratios[n/2-1] + ratios[n/2]) / 2
 	}
 	return median, ratios[0], ratios[n-1]
+}
+
+// cpuRatio compares two measurements by the CPU time all the processes of
+// the machine (proxy, simulator, load generator) spent per call: the
+// throughput ratio the two would have given the same CPU to run on. On
+// a machine whose CPUs the load saturates, throughput is the CPU there is
+// divided by the CPU a call takes; the CPU there is varies from run to
+// run on a shared or virtual machine (steal, neighbours, frequency), the
+// CPU a call takes far less. ratio is from the totals over the rounds, lo
+// and hi the lowest and highest per-round ratios.
+func cpuRatio(base, gw *measure) (ratio, lo, hi float64) {
+	if base.requests == 0 || gw.requests == 0 {
+		return 0, 0, 0
+	}
+	ratio = base.totalCPUPerCall() / gw.totalCPUPerCall()
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for i := range min(len(base.roundCPU), len(gw.roundCPU)) {
+		r := base.roundCPU[i] / gw.roundCPU[i]
+		lo, hi = min(lo, r), max(hi, r)
+	}
+	return ratio, lo, hi
+}
+
+// totalCPUPerCall is the CPU time per call, in nanoseconds, of the proxy,
+// the simulator and the load generator together.
+func (m *measure) totalCPUPerCall() float64 {
+	return float64(m.cpu+m.simCPU+m.loadCPU) / float64(m.requests)
 }
 
 // cpuPerCall is the proxy's CPU time per request.
