@@ -241,3 +241,25 @@ func TestAccountOfAnotherKindInvalidatesTokens(t *testing.T) {
 		t.Fatalf("token for an account of another kind: %v", err)
 	}
 }
+
+// TestRecentTokensCompareTheWholeToken: a token that lands in the slot of
+// a verified one (its signature ends the same) is verified on its own.
+func TestRecentTokensCompareTheWholeToken(t *testing.T) {
+	a, _ := newAuthority(t)
+	tok := mustIssue(t, a, "official", "wx1", keyShop)
+	if _, err := a.Verify(tok); err != nil {
+		t.Fatal(err)
+	}
+	payload, mac, _ := strings.Cut(strings.TrimPrefix(tok, tokenPrefix), ".")
+	forged := tokenPrefix + payload + "." + sign([]byte("not-the-key-0123456789"), payload)
+	forged = forged[:len(forged)-2] + mac[len(mac)-2:] // the valid token's slot
+	if recentSlot(forged) != recentSlot(tok) {
+		t.Fatal("the forged token is not in the valid one's slot")
+	}
+	if _, err := a.Verify(forged); err == nil || err.Code != wxapi.CodeInvalidCredential {
+		t.Fatalf("forged token in a verified token's slot: %v", err)
+	}
+	if cl, err := a.Verify(tok); err != nil || cl.Client != "shop" {
+		t.Fatalf("the valid token after the forged one: %v, %v", cl, err)
+	}
+}

@@ -114,11 +114,17 @@ func (a *Authority) IssueAuthorizer(cl *Claims, appid string) (string, *Error) {
 // expire, so the hot path is a cache lookup.
 func (a *Authority) Verify(token string) (*Claims, *Error) {
 	now := a.now().Unix()
-	if cl, ok := a.verified.Get(token); ok {
-		if now >= cl.Expiry {
+	hit, ok := a.recent.get(token)
+	if !ok {
+		if hit, ok = a.verified.Get(token); ok {
+			a.recent.put(token, hit)
+		}
+	}
+	if ok {
+		if now >= hit.Expiry {
 			return nil, Refuse(wxapi.CodeTokenExpired, "access_token expired: fetch a new gateway token")
 		}
-		return cl, nil
+		return hit, nil
 	}
 	rest, ok := strings.CutPrefix(token, tokenPrefix)
 	if !ok {
@@ -151,6 +157,7 @@ func (a *Authority) Verify(token string) (*Claims, *Error) {
 		return nil, Refuse(wxapi.CodeTokenExpired, "access_token expired: fetch a new gateway token")
 	}
 	a.verified.SetWithTTL(token, &cl, 1, time.Duration(cl.Expiry-now)*time.Second)
+	a.recent.put(token, &cl)
 	return &cl, nil
 }
 

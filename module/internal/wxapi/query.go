@@ -72,14 +72,15 @@ func WithParam(raw, name, tok string) string {
 // WeChat unchecked), and keys that unescape to letters, digits, '_', '.'
 // or '-' only.
 func CleanQuery(raw string) string {
+	if strings.IndexByte(raw, ';') >= 0 {
+		return "';' in the query"
+	}
+	escaped := strings.IndexByte(raw, '%') >= 0
 	for rest := raw; rest != ""; {
 		var part string
 		part, rest, _ = strings.Cut(rest, "&")
 		key, val, _ := strings.Cut(part, "=")
-		if strings.IndexByte(part, ';') >= 0 {
-			return "';' in the query"
-		}
-		if !validEscapes(key) || !validEscapes(val) {
+		if escaped && (!validEscapes(key) || !validEscapes(val)) {
 			return "bad percent escape in the query"
 		}
 		for _, c := range []byte(unescape(key)) {
