@@ -56,6 +56,7 @@ type bench struct {
 	base, gw  *proc
 	gwPort2   int
 	gwPort3   int // the clients-mode site
+	noopPort  int // the baseline's site with a no-op handler before reverse_proxy
 	baseToken string
 	gwToken   string // the gateway token of the clients-mode site's client
 }
@@ -179,12 +180,12 @@ func (b *bench) startMain() error {
 	b.probeTrusted()
 	clientKey := randomSecret()
 	env := []string{"WXB_SECRET=" + b.secret, "WXB_KEY=" + clientKey}
-	ports, err := freePorts(8)
+	ports, err := freePorts(9)
 	if err != nil {
 		return err
 	}
 	simAdmin, simPort, baseAdmin, basePort, gwAdmin, gwPort, gwPort2 := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
-	gwPort3 := ports[7]
+	gwPort3, noopPort := ports[7], ports[8]
 	upstream := "127.0.0.1:" + strconv.Itoa(simPort)
 	// The same reverse_proxy for the baseline and the gateway: Caddy's
 	// HTTP transport with room for an idle upstream connection per client
@@ -228,10 +229,19 @@ func (b *bench) startMain() error {
 	bind 127.0.0.1
 	%s
 }
-`, baseAdmin, basePort, proxyTo("\t"))
+
+# The same, behind a handler that does next to nothing: what being a
+# middleware in a Caddy route costs, which any handler pays.
+:%d {
+	bind 127.0.0.1
+	vars noop 1
+	%s
+}
+`, baseAdmin, basePort, proxyTo("\t"), noopPort, proxyTo("\t"))
 	if b.base, err = b.startCaddy("baseline", baseCfg, "caddyfile", baseAdmin, basePort, nil); err != nil {
 		return err
 	}
+	b.noopPort = noopPort
 
 	t := b.trustedBlock()
 	account := func(name, kind, idKey, id, endpoint string) string {

@@ -20,8 +20,9 @@ type goBench struct {
 // the upstream request rewrite, the inspector (hold back, scan, mask, pass)
 // and, in clients mode, the gateway token's verification and the caller's
 // authorization; and a whole call through the handler in both modes
-// against its next handler alone (BenchmarkServeHTTP). They belong to the root module, not to wxbench's, so go
-// test runs in the repository root (b.root) and names them relative to it.
+// against its next handler alone (BenchmarkServeHTTP). They belong to the
+// root module, not to wxbench's, so go test runs in the repository root
+// (b.root) and names them relative to it.
 var goBenchPackages = []string{"./module/internal/wxapi/", "./module/internal/token/", "./module/internal/clientauth/", "./module/"}
 
 const goBenchPattern = "^(BenchmarkScanErrcode|BenchmarkTokenLookup|BenchmarkRequestRewrite|BenchmarkInspector|BenchmarkVerifyCached|BenchmarkAuthorizeClients|BenchmarkServeHTTP)$"

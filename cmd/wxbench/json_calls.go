@@ -11,11 +11,12 @@ import (
 
 // jsonPoint is the small-JSON measurement at one concurrency: the
 // baseline twice (base and again, an A/A pair that shows the noise), the
+// baseline behind a no-op handler (noop: the cost of any middleware), the
 // gateway in trusted mode, and in clients mode (a gateway token to verify
 // on every call).
 type jsonPoint struct {
-	conns                         int
-	base, again, gateway, clients measure
+	conns                               int
+	base, again, noop, gateway, clients measure
 }
 
 // jsonConcurrencies are the connection counts of section 1; the targets
@@ -37,12 +38,13 @@ const targetConns = 64
 func (b *bench) runJSON() error {
 	gwURL := b.gw.url(userInfoPath)
 	baseURL := b.base.url(userInfoPath + "&access_token=" + b.baseToken)
+	noopURL := fmt.Sprintf("http://127.0.0.1:%d%s&access_token=%s", b.noopPort, userInfoPath, b.baseToken)
 	clientsURL := ""
 	if b.gwToken != "" {
 		clientsURL = b.gw3URL(userInfoPath + "&access_token=" + b.gwToken)
 	}
 	logf("1. small JSON calls: warming up")
-	for _, u := range []string{baseURL, gwURL, clientsURL} {
+	for _, u := range []string{baseURL, noopURL, gwURL, clientsURL} {
 		if u == "" {
 			continue
 		}
@@ -60,7 +62,7 @@ func (b *bench) runJSON() error {
 		for i, c := range concs {
 			points[i].conns = c
 			turns := []turn{{p: b.base, url: baseURL, m: &points[i].base}, {p: b.gw, url: gwURL, m: &points[i].gateway},
-				{p: b.base, url: baseURL, m: &points[i].again}}
+				{p: b.base, url: baseURL, m: &points[i].again}, {p: b.base, url: noopURL, m: &points[i].noop}}
 			if clientsURL != "" {
 				turns = append(turns, turn{p: b.gw, url: clientsURL, m: &points[i].clients})
 			}
@@ -90,15 +92,19 @@ func (b *bench) runJSON() error {
 				run.m.add(r)
 			}
 			p := &points[i]
-			logf("1. round %d/%d, %3d connections: baseline %.0f (again %.0f), trusted %.0f, clients %.0f req/s so far",
-				round+1, b.opts.rounds, c, p.base.rate(), p.again.rate(), p.gateway.rate(), p.clients.rate())
+			logf("1. round %d/%d, %3d connections: baseline %.0f (again %.0f, no-op middleware %.0f), trusted %.0f, clients %.0f req/s so far",
+				round+1, b.opts.rounds, c, p.base.rate(), p.again.rate(), p.noop.rate(), p.gateway.rate(), p.clients.rate())
 		}
 	}
 	for _, p := range points {
 		logf("1. %3d connections, per-round ratios to the baseline: trusted %s; clients %s; A/A %s",
 			p.conns, fmtRatios(&p.base, &p.gateway), fmtRatios(&p.base, &p.clients), fmtRatios(&p.base, &p.again))
+		logf("1. %3d connections, proxy CPU per call: baseline %s (again %s, no-op middleware %s), trusted %s, clients %s", p.conns,
+			fmtUS(p.base.cpuPerCall()), fmtUS(p.again.cpuPerCall()), fmtUS(p.noop.cpuPerCall()), fmtUS(p.gateway.cpuPerCall()), fmtUS(p.clients.cpuPerCall()))
 		logf("1. %3d connections, ratios at equal CPU (CPU per call of all processes): trusted %s; clients %s; A/A %s",
 			p.conns, fmtCPURatio(&p.base, &p.gateway), fmtCPURatio(&p.base, &p.clients), fmtCPURatio(&p.base, &p.again))
+		logf("1. %3d connections, per-round ratios of the no-op middleware to the baseline: %s; at equal CPU %s",
+			p.conns, fmtRatios(&p.base, &p.noop), fmtCPURatio(&p.base, &p.noop))
 	}
 	after, err := b.simc.counters()
 	if err != nil {

@@ -22,7 +22,7 @@
 // generator and chart libraries stay out of the plugin's go.mod. Run it
 // from the repository root with
 //
-//	go -C cmd/wxbench run .          # the documented run (about 4½ minutes)
+//	go -C cmd/wxbench run .          # the documented run (about 10 minutes)
 //	go -C cmd/wxbench run . -quick   # a short run, for trying changes; writes nothing
 //
 // or with `go run .` in cmd/wxbench. It finds the repository root from its
@@ -72,7 +72,7 @@ func main() {
 	var only string
 	flag.BoolVar(&o.quick, "quick", false, "a short run (fewer rounds, concurrencies and accounts); writes no files unless -write is given")
 	flag.BoolVar(&o.write, "write", true, "write BENCHMARKS.md and cmd/wxbench/latency.png (only after a run of every section)")
-	flag.IntVar(&o.rounds, "rounds", 0, "rounds of each throughput measurement, baseline and gateway alternating (default 10, quick 1)")
+	flag.IntVar(&o.rounds, "rounds", 0, "rounds of each throughput measurement, baseline and gateway alternating (default 16, quick 1)")
 	flag.DurationVar(&o.duration, "duration", 0, "length of one wrk run, whole seconds (default 2s, quick 1s)")
 	flag.StringVar(&only, "only", "", "run only these sections, comma-separated: "+strings.Join(sections, ","))
 	flag.StringVar(&o.profile, "profile", "", "also save CPU profiles of the baseline and the gateway under 64 connections into this folder")
@@ -91,7 +91,7 @@ func main() {
 		o.write = false
 	}
 	if o.rounds <= 0 {
-		o.rounds = 10
+		o.rounds = 16
 		if o.quick {
 			o.rounds = 1
 		}

@@ -71,6 +71,15 @@ func (r results) table() []row {
 	for _, p := range r.json {
 		s := "1. small JSON: GET user/info"
 		aa, aaLo, aaHi := pairedRatio(&p.base, &p.again, false)
+		if len(p.noop.rates) > 0 {
+			nr, nLo, nHi := pairedRatio(&p.base, &p.noop, false)
+			nc, _, _ := cpuRatio(&p.base, &p.noop)
+			add(row{section: s, measure: fmt.Sprintf("no-op middleware (`vars`), %d conns: throughput; proxy CPU per call", p.conns),
+				baseline: fmt.Sprintf("%.0f req/s; %s", p.base.rate(), fmtUS(p.base.cpuPerCall())),
+				gateway:  fmt.Sprintf("no-op middleware: %.0f req/s; %s", p.noop.rate(), fmtUS(p.noop.cpuPerCall())),
+				compare: fmt.Sprintf("%.3f× (rounds %.2f–%.2f), at equal CPU %.3f×; %+.1f µs: what any handler in the route costs",
+					nr, nLo, nHi, nc, float64(p.noop.cpuPerCall()-p.base.cpuPerCall())/1e3)})
+		}
 		for _, mode := range []struct {
 			name string
 			gw   *measure
@@ -107,7 +116,8 @@ func (r results) table() []row {
 			}
 			add(row{section: s, measure: fmt.Sprintf("%s, %d conns: proxy CPU; heap allocations per call", mode.name, p.conns),
 				baseline: cost(&p.base), gateway: cost(mode.gw),
-				compare: fmt.Sprintf("%+.1f µs; %+.0f allocs, %+.1f KiB", float64(mode.gw.cpuPerCall()-p.base.cpuPerCall())/1e3,
+				compare: fmt.Sprintf("%+.1f µs (%+.1f µs over the no-op middleware); %+.0f allocs, %+.1f KiB",
+					float64(mode.gw.cpuPerCall()-p.base.cpuPerCall())/1e3, float64(mode.gw.cpuPerCall()-p.noop.cpuPerCall())/1e3,
 					mode.gw.allocsPerCall()-p.base.allocsPerCall(), (mode.gw.bytesPerCall()-p.base.bytesPerCall())/1024)})
 		}
 	}
