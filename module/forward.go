@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"go.uber.org/zap"
@@ -84,46 +85,52 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, answer 
 	_, _ = w.Write(body)
 }
 
-// sendUpstream passes r to next for one attempt, prepared in place: the
-// client's access_token removed, tok injected, and the body set from
-// memory (body) or streamed (stream). When next returns, or panics, r is
-// put back as the client sent it, for the access log, placeholders and a
-// replay. reverse_proxy copies the request before it changes anything, so
-// preparing r itself, rather than a copy of it, is safe and saves two
-// allocations and two copies of the request on every call.
+// sendUpstream passes next a copy of r for one attempt: the client's
+// access_token removed, tok injected, and the body set from memory (body)
+// or streamed (stream). r itself stays as the client sent it: the access
+// log and Caddy's placeholders read it, during the call too ({uri} in a
+// header_up, forward_auth's X-Forwarded-Uri), and they must not see the
+// real token. The copy and its URL are one allocation; reverse_proxy copies
+// the request again before it changes anything, so the header map is
+// shared, its Accept-Encoding, Range and If-Range taken out for the call
+// and put back when next returns, or panics.
 func sendUpstream(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request, param, tok string, body *heldBody, stream io.Reader) error {
-	sent, sentURL := *r, *r.URL
-	var held heldHeaders
-	defer func() {
-		*r.URL = sentURL
-		*r = sent
-		held.restore(r.Header)
-	}()
+	out := &upstreamRequest{req: *r, url: *r.URL}
+	out.req.URL = &out.url
+	out.url.RawQuery = wxapi.WithParam(r.URL.RawQuery, param, tok)
+	out.url.ForceQuery = false
 	// RequestURI is what Caddy's debug log shows of the upstream request:
 	// keep the client's, without any token the client sent.
-	r.RequestURI = redactedURI(r)
-	r.URL.RawQuery = wxapi.WithParam(sentURL.RawQuery, param, tok)
-	r.URL.ForceQuery = false
+	out.req.RequestURI = redactedURI(r)
 	// The answer is inspected for token errors and masked: it must come
 	// uncompressed, and whole but for media downloads (a range of an echo
 	// could cut a token in two and so past the mask).
+	var held heldHeaders
+	defer held.restore(r.Header)
 	held.remove(r.Header, "Accept-Encoding")
-	if !strings.Contains(sentURL.Path, "/media/") {
+	if !strings.Contains(r.URL.Path, "/media/") {
 		held.remove(r.Header, "Range")
 		held.remove(r.Header, "If-Range")
 	}
 	switch {
 	case stream != nil:
-		r.Body = io.NopCloser(stream)
+		out.req.Body = io.NopCloser(stream)
 	case body == nil:
-		r.Body = http.NoBody
-		r.ContentLength = 0
+		out.req.Body = http.NoBody
+		out.req.ContentLength = 0
 	default:
-		r.Body = io.NopCloser(body.reader())
-		r.ContentLength = body.size
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader()), nil }
+		out.req.Body = io.NopCloser(body.reader())
+		out.req.ContentLength = body.size
+		out.req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader()), nil }
 	}
-	return next.ServeHTTP(w, r)
+	return next.ServeHTTP(w, &out.req)
+}
+
+// upstreamRequest is the request of one attempt with its own URL, in one
+// allocation.
+type upstreamRequest struct {
+	req http.Request
+	url url.URL
 }
 
 // heldHeaders are request headers taken out for an attempt, to be put

@@ -22,11 +22,12 @@ func TestRedactedURI(t *testing.T) {
 	}
 }
 
-// TestSendUpstreamRestores: next sees the request prepared for WeChat (the
-// token injected, the client's removed, no Accept-Encoding, Range or
-// If-Range, the held body); afterwards, and after a panic in next, the
-// request is as the client sent it, for the access log and a replay.
-func TestSendUpstreamRestores(t *testing.T) {
+// TestSendUpstreamLeavesTheClientsRequest: next sees a request prepared
+// for WeChat (the token injected, the client's removed, no
+// Accept-Encoding, Range or If-Range, the held body); the client's request,
+// which Caddy's placeholders read while next runs, keeps its query, URI
+// and body then, and has its headers back afterwards, after a panic too.
+func TestSendUpstreamLeavesTheClientsRequest(t *testing.T) {
 	body, _, err := readReplayable(httptest.NewRequest("POST", "/", strings.NewReader(`{"a":1}`)), 1<<20, 1<<20)
 	if err != nil {
 		t.Fatal(err)
@@ -40,6 +41,12 @@ func TestSendUpstreamRestores(t *testing.T) {
 		r.Header.Set("X-Kept", "1")
 		sent, sentURL, sentHeader, sentBody := *r, *r.URL, r.Header.Clone(), r.Body
 		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, up *http.Request) error {
+			if up == r || up.URL == r.URL {
+				t.Fatal("next got the client's request or URL")
+			}
+			if *r.URL != sentURL || r.RequestURI != sent.RequestURI || r.Body != sentBody {
+				t.Errorf("while next runs, the client's request reads %s %q", r.URL, r.RequestURI)
+			}
 			if up.URL.RawQuery != "access_token=REAL&x=1" {
 				t.Errorf("upstream query %q", up.URL.RawQuery)
 			}

@@ -131,7 +131,8 @@ func (h *Handler) serveRawToken(w http.ResponseWriter, r *http.Request) {
 		writeRefusal(w, clientauth.Refuse(wxapi.CodeAPIUnauthorized, "the raw-token endpoint needs client authentication; this site is trusted"))
 		return
 	}
-	claims, account, refusal := h.caller(wxapi.QueryParam(r.URL.RawQuery, "access_token"))
+	q := readCallQuery(r.URL.RawQuery)
+	claims, account, refusal := h.caller(q.token.value, q.token.n)
 	if refusal == nil {
 		refusal = h.app.clients().MayReadRawToken(claims)
 	}
