@@ -11,9 +11,6 @@ import (
 // "errcode" nested deeper or inside a string does not count), or when the
 // value is not an integer. A quoted integer ("40001") is accepted too.
 func ScanErrcode(b []byte) (code int, ok bool) {
-	if !bytes.Contains(b, errcodeName) { // most answers: one vectorised search
-		return 0, false
-	}
 	v, ok := ScanMember(b, "errcode")
 	if !ok {
 		return 0, false
@@ -23,10 +20,6 @@ func ScanErrcode(b []byte) (code int, ok bool) {
 	}
 	return parseInt(v)
 }
-
-// errcodeName is the errcode member's name as ScanMember matches it: raw,
-// quoted.
-var errcodeName = []byte(`"errcode"`)
 
 // ScanRid returns the request id WeChat appends to an error's errmsg
 // (" rid: 6650a1b2-1c2d3e4f-5a6b7c8d"), or nil. The result aliases b.
