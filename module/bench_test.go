@@ -60,7 +60,7 @@ func BenchmarkAuthorizeClients(b *testing.B) {
 // transport would. It stands in for the work both sides share.
 type proxyLike struct{ answer []byte }
 
-func (p proxyLike) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+func (p *proxyLike) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Query().Get("access_token") == "" {
 		return errors.New("no token")
 	}
@@ -80,7 +80,7 @@ func (p proxyLike) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 // the gateway adds to a call in process.
 func BenchmarkServeHTTP(b *testing.B) {
 	g := newGateway(b)
-	next := proxyLike{answer: []byte(`{"subscribe":1,"openid":"o6_bmjrPTlm6_2sgVt7hMZOPfL2M","language":"zh_CN","subscribe_time":1700000000,"unionid":"oAbCdEfGhIjKlMnOpQrStUvWxYz0","remark":"","groupid":0,"tagid_list":[],"subscribe_scene":"ADD_SCENE_QR_CODE","qr_scene":0,"qr_scene_str":""}`)}
+	next := &proxyLike{answer: []byte(`{"subscribe":1,"openid":"o6_bmjrPTlm6_2sgVt7hMZOPfL2M","language":"zh_CN","subscribe_time":1700000000,"unionid":"oAbCdEfGhIjKlMnOpQrStUvWxYz0","remark":"","groupid":0,"tagid_list":[],"subscribe_scene":"ADD_SCENE_QR_CODE","qr_scene":0,"qr_scene_str":""}`)}
 	clients, trusted := g.clientsSite(), g.trustedSite()
 	tok := g.gatewayToken(clients, "official", mpAppID, shopKey)
 	const path = "/cgi-bin/user/info?openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M&lang=zh_CN"
