@@ -3,6 +3,7 @@ package main
 import (
 	_ "embed"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -194,7 +195,7 @@ func (r results) table() []row {
 		x := row{section: s, measure: fmt.Sprintf("%s (%s)", g.name, g.pkg), baseline: "—",
 			gateway: fmt.Sprintf("%.1f ns/op, %d B/op, %d allocs/op", g.nsPerOp, g.bytesPerOp, g.allocs)}
 		switch {
-		case strings.HasPrefix(g.name, "BenchmarkScanErrcode") || strings.HasPrefix(g.name, "BenchmarkTokenLookup"):
+		case allocationFree(g.name):
 			x.target, x.result = "allocation-free", verdict(g.allocs == 0)
 		case nextOnly != nil && g.name == nextOnly.name:
 			x.baseline, x.gateway = x.gateway, "—"
@@ -206,6 +207,18 @@ func (r results) table() []row {
 		add(x)
 	}
 	return rows
+}
+
+// allocationFreeBenches are the hot paths that allocate nothing: the
+// errcode scan, the token lookup, the inspector, and in clients mode the
+// gateway token's check and the caller's authorization.
+var allocationFreeBenches = []string{"BenchmarkScanErrcode", "BenchmarkTokenLookup", "BenchmarkInspector",
+	"BenchmarkVerifyCached", "BenchmarkAuthorizeClients"}
+
+func allocationFree(name string) bool {
+	return slices.ContainsFunc(allocationFreeBenches, func(b string) bool {
+		return name == b || strings.HasPrefix(name, b+"/") || strings.HasPrefix(name, b+"-")
+	})
 }
 
 // serveHTTPBench measures a whole call through the handler; its
