@@ -226,7 +226,7 @@ func (i *inspector) held() (body []byte, ok bool) {
 // WeChat token error (errcode 40001, 40014 or 42001), with WeChat's rid.
 func (i *inspector) tokenError() (code int, rid string, ok bool) {
 	held, whole := i.held()
-	if !whole {
+	if !whole || !wxapi.MayBeTokenError(held) {
 		return 0, "", false
 	}
 	code, has := wxapi.ScanErrcode(held)

@@ -2,6 +2,7 @@ package token
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,38 +20,53 @@ func (SystemClock) Now() time.Time { return time.Now() }
 
 // ManualClock is a Clock that runs with the wall clock plus an offset that
 // Advance adds to, or stands still once frozen. The zero value runs with the
-// wall clock. It is safe for concurrent use.
+// wall clock. It is safe for concurrent use, and Now takes no lock: every
+// call through the gateway reads the clock, from every core at once.
 type ManualClock struct {
-	mu     sync.RWMutex
-	offset time.Duration
+	mu    sync.Mutex // serialises Advance
+	state atomic.Pointer[manualState]
+}
+
+// manualState is a ManualClock's setting; Advance replaces it whole.
+type manualState struct {
+	offset time.Duration // added to the wall clock while running
 	frozen bool
-	at     time.Time
+	at     time.Time // the frozen instant
 }
 
 // NewFrozenClock returns a ManualClock standing still at t.
 func NewFrozenClock(t time.Time) *ManualClock {
-	return &ManualClock{frozen: true, at: t}
+	c := new(ManualClock)
+	c.state.Store(&manualState{frozen: true, at: t})
+	return c
 }
 
 // Now returns the clock's time.
 func (c *ManualClock) Now() time.Time {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.frozen {
-		return c.at
+	s := c.state.Load()
+	switch {
+	case s == nil:
+		return time.Now()
+	case s.frozen:
+		return s.at
 	}
-	return time.Now().Add(c.offset)
+	return time.Now().Add(s.offset)
 }
 
 // Advance moves the clock forward by d.
 func (c *ManualClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.frozen {
-		c.at = c.at.Add(d)
-	} else {
-		c.offset += d
+	var next manualState
+	if s := c.state.Load(); s != nil {
+		next = *s
 	}
+	if next.frozen {
+		next.at = next.at.Add(d)
+	} else {
+		next.offset += d
+	}
+	c.state.Store(&next)
 }
 
 // shanghai is WeChat's time zone: daily quotas reset at its midnight.

@@ -21,6 +21,22 @@ func ScanErrcode(b []byte) (code int, ok bool) {
 	return parseInt(v)
 }
 
+// refreshableDigits are the Refreshable errcodes as an answer spells them.
+var refreshableDigits = [...][]byte{[]byte("40001"), []byte("40014"), []byte("42001")}
+
+// MayBeTokenError reports whether b can be a token error: whether the
+// digits of a Refreshable errcode appear in it at all, number or string. A
+// quick test before ScanErrcode, which walks every member of an answer
+// that has no errcode: most answers have none of these digits.
+func MayBeTokenError(b []byte) bool {
+	for _, d := range refreshableDigits {
+		if bytes.Contains(b, d) {
+			return true
+		}
+	}
+	return false
+}
+
 // ScanRid returns the request id WeChat appends to an error's errmsg
 // (" rid: 6650a1b2-1c2d3e4f-5a6b7c8d"), or nil. The result aliases b.
 func ScanRid(b []byte) []byte {

@@ -3,6 +3,7 @@ package wxapi
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"testing"
 )
 
@@ -126,6 +127,33 @@ func TestSplitRequestID(t *testing.T) {
 		text, id := SplitRequestID(c.in)
 		if text != c.text || id != c.id {
 			t.Errorf("SplitRequestID(%q) = %q, %q; want %q, %q", c.in, text, id, c.text, c.id)
+		}
+	}
+}
+
+// TestMayBeTokenError: the quick test never turns away a token error that
+// ScanErrcode would find, whatever the spelling, and its digits are those
+// of every Refreshable code.
+func TestMayBeTokenError(t *testing.T) {
+	for code := range 100000 {
+		if !Refreshable(code) {
+			continue
+		}
+		c := strconv.Itoa(code)
+		for _, answer := range []string{
+			`{"errcode":` + c + `,"errmsg":"invalid credential"}`,
+			`{"errmsg":"x","errcode":"` + c + `"}`,
+			` {"a":[1,{"b":2}], "errcode" : ` + c + ` }`,
+		} {
+			got, ok := ScanErrcode([]byte(answer))
+			if !ok || got != code || !MayBeTokenError([]byte(answer)) {
+				t.Errorf("%s: ScanErrcode %d %v, MayBeTokenError %v", answer, got, ok, MayBeTokenError([]byte(answer)))
+			}
+		}
+	}
+	for _, answer := range []string{`{"errcode":0,"errmsg":"ok"}`, `{"openid":"o1","subscribe_time":1700000000}`, `{"errcode":45009}`} {
+		if MayBeTokenError([]byte(answer)) {
+			t.Errorf("%s: may be a token error", answer)
 		}
 	}
 }
