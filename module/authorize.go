@@ -33,7 +33,11 @@ func (h *Handler) authorize(r *http.Request) (*token.Handle, *clientauth.Error) 
 	if refusal != nil {
 		code = refusal.Code
 	}
-	countCall(client, name, code)
+	if h.calls != nil {
+		h.calls.count(client, name, code)
+	} else {
+		countCall(client, name, code)
+	}
 	return account, refusal
 }
 

@@ -160,7 +160,7 @@ func (held *heldHeaders) restore(h http.Header) {
 // redactedURI returns the request's URI with the values of any
 // access_token parameters the client sent replaced by REDACTED.
 func redactedURI(r *http.Request) string {
-	if uri, ok := wxapi.RedactURI(r.URL.EscapedPath(), r.URL.RawQuery, "access_token", "component_access_token"); ok {
+	if uri, ok := wxapi.RedactURI(r.URL, "access_token", "component_access_token"); ok {
 		return uri
 	}
 	return r.RequestURI

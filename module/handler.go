@@ -81,6 +81,7 @@ type Handler struct {
 	app    *App
 	fixed  *token.Handle // the handle of Account, if set
 	stuck  *stuckPaths
+	calls  *lastCall
 	logger *zap.Logger
 }
 
@@ -96,6 +97,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.stuck = new(stuckPaths)
+	h.calls = new(lastCall)
 	if h.MaxReplayBody < 0 {
 		return errors.New("max_replay_body must not be negative")
 	}

@@ -1,10 +1,50 @@
 package caddywechat
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// counted reads a counter's value.
+func counted(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
 
 func TestCountCallAllocationFree(t *testing.T) {
 	countCall("shop", "mp", 0)
 	if n := testing.AllocsPerRun(100, func() { countCall("shop", "mp", 0) }); n != 0 {
 		t.Errorf("countCall allocates %v times per call", n)
+	}
+	var l lastCall
+	l.count("shop", "mp", 0)
+	if n := testing.AllocsPerRun(100, func() { l.count("shop", "mp", 0) }); n != 0 {
+		t.Errorf("a handler's count of its usual series allocates %v times per call", n)
+	}
+}
+
+// TestLastCallCountsEachSeries: calls counted through a handler's last
+// series land in their own series, however the keys alternate.
+func TestLastCallCountsEachSeries(t *testing.T) {
+	keys := []callKey{{"lc-a", "mp", 0}, {"lc-b", "mp", 0}, {"lc-a", "mp", 40001}, {"lc-a", "mp", 0}}
+	before := make(map[callKey]float64)
+	for _, k := range keys {
+		before[k] = counted(t, callSeries(k))
+	}
+	var l lastCall
+	for _, k := range keys {
+		l.count(k.client, k.account, k.code)
+	}
+	want := map[callKey]float64{keys[0]: 2, keys[1]: 1, keys[2]: 1}
+	for k, n := range want {
+		if got := counted(t, callSeries(k)) - before[k]; got != n {
+			t.Errorf("series %+v counted %v calls, want %v", k, got, n)
+		}
 	}
 }

@@ -298,6 +298,7 @@ func (g *gateway) site(h Handler) *Handler {
 	g.t.Helper()
 	h.app = g.app
 	h.stuck = new(stuckPaths)
+	h.calls = new(lastCall)
 	h.logger = zap.NewNop()
 	if h.MaxReplayBody == 0 {
 		h.MaxReplayBody = DefaultMaxReplayBody

@@ -1,6 +1,9 @@
 package wxapi
 
-import "strings"
+import (
+	"net/url"
+	"strings"
+)
 
 // The gateway reads and rewrites query strings on every call. These
 // functions work on the raw query, without parsing it into a map: they
@@ -106,24 +109,30 @@ func validEscapes(s string) bool {
 // called one of names replaced by REDACTED, or raw itself when it has
 // none. It reads the query once, whatever the number of names.
 func RedactParams(raw string, names ...string) string {
-	if q, ok := redact("", raw, names); ok {
-		return q
+	if !mayHaveParam(raw, names) {
+		return raw
 	}
-	return raw
+	return redact("", raw, names)
 }
 
-// RedactURI returns path?raw with the value of every parameter called one
-// of names replaced by REDACTED, built in one allocation; ok is false, and
-// nothing is built, when raw has none of them.
-func RedactURI(path, raw string, names ...string) (uri string, ok bool) {
-	return redact(path+"?", raw, names)
+// RedactURI returns u's path and query with the value of every parameter
+// called one of names replaced by REDACTED, built in one allocation; ok is
+// false, and nothing is built, when the query has none of them.
+func RedactURI(u *url.URL, names ...string) (uri string, ok bool) {
+	if !mayHaveParam(u.RawQuery, names) {
+		return "", false
+	}
+	return redact(u.EscapedPath()+"?", u.RawQuery, names), true
+}
+
+// mayHaveParam reports whether raw may have a parameter called one of
+// names: one of them appears in it, or something is escaped.
+func mayHaveParam(raw string, names []string) bool {
+	return hasEscape(raw) || containsAny(raw, names)
 }
 
 // redact is RedactParams with prefix put before the query.
-func redact(prefix, raw string, names []string) (string, bool) {
-	if !hasEscape(raw) && !containsAny(raw, names) {
-		return "", false
-	}
+func redact(prefix, raw string, names []string) string {
 	var b strings.Builder
 	b.Grow(len(prefix) + len(raw))
 	b.WriteString(prefix)
@@ -139,7 +148,7 @@ func redact(prefix, raw string, names []string) (string, bool) {
 		}
 		b.WriteString(part)
 	}
-	return b.String(), true
+	return b.String()
 }
 
 // containsAny reports whether s contains one of subs.

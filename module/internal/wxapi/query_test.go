@@ -1,6 +1,9 @@
 package wxapi
 
-import "testing"
+import (
+	"net/url"
+	"testing"
+)
 
 func TestWithToken(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
@@ -76,10 +79,10 @@ func TestCleanQuery(t *testing.T) {
 }
 
 func TestRedactURI(t *testing.T) {
-	if got, ok := RedactURI("/p", "x=1&access_token=T", "access_token"); !ok || got != "/p?x=1&access_token=REDACTED" {
+	if got, ok := RedactURI(&url.URL{Path: "/p", RawQuery: "x=1&access_token=T"}, "access_token"); !ok || got != "/p?x=1&access_token=REDACTED" {
 		t.Errorf("RedactURI = %q, %v", got, ok)
 	}
-	if got, ok := RedactURI("/p", "x=1", "access_token"); ok || got != "" {
+	if got, ok := RedactURI(&url.URL{Path: "/p", RawQuery: "x=1"}, "access_token"); ok || got != "" {
 		t.Errorf("RedactURI with nothing to redact = %q, %v", got, ok)
 	}
 }
