@@ -160,7 +160,9 @@ type lastCallSeries struct {
 	series prometheus.Counter
 }
 
-// count is countCall through the remembered series.
+// count is countCall through the remembered series. Only passed calls are
+// remembered: refusals mixed in (a client without a token) must not make
+// every call miss.
 func (l *lastCall) count(client, account string, code int) {
 	key := callKey{client, account, code}
 	if s := l.last.Load(); s != nil && s.key == key {
@@ -168,7 +170,9 @@ func (l *lastCall) count(client, account string, code int) {
 		return
 	}
 	c := callSeries(key)
-	l.last.Store(&lastCallSeries{key: key, series: c})
+	if code == 0 {
+		l.last.Store(&lastCallSeries{key: key, series: c})
+	}
 	c.Inc()
 }
 

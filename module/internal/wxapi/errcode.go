@@ -1,5 +1,7 @@
 package wxapi
 
+import "slices"
+
 // WeChat's error codes, declared once for the gateway and the simulator.
 // WeChat answers business errors with HTTP 200 and a JSON body
 // {"errcode":N,"errmsg":"..."}; code keys on errcode alone, never on
@@ -89,8 +91,11 @@ const (
 // It is never true for answers from the token endpoints or /sns/ paths;
 // callers decide that from the path.
 func Refreshable(code int) bool {
-	return code == CodeInvalidCredential || code == CodeInvalidToken || code == CodeTokenExpired
+	return slices.Contains(refreshableCodes[:], code)
 }
+
+// refreshableCodes are the codes Refreshable accepts.
+var refreshableCodes = [...]int{CodeInvalidCredential, CodeInvalidToken, CodeTokenExpired}
 
 // TokenErrorClass sorts an errcode answered by a token endpoint.
 type TokenErrorClass int

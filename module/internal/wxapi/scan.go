@@ -2,6 +2,7 @@ package wxapi
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 )
 
@@ -22,7 +23,12 @@ func ScanErrcode(b []byte) (code int, ok bool) {
 }
 
 // refreshableDigits are the Refreshable errcodes as an answer spells them.
-var refreshableDigits = [...][]byte{[]byte("40001"), []byte("40014"), []byte("42001")}
+var refreshableDigits = func() (d [len(refreshableCodes)][]byte) {
+	for i, code := range refreshableCodes {
+		d[i] = strconv.AppendInt(nil, int64(code), 10)
+	}
+	return d
+}()
 
 // MayBeTokenError reports whether b can be a token error: whether the
 // digits of a Refreshable errcode appear in it at all, number or string. A
