@@ -52,8 +52,18 @@ func WithToken(raw, tok string) string { return WithParam(raw, "access_token", t
 // WithParam is WithToken for a token parameter called name (a third-party
 // platform's component_access_token).
 func WithParam(raw, name, tok string) string {
+	// The exact length first: the parameters dropped (a client's gateway
+	// token is long) would otherwise be allocated for on every call.
+	n := len(name) + len("=") + len(tok)
+	for rest := raw; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "&")
+		if part != "" && !IsParam(part, name) {
+			n += len("&") + len(part)
+		}
+	}
 	var b strings.Builder
-	b.Grow(len(raw) + len(name) + len("=&") + len(tok))
+	b.Grow(n)
 	b.WriteString(name)
 	b.WriteByte('=')
 	b.WriteString(tok)
@@ -133,8 +143,19 @@ func mayHaveParam(raw string, names []string) bool {
 
 // redact is RedactParams with prefix put before the query.
 func redact(prefix, raw string, names []string) string {
+	n := len(prefix) + len(raw) // the exact length: less each value redacted, plus REDACTED
+	for rest := raw; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "&")
+		if key, val, _ := strings.Cut(part, "="); isOneOf(key, names) {
+			n += len("REDACTED") - len(val)
+			if len(key) == len(part) {
+				n++ // the '=' a bare key gets
+			}
+		}
+	}
 	var b strings.Builder
-	b.Grow(len(prefix) + len(raw))
+	b.Grow(n)
 	b.WriteString(prefix)
 	for rest, sep := raw, ""; rest != ""; sep = "&" {
 		var part string

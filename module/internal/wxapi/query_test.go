@@ -2,6 +2,7 @@ package wxapi
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -84,5 +85,23 @@ func TestRedactURI(t *testing.T) {
 	}
 	if got, ok := RedactURI(&url.URL{Path: "/p", RawQuery: "x=1"}, "access_token"); ok || got != "" {
 		t.Errorf("RedactURI with nothing to redact = %q, %v", got, ok)
+	}
+}
+
+// TestRewritesAllocateOnce: the query rewrite and the redaction size their
+// result exactly, so that a long dropped or redacted value (a gateway
+// token) costs no allocation for itself.
+func TestRewritesAllocateOnce(t *testing.T) {
+	query := "openid=o1&access_token=gw1." + strings.Repeat("x", 200) + "&lang=zh_CN"
+	for name, f := range map[string]func() string{
+		"WithParam":    func() string { return WithParam(query, "access_token", "T") },
+		"RedactParams": func() string { return RedactParams(query, "access_token") },
+	} {
+		if n := testing.AllocsPerRun(50, func() { _ = f() }); n != 1 {
+			t.Errorf("%s: %v allocations", name, n)
+		}
+	}
+	if got := RedactParams("a=1&access%5ftoken&access_token=", "access_token"); got != "a=1&access%5ftoken=REDACTED&access_token=REDACTED" {
+		t.Errorf("RedactParams of bare keys = %q", got)
 	}
 }
