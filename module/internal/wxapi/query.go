@@ -15,10 +15,9 @@ import (
 // (unescaped) and how many times the parameter appears.
 func QueryParam(raw, name string) (value string, n int) {
 	for rest := raw; rest != ""; {
-		var part string
-		part, rest, _ = strings.Cut(rest, "&")
-		key, val, _ := strings.Cut(part, "=")
-		if !keyIs(key, name) {
+		var key, val string
+		key, val, rest = NextParam(rest)
+		if key != name {
 			continue
 		}
 		if n == 0 {
