@@ -51,6 +51,29 @@ func WithToken(raw, tok string) string { return WithParam(raw, "access_token", t
 // WithParam is WithToken for a token parameter called name (a third-party
 // platform's component_access_token).
 func WithParam(raw, name, tok string) string {
+	if !hasEscape(raw) && !hasEmptyPart(raw) {
+		// The usual calls: nothing escaped, so the parameter is there in
+		// no other spelling; every other component stays as it is.
+		i := strings.Index(raw, name)
+		if i < 0 {
+			if raw == "" {
+				return name + "=" + tok
+			}
+			return name + "=" + tok + "&" + raw
+		}
+		if before, after, ok := cutParam(raw, i, name); ok {
+			if before == "" {
+				return name + "=" + tok + after
+			}
+			return name + "=" + tok + "&" + before + after
+		}
+	}
+	return rewriteParams(raw, name, tok)
+}
+
+// rewriteParams is WithParam for any query: each component read, and
+// compared with name unescaped.
+func rewriteParams(raw, name, tok string) string {
 	// The exact length first: the parameters dropped (a client's gateway
 	// token is long) would otherwise be allocated for on every call.
 	n := len(name) + len("=") + len(tok)
@@ -76,6 +99,30 @@ func WithParam(raw, name, tok string) string {
 		b.WriteString(part)
 	}
 	return b.String()
+}
+
+// cutParam cuts the component at raw[i:] out of raw, if it is the only
+// place name appears and a whole key there: before is what came before it,
+// less its '&', after what follows it, from its '&'.
+func cutParam(raw string, i int, name string) (before, after string, ok bool) {
+	end := i + len(name)
+	if (i > 0 && raw[i-1] != '&') || (end < len(raw) && raw[end] != '=' && raw[end] != '&') ||
+		strings.Contains(raw[end:], name) {
+		return "", "", false
+	}
+	if j := strings.IndexByte(raw[end:], '&'); j >= 0 {
+		after = raw[end+j:]
+	}
+	if i > 0 {
+		before = raw[:i-1]
+	}
+	return before, after, true
+}
+
+// hasEmptyPart reports whether a raw query has an empty component (a
+// leading, trailing or doubled '&'), which WithParam drops.
+func hasEmptyPart(raw string) bool {
+	return raw != "" && (raw[0] == '&' || raw[len(raw)-1] == '&' || strings.Contains(raw, "&&"))
 }
 
 // CleanQuery says why a raw query is refused, or "": every component must

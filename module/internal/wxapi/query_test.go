@@ -1,6 +1,7 @@
 package wxapi
 
 import (
+	"math/rand/v2"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,9 +15,45 @@ func TestWithToken(t *testing.T) {
 		{"openid=o1&access%5Ftoken=OLD&access_token&x=", "access_token=T&openid=o1&x="},
 		{"a=1&&b=2", "access_token=T&a=1&b=2"},
 		{"access_token_x=keep", "access_token=T&access_token_x=keep"},
+		// No access_token in any spelling: the query is kept as it is...
+		{"openid=o1&lang=zh_CN", "access_token=T&openid=o1&lang=zh_CN"},
+		{"q=a+b&n=%E4", "access_token=T&q=a+b&n=%E4"},
+		{"ACCESS_TOKEN=x", "access_token=T&ACCESS_TOKEN=x"},
+		// Sent once, literally: that component is dropped, the rest kept.
+		{"access_token=OLD", "access_token=T"},
+		{"access_token", "access_token=T"},
+		{"openid=o1&lang=zh_CN&access_token=OLD", "access_token=T&openid=o1&lang=zh_CN"},
+		{"openid=o1&access_token&lang=zh_CN", "access_token=T&openid=o1&lang=zh_CN"},
+		// Not a whole key, or more than once.
+		{"openid=access_token&access_token=OLD", "access_token=T&openid=access_token"},
+		{"xaccess_token=1&access_token=OLD", "access_token=T&xaccess_token=1"},
+		{"access_tokenx=1&lang=zh_CN", "access_token=T&access_tokenx=1&lang=zh_CN"},
+		{"access_token=1&a=2&access_token=3", "access_token=T&a=2"},
+		// ...but for its empty components.
+		{"&openid=o1", "access_token=T&openid=o1"},
+		{"openid=o1&", "access_token=T&openid=o1"},
+		{"&", "access_token=T"},
 	} {
 		if got := WithToken(c.in, "T"); got != c.want {
 			t.Errorf("WithToken(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// TestWithParamShortcuts: WithParam's shortcuts for unescaped queries
+// give what reading every component gives, on queries built from pieces
+// that sit close to the shortcuts' edges.
+func TestWithParamShortcuts(t *testing.T) {
+	pieces := []string{"access_token", "access_token=", "=", "&", "x", "xaccess_token", "access_tokenx", "=access_token", "%5F", "+"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		var b strings.Builder
+		for range rng.IntN(6) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		raw := b.String()
+		if got, want := WithParam(raw, "access_token", "T"), rewriteParams(raw, "access_token", "T"); got != want {
+			t.Fatalf("WithParam(%q) = %q, reading every component gives %q", raw, got, want)
 		}
 	}
 }
@@ -94,8 +131,9 @@ func TestRedactURI(t *testing.T) {
 func TestRewritesAllocateOnce(t *testing.T) {
 	query := "openid=o1&access_token=gw1." + strings.Repeat("x", 200) + "&lang=zh_CN"
 	for name, f := range map[string]func() string{
-		"WithParam":    func() string { return WithParam(query, "access_token", "T") },
-		"RedactParams": func() string { return RedactParams(query, "access_token") },
+		"WithParam":                func() string { return WithParam(query, "access_token", "T") },
+		"WithParam, no token sent": func() string { return WithParam("openid=o1&lang=zh_CN", "access_token", "T") },
+		"RedactParams":             func() string { return RedactParams(query, "access_token") },
 	} {
 		if n := testing.AllocsPerRun(50, func() { _ = f() }); n != 1 {
 			t.Errorf("%s: %v allocations", name, n)
