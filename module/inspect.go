@@ -75,7 +75,7 @@ func (i *inspector) WriteHeader(status int) {
 	}
 	if status < 200 { // informational answers go straight through
 		h := i.w.Header()
-		copyHeader(h, i.header)
+		passHeader(h, i.header, i.confidential)
 		i.w.WriteHeader(status)
 		for k := range i.header { // their headers are not the final answer's
 			h.Del(k)
@@ -192,8 +192,7 @@ func (i *inspector) startPassing() {
 		return
 	}
 	i.passing = true
-	copyHeader(i.w.Header(), i.header)
-	maskHeader(i.w.Header(), i.confidential)
+	passHeader(i.w.Header(), i.header, i.confidential)
 	if i.status != 0 {
 		// 0: the next handler wrote nothing; the server answers 200.
 		i.w.WriteHeader(i.status)
@@ -249,10 +248,12 @@ func (i *inspector) release() {
 // they appear in an echoed query string.
 var credentialParams = []string{"access_token=", "secret=", "corpsecret=", "component_access_token="}
 
-// maskHeader masks the confidential values in h's values (an upstream
-// that echoes the request in a Location or other header).
-func maskHeader(h http.Header, confidential []string) {
-	for _, vals := range h {
+// passHeader adds the upstream's headers (src) to the client's (dst), with
+// the confidential values masked in them (an upstream that echoes the
+// request in a Location or other header). The headers already in dst are
+// the gateway's and Caddy's, which never hold the account's credentials.
+func passHeader(dst, src http.Header, confidential []string) {
+	for k, vals := range src {
 		for j, v := range vals {
 			for _, c := range confidential {
 				if len(c) >= wxapi.MinMasked && strings.Contains(v, c) {
@@ -263,11 +264,6 @@ func maskHeader(h http.Header, confidential []string) {
 				}
 			}
 		}
-	}
-}
-
-func copyHeader(dst, src http.Header) {
-	for k, v := range src {
-		dst[k] = v
+		dst[k] = vals
 	}
 }
