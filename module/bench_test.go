@@ -83,7 +83,6 @@ func BenchmarkServeHTTP(b *testing.B) {
 	g := newGateway(b)
 	next := &proxyLike{answer: []byte(`{"subscribe":1,"openid":"o6_bmjrPTlm6_2sgVt7hMZOPfL2M","language":"zh_CN","subscribe_time":1700000000,"unionid":"oAbCdEfGhIjKlMnOpQrStUvWxYz0","remark":"","groupid":0,"tagid_list":[],"subscribe_scene":"ADD_SCENE_QR_CODE","qr_scene":0,"qr_scene_str":""}`)}
 	clients, trusted := g.clientsSite(), g.trustedSite()
-	clients.logsURI, trusted.logsURI = false, false // Caddy's default: no debug log
 	tok := g.gatewayToken(clients, "official", mpAppID, shopKey)
 	const path = "/cgi-bin/user/info?openid=o6_bmjrPTlm6_2sgVt7hMZOPfL2M&lang=zh_CN"
 	for _, c := range []struct {

@@ -39,7 +39,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	first := newInspector(w, h.app.confidential(account))
 	defer first.free()
-	if err := sendUpstream(next, first, r, h.upstreamURI(r), tokenParam(account), tok.Value, body, stream); err != nil {
+	if err := sendUpstream(next, first, r, tokenParam(account), tok.Value, body, stream); err != nil {
 		h.upstreamFailed(w, r, first, account, err)
 		return nil
 	}
@@ -86,20 +86,22 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, answer 
 }
 
 // sendUpstream passes next a copy of r for one attempt: the client's
-// access_token removed, tok injected, uri as its RequestURI, and the body
-// set from memory (body) or streamed (stream). r itself stays as the client
-// sent it: the access log and Caddy's placeholders read it, during the call
-// too ({uri} in a header_up, forward_auth's X-Forwarded-Uri), and they must
-// not see the real token. The copy and its URL are one allocation;
-// reverse_proxy copies the request again before it changes anything, so the
-// header map is shared, its Accept-Encoding, Range and If-Range taken out
-// for the call and put back when next returns, or panics.
-func sendUpstream(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request, uri, param, tok string, body *heldBody, stream io.Reader) error {
+// access_token removed, tok injected, and the body set from memory (body)
+// or streamed (stream). r itself stays as the client sent it: the access
+// log and Caddy's placeholders read it, during the call too ({uri} in a
+// header_up, forward_auth's X-Forwarded-Uri), and they must not see the
+// real token. The copy and its URL are one allocation; reverse_proxy copies
+// the request again before it changes anything, so the header map is
+// shared, its Accept-Encoding, Range and If-Range taken out for the call
+// and put back when next returns, or panics.
+func sendUpstream(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request, param, tok string, body *heldBody, stream io.Reader) error {
 	out := &upstreamRequest{req: *r, url: *r.URL}
 	out.req.URL = &out.url
 	out.url.RawQuery = wxapi.WithParam(r.URL.RawQuery, param, tok)
 	out.url.ForceQuery = false
-	out.req.RequestURI = uri
+	// RequestURI is what Caddy's debug log shows of the upstream request:
+	// keep the client's, without any token the client sent.
+	out.req.RequestURI = redactedURI(r)
 	// The answer is inspected for token errors and masked: it must come
 	// uncompressed, and whole but for media downloads (a range of an echo
 	// could cut a token in two and so past the mask).
@@ -153,17 +155,6 @@ func (held *heldHeaders) restore(h http.Header) {
 	for i := range held.n {
 		h[held.keys[i]] = held.vals[i]
 	}
-}
-
-// upstreamURI is the RequestURI of the requests sendUpstream makes for r.
-// Nothing sends it: reverse_proxy's debug log shows it. With a debug log
-// on, it is the client's URI without any token the client sent; otherwise
-// the path, which holds no credential, saves building that on every call.
-func (h *Handler) upstreamURI(r *http.Request) string {
-	if h.logsURI {
-		return redactedURI(r)
-	}
-	return r.URL.EscapedPath()
 }
 
 // redactedURI returns the request's URI with the values of any

@@ -8,9 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/wxgate/caddy-wechat/module/internal/token"
 	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
@@ -85,10 +83,6 @@ type Handler struct {
 	stuck  *stuckPaths
 	calls  *lastCall
 	logger *zap.Logger
-	// logsURI is set when a debug log is on: reverse_proxy's debug log shows
-	// the upstream request's URI, which then gets the client's, redacted
-	// (built on every call); otherwise it gets the path alone, at no cost.
-	logsURI bool
 }
 
 // CaddyModule returns the Caddy module information.
@@ -102,8 +96,6 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision finds the handler's account and clients in the `wechat` app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	h.logsURI = h.logger.Core().Enabled(zapcore.DebugLevel) ||
-		ctx.Logger(reverseproxy.Handler{}).Core().Enabled(zapcore.DebugLevel)
 	h.stuck = new(stuckPaths)
 	h.calls = new(lastCall)
 	if h.MaxReplayBody < 0 {

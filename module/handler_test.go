@@ -127,29 +127,6 @@ func TestHandlerOtherCredentialPaths(t *testing.T) {
 
 // Stage 4: forward.
 
-// TestUpstreamURIWithoutDebugLog: with no debug log on, nothing shows the
-// upstream request's URI, and it is the path alone, with no credential.
-func TestUpstreamURIWithoutDebugLog(t *testing.T) {
-	g := newGateway(t)
-	for name, h := range map[string]*Handler{"clients": g.clientsSite(), "trusted": g.trustedSite()} {
-		t.Run(name, func(t *testing.T) {
-			h.logsURI = false
-			g.resetSeen()
-			target := "/cgi-bin/user/info?openid=o1&lang=zh_CN"
-			if !h.Trusted {
-				target += "&access_token=" + g.gatewayToken(h, "official", mpAppID, shopKey)
-			}
-			if rec := g.serve(h, httptest.NewRequest(http.MethodGet, target, nil)); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"openid"`) {
-				t.Fatalf("answer %d %q", rec.Code, rec.Body.String())
-			}
-			seen := g.upstreamRequests()
-			if len(seen) != 1 || seen[0].RequestURI != "/cgi-bin/user/info" || !strings.HasPrefix(seen[0].RawQuery, "access_token=") {
-				t.Fatalf("upstream requests %+v, want one with RequestURI the path alone", seen)
-			}
-		})
-	}
-}
-
 func TestForwardReplacesClientTokenWithRealOne(t *testing.T) {
 	g := newGateway(t)
 	h := g.clientsSite()

@@ -72,7 +72,7 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	first.answer.release()
 	second := newInspector(w, h.app.confidential(first.account))
 	defer second.free()
-	if err := sendUpstream(next, second, r, h.upstreamURI(r), tokenParam(first.account), fresh.Value, first.body, nil); err != nil {
+	if err := sendUpstream(next, second, r, tokenParam(first.account), fresh.Value, first.body, nil); err != nil {
 		h.upstreamFailed(w, r, second, first.account, err)
 		return nil
 	}

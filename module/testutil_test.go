@@ -300,7 +300,6 @@ func (g *gateway) site(h Handler) *Handler {
 	h.stuck = new(stuckPaths)
 	h.calls = new(lastCall)
 	h.logger = zap.NewNop()
-	h.logsURI = true // as with a debug log on: the upstream URI is the redacted one
 	if h.MaxReplayBody == 0 {
 		h.MaxReplayBody = DefaultMaxReplayBody
 	}
