@@ -189,6 +189,40 @@ func mayHaveParam(raw string, names []string) bool {
 
 // redact is RedactParams with prefix put before the query.
 func redact(prefix, raw string, names []string) string {
+	if !hasEscape(raw) && !hasEmptyPart(raw) {
+		if uri, ok := redactOnce(prefix, raw, names); ok {
+			return uri
+		}
+	}
+	return redactParts(prefix, raw, names)
+}
+
+// redactOnce is redact for the usual query, which has nothing escaped, no
+// empty component, and one of names once, as a whole key, and the others nowhere; ok is false
+// for any other.
+func redactOnce(prefix, raw string, names []string) (uri string, ok bool) {
+	at, name := -1, ""
+	for _, n := range names {
+		if i := strings.Index(raw, n); i >= 0 {
+			if at >= 0 {
+				return "", false
+			}
+			at, name = i, n
+		}
+	}
+	if at < 0 {
+		return "", false
+	}
+	_, after, ok := cutParam(raw, at, name)
+	if !ok {
+		return "", false
+	}
+	return prefix + raw[:at+len(name)] + "=REDACTED" + after, true
+}
+
+// redactParts is redact for any query: each component read, and its key
+// compared with names unescaped.
+func redactParts(prefix, raw string, names []string) string {
 	n := len(prefix) + len(raw) // the exact length: less each value redacted, plus REDACTED
 	for rest := raw; rest != ""; {
 		var part string

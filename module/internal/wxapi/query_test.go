@@ -58,6 +58,24 @@ func TestWithParamShortcuts(t *testing.T) {
 	}
 }
 
+// TestRedactShortcut: redact's shortcut for unescaped queries gives what
+// reading every component gives, with names of which one holds the other.
+func TestRedactShortcut(t *testing.T) {
+	names := []string{"access_token", "component_access_token"}
+	pieces := []string{"access_token", "component_access_token", "=", "&", "x", "xaccess_token", "access_tokenx", "=access_token", "%5F", "+"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		var b strings.Builder
+		for range rng.IntN(6) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		raw := b.String()
+		if got, want := redact("/p?", raw, names), redactParts("/p?", raw, names); got != want {
+			t.Fatalf("redact(%q) = %q, reading every component gives %q", raw, got, want)
+		}
+	}
+}
+
 func TestQueryParam(t *testing.T) {
 	for _, c := range []struct {
 		raw, name, want string
