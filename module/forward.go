@@ -77,6 +77,9 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, answer 
 	if passing {
 		return // the answer had begun: nothing more can be said
 	}
+	if answer != nil {
+		answer.discard() // whatever headers the upstream had set
+	}
 	body := wxapi.AppendError(nil, wxapi.CodeSystemBusy, "wechat gateway: the WeChat API could not be reached ("+http.StatusText(status)+")")
 	hdr := w.Header()
 	hdr.Set("Content-Type", wxapi.ContentTypeJSON)

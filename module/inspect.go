@@ -2,6 +2,7 @@ package caddywechat
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,24 +18,27 @@ const inspectWindow = 4 << 10
 
 var windowPool = sync.Pool{New: func() any { b := make([]byte, 0, inspectWindow); return &b }}
 
-// inspector is the ResponseWriter an attempt writes to. It keeps its own
-// header map, so that nothing of a discarded answer reaches the client, and
-// holds back a small JSON or text answer until the handler has looked at
-// its errcode. Anything else (binary media, large answers, non-200
-// statuses) passes straight through, unbuffered.
+// inspector is the ResponseWriter an attempt writes to. Headers go to the
+// client's header map, as with reverse_proxy alone, which is what the
+// client gets; the map as it was before the attempt is kept, so that
+// nothing of a discarded answer (one that is replayed, or whose upstream
+// failed) reaches the client. It holds back a small JSON or text answer
+// until the handler has looked at its errcode. Anything else (binary media,
+// large answers, non-200 statuses) passes straight through, unbuffered.
 //
 // It also keeps the account's secret and tokens out of every JSON or text
-// answer, held back or streamed (WeChat echoes requests: rid/get answers
-// the request URL of a failed call, with the token the gateway put there).
-// Streamed, it holds back the last few bytes of each write, so that a value
-// split across two writes is still found.
+// answer and out of the headers, held back or streamed (WeChat echoes
+// requests: rid/get answers the request URL of a failed call, with the
+// token the gateway put there). Streamed, it holds back the last few bytes
+// of each write, so that a value split across two writes is still found.
 type inspector struct {
 	w      http.ResponseWriter
-	header http.Header
+	before headerSnapshot // w's headers before the attempt
 	status int
 	buf    *[]byte
-	// passing is set once the answer goes straight to w.
-	passing bool
+	// passing is set once the answer goes straight to w; discarded once
+	// w's headers are back as they were before the attempt.
+	passing, discarded bool
 	// confidential are the values to mask; masked is set for a JSON or
 	// text answer, and tail holds its last bytes while it streams.
 	confidential []string
@@ -42,50 +46,58 @@ type inspector struct {
 	tail         []byte
 }
 
-var inspectorPool = sync.Pool{New: func() any { return &inspector{header: make(http.Header)} }}
+var inspectorPool = sync.Pool{New: func() any { return new(inspector) }}
 
 // newInspector returns an inspector for w, masking confidential, from the
 // pool; free puts it back.
 func newInspector(w http.ResponseWriter, confidential []string) *inspector {
 	i := inspectorPool.Get().(*inspector)
 	i.w = w
+	i.before.take(w.Header())
 	i.confidential = confidential
 	return i
 }
 
-// free returns the inspector and its buffer to their pools. Nothing may use
-// it afterwards.
+// free returns the inspector and its buffer to their pools, first putting
+// w's headers back if the answer was never passed on (next panicked).
+// Nothing may use it afterwards.
 func (i *inspector) free() {
+	if !i.passing {
+		i.discard()
+	}
 	i.release()
-	clear(i.header)
-	*i = inspector{header: i.header, tail: i.tail[:0]}
+	*i = inspector{tail: i.tail[:0]}
 	inspectorPool.Put(i)
 }
 
-func (i *inspector) Header() http.Header {
-	if i.passing {
-		return i.w.Header()
+// discard drops the answer: w's headers are put back as they were before
+// the attempt, and nothing of it is sent. Only an answer that is not
+// passing can be discarded.
+func (i *inspector) discard() {
+	if !i.discarded {
+		i.before.restore(i.w.Header())
+		i.discarded = true
 	}
-	return i.header
+	i.release()
 }
+
+func (i *inspector) Header() http.Header { return i.w.Header() }
 
 func (i *inspector) WriteHeader(status int) {
 	if i.passing || i.status != 0 {
 		return
 	}
-	if status < 200 { // informational answers go straight through
-		h := i.w.Header()
-		passHeader(h, i.header, i.confidential)
+	h := i.w.Header()
+	if status < 200 {
+		// Informational answers go straight through; reverse_proxy takes
+		// their headers out again.
+		maskHeader(h, i.confidential)
 		i.w.WriteHeader(status)
-		for k := range i.header { // their headers are not the final answer's
-			h.Del(k)
-		}
-		clear(i.header)
 		return
 	}
 	i.status = status
-	i.masked = maskable(i.header)
-	if !holdBack(status, i.header) {
+	i.masked = maskable(h)
+	if !holdBack(status, h) {
 		i.startPassing()
 	}
 }
@@ -97,23 +109,33 @@ func holdBack(status int, h http.Header) bool {
 	if status != http.StatusOK {
 		return false
 	}
-	if cl := h.Get("Content-Length"); cl != "" {
+	if cl := last(h, "Content-Length"); cl != "" {
 		if n, err := strconv.ParseInt(cl, 10, 64); err != nil || n > inspectWindow {
 			return false
 		}
 	}
-	if h.Get("Content-Disposition") != "" {
+	if last(h, "Content-Disposition") != "" {
 		return false
 	}
-	ct := h.Get("Content-Type")
+	ct := last(h, "Content-Type")
 	return ct == "" || jsonOrText(ct)
+}
+
+// last returns the last value of the header key: the upstream's, when a
+// handler before the gateway set one too (reverse_proxy adds the
+// upstream's headers after those already there).
+func last(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[len(v)-1]
+	}
+	return ""
 }
 
 // maskable reports whether an answer could echo a request: anything but
 // images, audio and video (the media WeChat serves, which it never builds
 // from a request's text).
 func maskable(h http.Header) bool {
-	mt, _, _ := strings.Cut(h.Get("Content-Type"), "/")
+	mt, _, _ := strings.Cut(last(h, "Content-Type"), "/")
 	mt = strings.ToLower(strings.TrimSpace(mt))
 	return mt != "image" && mt != "audio" && mt != "video"
 }
@@ -192,7 +214,7 @@ func (i *inspector) startPassing() {
 		return
 	}
 	i.passing = true
-	passHeader(i.w.Header(), i.header, i.confidential)
+	maskHeader(i.w.Header(), i.confidential)
 	if i.status != 0 {
 		// 0: the next handler wrote nothing; the server answers 200.
 		i.w.WriteHeader(i.status)
@@ -248,12 +270,10 @@ func (i *inspector) release() {
 // they appear in an echoed query string.
 var credentialParams = []string{"access_token=", "secret=", "corpsecret=", "component_access_token="}
 
-// passHeader adds the upstream's headers (src) to the client's (dst), with
-// the confidential values masked in them (an upstream that echoes the
-// request in a Location or other header). The headers already in dst are
-// the gateway's and Caddy's, which never hold the account's credentials.
-func passHeader(dst, src http.Header, confidential []string) {
-	for k, vals := range src {
+// maskHeader masks the confidential values in h's values (an upstream
+// that echoes the request in a Location or other header).
+func maskHeader(h http.Header, confidential []string) {
+	for _, vals := range h {
 		for j, v := range vals {
 			for _, c := range confidential {
 				if len(c) >= wxapi.MinMasked && strings.Contains(v, c) {
@@ -264,6 +284,46 @@ func passHeader(dst, src http.Header, confidential []string) {
 				}
 			}
 		}
-		dst[k] = vals
+	}
+}
+
+// headerSnapshot is a header map as it was: its keys and their values
+// (the slices themselves: reverse_proxy appends to them or replaces them,
+// never writes into them). A map of up to len(keys) headers, the usual
+// case, is kept without allocating; a larger one is copied.
+type headerSnapshot struct {
+	n    int
+	keys [8]string
+	vals [8][]string
+	many http.Header
+}
+
+func (s *headerSnapshot) take(h http.Header) {
+	if len(h) > len(s.keys) {
+		s.many = h.Clone()
+		return
+	}
+	for k, v := range h {
+		s.keys[s.n], s.vals[s.n] = k, v
+		s.n++
+	}
+}
+
+// restore puts h back as it was when the snapshot was taken.
+func (s *headerSnapshot) restore(h http.Header) {
+	if s.many != nil {
+		clear(h)
+		for k, v := range s.many {
+			h[k] = v
+		}
+		return
+	}
+	for k := range h {
+		if !slices.Contains(s.keys[:s.n], k) {
+			delete(h, k)
+		}
+	}
+	for j := range s.n {
+		h[s.keys[j]] = s.vals[j]
 	}
 }

@@ -1,8 +1,14 @@
 package caddywechat
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func TestHoldBack(t *testing.T) {
@@ -45,5 +51,90 @@ func TestHoldBackAllocationFree(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("holdBack allocates %v times per answer", n)
+	}
+}
+
+// TestDiscardPutsHeadersBack: an attempt writes its headers into the
+// client's map as reverse_proxy alone would (appending to what is there,
+// deleting Caddy's Server); a discarded one leaves the map as it was,
+// however many headers it held.
+func TestDiscardPutsHeadersBack(t *testing.T) {
+	for _, extra := range []int{0, 12} {
+		w := httptest.NewRecorder()
+		w.Header().Set("Server", "Caddy")
+		w.Header().Set("Vary", "Origin")
+		for n := range extra {
+			w.Header().Set(fmt.Sprintf("X-Site-%d", n), "1")
+		}
+		want := w.Header().Clone()
+		i := newInspector(w, nil)
+		h := i.Header()
+		delete(h, "Server")
+		h.Add("Vary", "Accept-Encoding")
+		h.Set("X-Upstream", "1")
+		h.Set("Content-Type", "application/json")
+		if got := h.Values("Vary"); len(got) != 2 {
+			t.Fatalf("Vary %q: the attempt's header did not join the site's", got)
+		}
+		i.WriteHeader(http.StatusOK)
+		_, _ = i.Write([]byte(`{"errcode":40001}`))
+		i.discard()
+		if fmt.Sprint(w.Header()) != fmt.Sprint(want) {
+			t.Errorf("%d more headers: after discard %v, want %v", extra, w.Header(), want)
+		}
+		i.free()
+		if w.Code != http.StatusOK || w.Body.Len() != 0 || w.Header().Get("X-Upstream") != "" {
+			t.Errorf("a discarded answer reached the client: %d %q", w.Code, w.Body.String())
+		}
+	}
+}
+
+// TestUpstreamFailureAfterHeaders: an upstream that fails after setting
+// its headers leaves none of them on the error the client gets.
+func TestUpstreamFailureAfterHeaders(t *testing.T) {
+	g := newGateway(t)
+	h := g.trustedSite()
+	g.warm()
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Length", "999")
+		w.Header().Set("X-Upstream", "1")
+		return caddyhttp.Error(http.StatusBadGateway, errors.New("upstream went away"))
+	})
+	rec := httptest.NewRecorder()
+	if err := h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/cgi-bin/user/info?openid=o1", nil), next); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != http.StatusBadGateway || !strings.Contains(rec.Body.String(), `"errcode":-1`) ||
+		rec.Header().Get("X-Upstream") != "" || rec.Header().Get("Content-Length") == "999" {
+		t.Errorf("client got %d %v %q", rec.Code, rec.Header(), rec.Body.String())
+	}
+}
+
+// TestPanicPutsHeadersBack: when next panics before the answer passes,
+// the headers it set are taken out again before Caddy answers.
+func TestPanicPutsHeadersBack(t *testing.T) {
+	g := newGateway(t)
+	h := g.trustedSite()
+	g.warm()
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("X-Upstream", "1")
+		panic(http.ErrAbortHandler)
+	})
+	rec := httptest.NewRecorder()
+	func() {
+		defer func() { _ = recover() }()
+		_ = h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/cgi-bin/user/info?openid=o1", nil), next)
+	}()
+	if len(rec.Header()) != 0 {
+		t.Errorf("headers after the panic: %v", rec.Header())
+	}
+}
+
+// TestHoldBackReadsTheUpstreamsHeader: with a header a handler before the
+// gateway set, the upstream's (added after it) decides.
+func TestHoldBackReadsTheUpstreamsHeader(t *testing.T) {
+	h := http.Header{"Content-Type": {"image/png", "application/json"}}
+	if !holdBack(http.StatusOK, h) || !maskable(h) {
+		t.Error("the upstream's JSON answer was judged by the site's Content-Type")
 	}
 }

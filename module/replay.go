@@ -69,7 +69,7 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	h.logger.Info("access_token rejected; replaying with a fresh token",
 		zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code), zap.String("rid", rid),
 		zap.Uint64("generation", fresh.Generation))
-	first.answer.release()
+	first.answer.discard()
 	second := newInspector(w, h.app.confidential(first.account))
 	defer second.free()
 	if err := sendUpstream(next, second, r, tokenParam(first.account), fresh.Value, first.body, nil); err != nil {
