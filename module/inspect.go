@@ -133,11 +133,16 @@ func last(h http.Header, key string) string {
 
 // maskable reports whether an answer could echo a request: anything but
 // images, audio and video (the media WeChat serves, which it never builds
-// from a request's text).
+// from a request's text). An answer with several Content-Types is masked
+// unless all of them are media: a client may read any one of them.
 func maskable(h http.Header) bool {
-	mt, _, _ := strings.Cut(last(h, "Content-Type"), "/")
-	mt = strings.ToLower(strings.TrimSpace(mt))
-	return mt != "image" && mt != "audio" && mt != "video"
+	for _, ct := range h["Content-Type"] {
+		mt, _, _ := strings.Cut(ct, "/")
+		if mt = strings.ToLower(strings.TrimSpace(mt)); mt != "image" && mt != "audio" && mt != "video" {
+			return true
+		}
+	}
+	return len(h["Content-Type"]) == 0
 }
 
 // jsonOrText reports whether a Content-Type is application/json or a text/
@@ -193,6 +198,11 @@ func (i *inspector) stream(p []byte) (int, error) {
 // pass sends the complete answer on: status, headers, whatever was held
 // back, and the tail a masked stream kept.
 func (i *inspector) pass() {
+	if i.passing {
+		// It streamed: reverse_proxy adds the upstream's trailers to the
+		// header map after the body, and the server sends them from there.
+		maskHeader(i.w.Header(), i.confidential)
+	}
 	if !i.passing && i.masked && i.buf != nil {
 		// The whole answer is held: mask it in place, send it at once; an
 		// echoed query string loses its credentials whatever their value.
@@ -287,26 +297,34 @@ func maskHeader(h http.Header, confidential []string) {
 	}
 }
 
-// headerSnapshot is a header map as it was: its keys and their values
-// (the slices themselves: reverse_proxy appends to them or replaces them,
-// never writes into them). A map of up to len(keys) headers, the usual
-// case, is kept without allocating; a larger one is copied.
+// headerSnapshot is a header map as it was: its keys, their value slices
+// and the values themselves (a handler between the gateway and the proxy,
+// a `header` replace, may edit a value in place). A map of up to
+// len(keys) headers and len(saved) values, the usual case, is kept without
+// allocating; a larger one is copied.
 type headerSnapshot struct {
-	n    int
-	keys [8]string
-	vals [8][]string
-	many http.Header
+	n, nv int
+	keys  [16]string
+	vals  [16][]string
+	saved [32]string
+	many  http.Header
 }
 
 func (s *headerSnapshot) take(h http.Header) {
-	if len(h) > len(s.keys) {
-		s.many = h.Clone()
-		return
+	if len(h) <= len(s.keys) {
+		for k, v := range h {
+			if s.nv+len(v) > len(s.saved) {
+				break
+			}
+			s.keys[s.n], s.vals[s.n] = k, v
+			s.nv += copy(s.saved[s.nv:], v)
+			s.n++
+		}
+		if s.n == len(h) {
+			return
+		}
 	}
-	for k, v := range h {
-		s.keys[s.n], s.vals[s.n] = k, v
-		s.n++
-	}
+	*s = headerSnapshot{many: h.Clone()}
 }
 
 // restore puts h back as it was when the snapshot was taken.
@@ -323,7 +341,9 @@ func (s *headerSnapshot) restore(h http.Header) {
 			delete(h, k)
 		}
 	}
+	nv := 0
 	for j := range s.n {
+		nv += copy(s.vals[j], s.saved[nv:])
 		h[s.keys[j]] = s.vals[j]
 	}
 }

@@ -59,7 +59,7 @@ func TestHoldBackAllocationFree(t *testing.T) {
 // deleting Caddy's Server); a discarded one leaves the map as it was,
 // however many headers it held.
 func TestDiscardPutsHeadersBack(t *testing.T) {
-	for _, extra := range []int{0, 12} {
+	for _, extra := range []int{0, 12, 20} {
 		w := httptest.NewRecorder()
 		w.Header().Set("Server", "Caddy")
 		w.Header().Set("Vary", "Origin")
@@ -69,6 +69,7 @@ func TestDiscardPutsHeadersBack(t *testing.T) {
 		want := w.Header().Clone()
 		i := newInspector(w, nil)
 		h := i.Header()
+		h["Vary"][0] = "Cookie" // a `header` replace between the gateway and the proxy edits in place
 		delete(h, "Server")
 		h.Add("Vary", "Accept-Encoding")
 		h.Set("X-Upstream", "1")
@@ -136,5 +137,49 @@ func TestHoldBackReadsTheUpstreamsHeader(t *testing.T) {
 	h := http.Header{"Content-Type": {"image/png", "application/json"}}
 	if !holdBack(http.StatusOK, h) || !maskable(h) {
 		t.Error("the upstream's JSON answer was judged by the site's Content-Type")
+	}
+}
+
+// TestStreamedTrailersMasked: the trailers reverse_proxy adds to the header
+// map after a streamed answer's body are masked before the server sends
+// them.
+func TestStreamedTrailersMasked(t *testing.T) {
+	g := newGateway(t)
+	h := g.trustedSite()
+	g.warm()
+	real := g.fetches.last()
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Trailer", "X-Echo")
+		w.WriteHeader(http.StatusNotFound) // not held back: it streams
+		_, _ = w.Write([]byte(`{"errcode":-1}`))
+		w.Header().Set("X-Echo", "access_token="+r.URL.Query().Get("access_token"))
+		return nil
+	})
+	rec := httptest.NewRecorder()
+	if err := h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/cgi-bin/user/info?openid=o1", nil), next); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Header().Get("X-Echo"); got == "" || strings.Contains(got, real) {
+		t.Errorf("trailer X-Echo %q, want it masked", got)
+	}
+}
+
+// TestMaskableWithSeveralContentTypes: an answer is masked unless every
+// Content-Type it gives is media.
+func TestMaskableWithSeveralContentTypes(t *testing.T) {
+	for _, c := range []struct {
+		types []string
+		want  bool
+	}{
+		{nil, true},
+		{[]string{"image/png"}, false},
+		{[]string{"application/json", "image/png"}, true},
+		{[]string{"image/png", "application/json"}, true},
+		{[]string{"image/png", "audio/amr"}, false},
+	} {
+		if got := maskable(http.Header{"Content-Type": c.types}); got != c.want {
+			t.Errorf("maskable(%q) = %v, want %v", c.types, got, c.want)
+		}
 	}
 }
