@@ -15,7 +15,7 @@ type downloadResult struct {
 	size, smallSize       int64
 	base, gateway, small  measure
 	basePeak, gatewayPeak int64 // peak RSS during the 64 MiB runs
-	smallIdle, smallPeak  int64 // the gateway's RSS before and at peak during the 4 MiB run
+	smallIdle, smallPeak  int64 // the gateway's RSS before and at peak during the 4 MiB runs
 	gatewayIdle, baseIdle int64 // RSS before, after a GC
 }
 
@@ -27,8 +27,10 @@ const (
 
 // runDownload measures GET /cgi-bin/media/get of the simulator's 64 MiB
 // generated media through both, alternating, and the peak RSS of each;
-// then the gateway's peak RSS downloading a 4 MiB file, to show whether
-// its memory follows the file's size.
+// and in every round the gateway's peak RSS downloading a 4 MiB file of the
+// account's own, to show whether its memory follows the file's size. Each
+// keeps the round its RSS grew the most in, so that the two sizes are
+// compared alike.
 func (b *bench) runDownload() error {
 	gwURL := b.gw.url("/cgi-bin/media/get?media_id=large")
 	baseURL := b.base.url("/cgi-bin/media/get?media_id=large&access_token=" + b.baseToken)
@@ -36,6 +38,18 @@ func (b *bench) runDownload() error {
 		if n, err := downloadSize(u); err != nil || n != largeSize {
 			return fmt.Errorf("download through %s: %d bytes, %v", u[:strings.Index(u, "/cgi-bin")], n, err)
 		}
+	}
+	body, ctype, err := multipartBody("small.jpg", smallSize)
+	if err != nil {
+		return err
+	}
+	id, err := upload(b.gw.url("/cgi-bin/media/upload?type=image"), body, ctype)
+	if err != nil {
+		return err
+	}
+	smallURL := b.gw.url("/cgi-bin/media/get?media_id=" + id)
+	if n, err := downloadSize(smallURL); err != nil || n != smallSize {
+		return fmt.Errorf("4 MiB download: %d bytes, %v", n, err)
 	}
 	d := &downloadResult{conns: downloadConns, size: largeSize, smallSize: smallSize}
 	for round := 0; round < b.opts.rounds; round++ {
@@ -49,41 +63,30 @@ func (b *bench) runDownload() error {
 				return err
 			}
 			roundRate[k] = float64(r.m.bytes-before.bytes) / (float64(r.m.durationUS-before.durationUS) / 1e6)
-			// Keep the run whose RSS grew the most.
-			if round == 0 || peak-idle > *r.peak-*r.idle {
-				*r.idle, *r.peak = idle, peak
-			}
+			keepLargest(round, idle, peak, r.idle, r.peak)
 		}
-		logf("2. 64 MiB downloads, round %d/%d: %s %.0f MiB/s, then %s %.0f MiB/s",
-			round+1, b.opts.rounds, runs[0].p.name, roundRate[0]/(1<<20), runs[1].p.name, roundRate[1]/(1<<20))
-	}
-
-	if b.opts.profile != "" {
-		if err := b.profileLoad("download", wrkJob{url: baseURL, conns: d.conns}, wrkJob{url: gwURL, conns: d.conns}); err != nil {
+		idle, peak, err := b.wrkWithRSS(b.gw, wrkJob{url: smallURL, conns: d.conns, duration: b.opts.duration}, &d.small)
+		if err != nil {
 			return err
 		}
-	}
-
-	// The same through the gateway with a 4 MiB file of the account's own.
-	body, ctype, err := multipartBody("small.jpg", smallSize)
-	if err != nil {
-		return err
-	}
-	id, err := upload(b.gw.url("/cgi-bin/media/upload?type=image"), body, ctype)
-	if err != nil {
-		return err
-	}
-	smallURL := b.gw.url("/cgi-bin/media/get?media_id=" + id)
-	if n, err := downloadSize(smallURL); err != nil || n != smallSize {
-		return fmt.Errorf("4 MiB download: %d bytes, %v", n, err)
-	}
-	if d.smallIdle, d.smallPeak, err = b.wrkWithRSS(b.gw, wrkJob{url: smallURL, conns: d.conns, duration: b.opts.duration}, &d.small); err != nil {
-		return err
+		keepLargest(round, idle, peak, &d.smallIdle, &d.smallPeak)
+		logf("2. 64 MiB downloads, round %d/%d: %s %.0f MiB/s, then %s %.0f MiB/s",
+			round+1, b.opts.rounds, runs[0].p.name, roundRate[0]/(1<<20), runs[1].p.name, roundRate[1]/(1<<20))
 	}
 	logf("2. gateway RSS idle → peak: %s → %s with 64 MiB files, %s → %s with 4 MiB files",
 		mib(d.gatewayIdle), mib(d.gatewayPeak), mib(d.smallIdle), mib(d.smallPeak))
 	b.res.download = d
+	if b.opts.profile != "" {
+		return b.profileLoad("download", wrkJob{url: baseURL, conns: d.conns}, wrkJob{url: gwURL, conns: d.conns})
+	}
 	return nil
+}
+
+// keepLargest keeps in *idle and *peak the run whose RSS grew the most.
+func keepLargest(round int, idle, peak int64, keptIdle, keptPeak *int64) {
+	if round == 0 || peak-idle > *keptPeak-*keptIdle {
+		*keptIdle, *keptPeak = idle, peak
+	}
 }
 
 // wrkWithRSS runs job against p and adds it to m, with p's CPU time. It
