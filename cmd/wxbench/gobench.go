@@ -20,25 +20,35 @@ type goBench struct {
 // the upstream request rewrite, the inspector (hold back, scan, mask, pass)
 // and, in clients mode, the gateway token's verification and the caller's
 // authorization; and a whole call through the handler in both modes
-// against its next handler alone (BenchmarkServeHTTP). They belong to the
+// against its next handler alone (BenchmarkServeHTTP, and
+// BenchmarkServeHTTPCold with the caches emptied first). They belong to the
 // root module, not to wxbench's, so go test runs in the repository root
 // (b.root) and names them relative to it.
 var goBenchPackages = []string{"./module/internal/wxapi/", "./module/internal/token/", "./module/internal/clientauth/", "./module/"}
 
 const goBenchPattern = "^(BenchmarkScanErrcode|BenchmarkTokenLookup|BenchmarkRequestRewrite|BenchmarkInspector|BenchmarkVerifyCached|BenchmarkAuthorizeClients|BenchmarkServeHTTP)$"
 
+// coldBenchPattern times a fixed number of calls per run, so it runs once
+// (-benchtime 1x), after the others.
+const coldBenchPattern = "^BenchmarkServeHTTPCold$"
+
 // runGoBench runs the Go benchmarks of the hot paths, before any server
 // runs, and keeps their ns/op, B/op and allocs/op.
 func (b *bench) runGoBench() error {
 	logf("7. go test -bench of the hot paths")
-	args := append([]string{"test", "-run", "^$", "-bench", goBenchPattern, "-benchmem", "-count", "1"}, goBenchPackages...)
-	cmd := exec.Command("go", args...)
-	cmd.Dir = b.root
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	if err != nil {
-		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out.String())
+	for _, args := range [][]string{
+		append([]string{"test", "-run", "^$", "-bench", goBenchPattern, "-benchmem", "-count", "1"}, goBenchPackages...),
+		{"test", "-run", "^$", "-bench", coldBenchPattern, "-benchtime", "1x", "-benchmem", "-count", "1", "./module/"},
+	} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = b.root
+		var run bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &run, &run
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, run.String())
+		}
+		out.Write(run.Bytes())
 	}
 	benches := parseGoBench(out.String())
 	b.res.gobench = benches

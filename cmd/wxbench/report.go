@@ -184,22 +184,24 @@ func (r results) table() []row {
 				fmtBytes(a.rssPerAccount()), fmtBytes(a.heapPerAccount()), fmtBytes(a.tokenHeapPerAccount()))})
 	}
 
-	var nextOnly *goBench // BenchmarkServeHTTP's baseline: next alone
+	nextOnly := map[string]*goBench{} // BenchmarkServeHTTP's and BenchmarkServeHTTPCold's baselines: next alone
 	for i, g := range r.gobench {
-		if strings.HasPrefix(g.name, serveHTTPBench+"/next_only") {
-			nextOnly = &r.gobench[i]
+		if family, sub, ok := strings.Cut(g.name, "/"); ok && isServeHTTPBench(family) && strings.HasPrefix(sub, "next_only") {
+			nextOnly[family] = &r.gobench[i]
 		}
 	}
 	for _, g := range r.gobench {
 		s := "7. Go benchmarks (hot paths)"
 		x := row{section: s, measure: fmt.Sprintf("%s (%s)", g.name, g.pkg), baseline: "—",
 			gateway: fmt.Sprintf("%.1f ns/op, %d B/op, %d allocs/op", g.nsPerOp, g.bytesPerOp, g.allocs)}
+		family, _, _ := strings.Cut(g.name, "/")
+		nextOnly := nextOnly[family]
 		switch {
 		case allocationFree(g.name):
 			x.target, x.result = "allocation-free", verdict(g.allocs == 0)
 		case nextOnly != nil && g.name == nextOnly.name:
 			x.baseline, x.gateway = x.gateway, "—"
-		case nextOnly != nil && strings.HasPrefix(g.name, serveHTTPBench+"/"):
+		case nextOnly != nil:
 			x.baseline = fmt.Sprintf("next alone: %.1f ns/op, %d B/op, %d allocs/op", nextOnly.nsPerOp, nextOnly.bytesPerOp, nextOnly.allocs)
 			x.compare = fmt.Sprintf("the gateway's work: +%.0f ns, %+d allocs, %+d B per call", g.nsPerOp-nextOnly.nsPerOp,
 				g.allocs-nextOnly.allocs, g.bytesPerOp-nextOnly.bytesPerOp)
@@ -221,9 +223,13 @@ func allocationFree(name string) bool {
 	})
 }
 
-// serveHTTPBench measures a whole call through the handler; its
-// sub-benchmark next_only is the next handler alone.
-const serveHTTPBench = "BenchmarkServeHTTP"
+// isServeHTTPBench reports whether a benchmark measures a whole call
+// through the handler (BenchmarkServeHTTP, and BenchmarkServeHTTPCold with
+// the caches emptied before each call); their sub-benchmark next_only is
+// the next handler alone.
+func isServeHTTPBench(name string) bool {
+	return name == "BenchmarkServeHTTP" || name == "BenchmarkServeHTTPCold"
+}
 
 // renderMarkdown renders the table as Markdown, one section label per
 // group of rows.
