@@ -255,6 +255,10 @@ func (g *gateway) reload() {
 			if resp.StatusCode != http.StatusOK {
 				g.t.Fatalf("reload: %s", resp.Status)
 			}
+			// The old config's server closes its idle connections as it
+			// stops: a POST sent on one of them just then fails with EOF
+			// and is not retried, so calls after a reload dial anew.
+			http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 			return
 		}
 	}
