@@ -197,9 +197,9 @@ func redact(prefix, raw string, names []string) string {
 	return redactParts(prefix, raw, names)
 }
 
-// redactOnce is redact for the usual query, which has nothing escaped, no
-// empty component, and one of names once, as a whole key, and the others nowhere; ok is false
-// for any other.
+// redactOnce is redact for the usual query: nothing escaped, no empty
+// component, one of names once as a whole key and the others nowhere. ok
+// is false for any other query.
 func redactOnce(prefix, raw string, names []string) (uri string, ok bool) {
 	at, name := -1, ""
 	for _, n := range names {
