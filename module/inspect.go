@@ -22,7 +22,8 @@ var windowPool = sync.Pool{New: func() any { b := make([]byte, 0, inspectWindow)
 // client's header map, as with reverse_proxy alone, which is what the
 // client gets; the map as it was before the attempt is kept, so that
 // nothing of a discarded answer (one that is replayed, or whose upstream
-// failed) reaches the client. It holds back a small JSON or text answer
+// failed) reaches the client, but for the informational (1xx) answers sent
+// on at once. It holds back a small JSON or text answer
 // until the handler has looked at its errcode. Anything else (binary media,
 // large answers, non-200 statuses) passes straight through, unbuffered.
 //
@@ -74,6 +75,9 @@ func (i *inspector) free() {
 // the attempt, and nothing of it is sent. Only an answer that is not
 // passing can be discarded.
 func (i *inspector) discard() {
+	if i.passing {
+		return // sent already: nothing can be taken back
+	}
 	if !i.discarded {
 		i.before.restore(i.w.Header())
 		i.discarded = true
@@ -311,6 +315,7 @@ type headerSnapshot struct {
 }
 
 func (s *headerSnapshot) take(h http.Header) {
+	s.n, s.nv, s.many = 0, 0, nil
 	if len(h) <= len(s.keys) {
 		for k, v := range h {
 			if s.nv+len(v) > len(s.saved) {
@@ -343,7 +348,12 @@ func (s *headerSnapshot) restore(h http.Header) {
 	}
 	nv := 0
 	for j := range s.n {
-		nv += copy(s.vals[j], s.saved[nv:])
+		for k, v := range s.vals[j] {
+			if v != s.saved[nv+k] { // write back only what was edited
+				s.vals[j][k] = s.saved[nv+k]
+			}
+		}
+		nv += len(s.vals[j])
 		h[s.keys[j]] = s.vals[j]
 	}
 }

@@ -195,16 +195,16 @@ func (r results) table() []row {
 		x := row{section: s, measure: fmt.Sprintf("%s (%s)", g.name, g.pkg), baseline: "—",
 			gateway: fmt.Sprintf("%.1f ns/op, %d B/op, %d allocs/op", g.nsPerOp, g.bytesPerOp, g.allocs)}
 		family, _, _ := strings.Cut(g.name, "/")
-		nextOnly := nextOnly[family]
+		base := nextOnly[family]
 		switch {
 		case allocationFree(g.name):
 			x.target, x.result = "allocation-free", verdict(g.allocs == 0)
-		case nextOnly != nil && g.name == nextOnly.name:
+		case base != nil && g.name == base.name:
 			x.baseline, x.gateway = x.gateway, "—"
-		case nextOnly != nil:
-			x.baseline = fmt.Sprintf("next alone: %.1f ns/op, %d B/op, %d allocs/op", nextOnly.nsPerOp, nextOnly.bytesPerOp, nextOnly.allocs)
-			x.compare = fmt.Sprintf("the gateway's work: +%.0f ns, %+d allocs, %+d B per call", g.nsPerOp-nextOnly.nsPerOp,
-				g.allocs-nextOnly.allocs, g.bytesPerOp-nextOnly.bytesPerOp)
+		case base != nil:
+			x.baseline = fmt.Sprintf("next alone: %.1f ns/op, %d B/op, %d allocs/op", base.nsPerOp, base.bytesPerOp, base.allocs)
+			x.compare = fmt.Sprintf("the gateway's work: %+.0f ns, %+d allocs, %+d B per call", g.nsPerOp-base.nsPerOp,
+				g.allocs-base.allocs, g.bytesPerOp-base.bytesPerOp)
 		}
 		add(x)
 	}

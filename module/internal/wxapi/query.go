@@ -6,10 +6,11 @@ import (
 )
 
 // The gateway reads and rewrites query strings on every call. These
-// functions work on the raw query, without parsing it into a map: they
-// allocate only when a component is percent-encoded, and they agree with
-// each other on what a parameter's name is (its unescaped key), so that a
-// client cannot hide a parameter from one of them by encoding it.
+// functions work on the raw query, without parsing it into a map: reading
+// allocates only when a component is percent-encoded, a rewrite allocates
+// its result once, and they agree with each other on what a parameter's
+// name is (its unescaped key), so that a client cannot hide a parameter
+// from one of them by encoding it.
 
 // QueryParam returns the first value of the parameter name in the raw query
 // (unescaped) and how many times the parameter appears.
@@ -120,7 +121,8 @@ func cutParam(raw string, i int, name string) (before, after string, ok bool) {
 }
 
 // hasEmptyPart reports whether a raw query has an empty component (a
-// leading, trailing or doubled '&'), which WithParam drops.
+// leading, trailing or doubled '&'): WithParam drops them, and the
+// shortcuts leave such queries to the component-by-component paths.
 func hasEmptyPart(raw string) bool {
 	return raw != "" && (raw[0] == '&' || raw[len(raw)-1] == '&' || strings.Contains(raw, "&&"))
 }
