@@ -199,12 +199,7 @@ func (m *Manager) rememberExchange(ctx context.Context, ce *entry, comp *Account
 	})
 	key := exchangeKey(comp, code)
 	ce.exchanges.Store(key, x)
-	if s := m.sharedStore(); s != nil {
-		raw, _ := json.Marshal(x)
-		sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
-		_ = s.Store(sctx, key, raw)
-		cancel()
-	}
+	_ = m.storeShared(ctx, key, x)
 }
 
 // Unauthorize drops what is kept of an authorizer that withdrew its
@@ -260,14 +255,7 @@ func (m *Manager) keepRefreshToken(ctx context.Context, ce *entry, comp *Account
 
 // storeAuthorizer writes rec to the Store, if there is one.
 func (m *Manager) storeAuthorizer(ctx context.Context, comp *Account, appid string, rec *authorizerRecord) error {
-	s := m.sharedStore()
-	if s == nil {
-		return nil
-	}
-	raw, _ := json.Marshal(rec)
-	sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
-	defer cancel()
-	if err := s.Store(sctx, authorizerStoreKey(comp, appid), raw); err != nil {
+	if err := m.storeShared(ctx, authorizerStoreKey(comp, appid), rec); err != nil {
 		m.lg().Error("could not store an authorizer's refresh token; this instance holds it and writes it again at its next use",
 			zap.String("account", comp.Name), zap.String("authorizer_appid", appid), zap.Error(err))
 		return err

@@ -76,14 +76,7 @@ func (h *Handle) SetVerifyTicket(ctx context.Context, ticket string, issued time
 
 // shareVerifyTicket writes vt to the Store, if there is one.
 func (m *Manager) shareVerifyTicket(ctx context.Context, a *Account, vt *VerifyTicket) error {
-	s := m.sharedStore()
-	if s == nil {
-		return nil
-	}
-	raw, _ := json.Marshal(vt)
-	sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
-	defer cancel()
-	return s.Store(sctx, verifyTicketKey(a), raw)
+	return m.storeShared(ctx, verifyTicketKey(a), vt)
 }
 
 // rejectVerifyTicket marks vt rejected, here and in the Store, unless a

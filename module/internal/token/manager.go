@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"strconv"
@@ -193,6 +194,19 @@ type storeBox struct{ s Store }
 func (m *Manager) SetStore(s Store) { m.store.Store(&storeBox{s}) }
 
 func (m *Manager) sharedStore() Store { return m.store.Load().s }
+
+// storeShared writes v, as JSON, under key in the Store, if there is one,
+// giving the write StoreTimeout.
+func (m *Manager) storeShared(ctx context.Context, key string, v any) error {
+	s := m.sharedStore()
+	if s == nil {
+		return nil
+	}
+	raw, _ := json.Marshal(v)
+	sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
+	defer cancel()
+	return s.Store(sctx, key, raw)
+}
 
 // Clock returns the Manager's clock.
 func (m *Manager) Clock() Clock { return m.opts.Clock }
