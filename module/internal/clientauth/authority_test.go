@@ -210,35 +210,25 @@ func BenchmarkVerifyCached(b *testing.B) {
 	}
 }
 
-func TestRenamedAccountInvalidatesTokens(t *testing.T) {
-	a, _ := newAuthority(t)
-	tok := mustIssue(t, a, "official", "wx1", keyShop)
-	// The next config calls wx2 "mp": the token for "mp" (wx1) must not
-	// reach wx2.
-	renamed := []Account{{Name: "mp", Kind: "official", AppID: "wx2"}}
-	b, err := New([]Client{{Name: "shop", Keys: []string{keyShop}, Accounts: []string{"mp"}}}, renamed, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if _, err := b.Verify(tok); err == nil || err.Code != wxapi.CodeInvalidAppID {
-		t.Fatalf("token for a renamed account: %v", err)
-	}
-}
-
-func TestAccountOfAnotherKindInvalidatesTokens(t *testing.T) {
-	a, _ := newAuthority(t)
-	tok := mustIssue(t, a, "official", "wx1", keyShop)
-	// The next config makes "mp" a WeCom app with the same id: the token
-	// issued for an official account must not serve it.
-	changed := []Account{{Name: "mp", Kind: "wecom", AppID: "wx1"}}
-	b, err := New([]Client{{Name: "shop", Keys: []string{keyShop}, Accounts: []string{"mp"}}}, changed, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if _, err := b.Verify(tok); err == nil || err.Code != wxapi.CodeInvalidAppID {
-		t.Fatalf("token for an account of another kind: %v", err)
+// TestChangedAccountInvalidatesTokens: a token issued for account "mp"
+// (official, wx1) serves no other account the next config calls "mp".
+func TestChangedAccountInvalidatesTokens(t *testing.T) {
+	for name, next := range map[string]Account{
+		"renamed":      {Name: "mp", Kind: "official", AppID: "wx2"}, // wx2 now called "mp"
+		"another kind": {Name: "mp", Kind: "wecom", AppID: "wx1"},    // the same id, now a WeCom app
+	} {
+		t.Run(name, func(t *testing.T) {
+			a, _ := newAuthority(t)
+			tok := mustIssue(t, a, "official", "wx1", keyShop)
+			b, err := New([]Client{{Name: "shop", Keys: []string{keyShop}, Accounts: []string{"mp"}}}, []Account{next}, 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if _, err := b.Verify(tok); err == nil || err.Code != wxapi.CodeInvalidAppID {
+				t.Fatalf("token for a %s account: %v", name, err)
+			}
+		})
 	}
 }
 
