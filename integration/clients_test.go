@@ -128,7 +128,7 @@ func (e *clientsEnv) answer(method, url, body string) wxAnswer {
 func (e *clientsEnv) gatewayToken(base func(string) string, appid, key string) string {
 	e.t.Helper()
 	a := e.answer("GET", base("/cgi-bin/token?grant_type=client_credential&appid="+appid+"&secret="+url.QueryEscape(key)), "")
-	if a.Errcode != 0 || !strings.HasPrefix(a.AccessToken, "gw1.") || a.ExpiresIn != 7200 {
+	if a.Errcode != 0 || !strings.HasPrefix(a.AccessToken, "gw2.") || a.ExpiresIn != 7200 {
 		e.t.Fatalf("token call: %+v", a)
 	}
 	e.gwTokens = append(e.gwTokens, a.AccessToken)
@@ -156,16 +156,16 @@ func TestClientsAuthenticateWithGatewayTokens(t *testing.T) {
 	if a.Errcode != 0 {
 		t.Fatalf("user/info with a gateway token: %+v", a)
 	}
-	if sent := e.tap.lastSent(); sent == tok || strings.HasPrefix(sent, "gw1.") {
+	if sent := e.tap.lastSent(); sent == tok || strings.HasPrefix(sent, "gw2.") {
 		t.Fatal("the gateway token reached WeChat")
 	}
 	// stable_token and gettoken work the same way.
 	st := e.answer("POST", e.gw.URL("/cgi-bin/stable_token"), `{"grant_type":"client_credential","appid":"`+mpAppID+`","secret":"`+keyApp+`","force_refresh":false}`)
-	if st.Errcode != 0 || !strings.HasPrefix(st.AccessToken, "gw1.") {
+	if st.Errcode != 0 || !strings.HasPrefix(st.AccessToken, "gw2.") {
 		t.Fatalf("stable_token: %+v", st)
 	}
 	wc := e.answer("GET", e.gw.URL2("/cgi-bin/gettoken?corpid="+corpID+"&corpsecret="+keyAppOld), "")
-	if wc.Errcode != 0 || wc.Errmsg != "ok" || !strings.HasPrefix(wc.AccessToken, "gw1.") {
+	if wc.Errcode != 0 || wc.Errmsg != "ok" || !strings.HasPrefix(wc.AccessToken, "gw2.") {
 		t.Fatalf("gettoken: %+v", wc)
 	}
 	e.gwTokens = append(e.gwTokens, st.AccessToken, wc.AccessToken)

@@ -919,7 +919,7 @@ func (c *exampleCaller) tokenURL() string {
 // without an SDK would.
 func (c *exampleCaller) gatewayToken() (string, error) {
 	tok, err := c.e.tokenFrom(c.base + c.tokenURL())
-	if err == nil && !c.trusted && !strings.HasPrefix(tok, "gw1.") {
+	if err == nil && !c.trusted && !strings.HasPrefix(tok, "gw2.") {
 		err = fmt.Errorf("the token call answered a token (%d chars) that is not a gateway token", len(tok))
 	}
 	return tok, err

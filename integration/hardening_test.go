@@ -297,7 +297,7 @@ func TestDeclaredBodiesCostNothingUntilSent(t *testing.T) {
 func (e *clientsEnv) wecomToken(key string) string {
 	e.t.Helper()
 	a := e.answer("GET", e.gw.URL2("/cgi-bin/gettoken?corpid="+corpID+"&corpsecret="+key), "")
-	if a.Errcode != 0 || !strings.HasPrefix(a.AccessToken, "gw1.") {
+	if a.Errcode != 0 || !strings.HasPrefix(a.AccessToken, "gw2.") {
 		e.t.Fatalf("gettoken: %+v", a)
 	}
 	e.gwTokens = append(e.gwTokens, a.AccessToken)

@@ -417,8 +417,8 @@ func (l *rawLog) all() []string {
 // WeChat's, and given a lifetime the SDKs cache well.
 func (e *sdkEnv) checkIssued(p *countingProxy, tok string) {
 	e.t.Helper()
-	if !strings.HasPrefix(tok, "gw1.") || slices.Contains(e.tap.allTokens(), tok) {
-		e.t.Fatalf("the SDK holds a token (%d chars) that is not a gateway token (gw1.)", len(tok))
+	if !strings.HasPrefix(tok, "gw2.") || slices.Contains(e.tap.allTokens(), tok) {
+		e.t.Fatalf("the SDK holds a token (%d chars) that is not a gateway token (gw2.)", len(tok))
 	}
 	if issued := p.issuedTokens(); len(issued) != 1 || issued[0] != tok {
 		e.t.Fatalf("the gateway issued %d tokens to the SDK; want the one it holds", len(issued))
@@ -670,7 +670,7 @@ func TestSDKGoWrongKeyGetsNoToken(t *testing.T) {
 	}
 	// Calls without a token of the gateway's, sent with the SDK's own HTTP
 	// helper: refused, nothing injected.
-	const forged = "gw1.forged.forged"
+	const forged = "gw2.forged.forged"
 	for _, u := range []string{
 		"https://api.weixin.qq.com/cgi-bin/menu/get",
 		"https://api.weixin.qq.com/cgi-bin/menu/get?access_token=" + forged,
@@ -919,7 +919,7 @@ func TestSilenceperOpenPlatform(t *testing.T) {
 	t.Run("trusted", func(t *testing.T) {
 		silenceperOpenPlatform(t, componentCaddyfile, "the-gateway-holds-the-secret", "caddy-wechat-")
 	})
-	t.Run("clients", func(t *testing.T) { silenceperOpenPlatform(t, componentClientsCaddyfile, saasKey, "gw1.") })
+	t.Run("clients", func(t *testing.T) { silenceperOpenPlatform(t, componentClientsCaddyfile, saasKey, "gw2.") })
 }
 
 // silenceperOpenPlatform runs the SDK against a platform site of caddyfile
@@ -973,7 +973,7 @@ func silenceperOpenPlatform(t *testing.T, caddyfile, secret, prefix string) {
 	if !strings.HasPrefix(info.AccessToken, prefix) || info.RefreshToken != "caddy-wechat-managed" {
 		t.Errorf("the SDK holds %q and %q, not what the gateway hands out", info.AccessToken, info.RefreshToken)
 	}
-	if prefix != "gw1." {
+	if prefix != "gw2." {
 		return
 	}
 	// In clients mode, each gateway token serves its own side only, and a

@@ -158,7 +158,7 @@ func TestForwardReplacesClientTokenWithRealOne(t *testing.T) {
 			}
 			up := seen[0]
 			real := g.fetches.last()
-			if real == "" || strings.HasPrefix(real, "gw1.") {
+			if real == "" || strings.HasPrefix(real, "gw2.") {
 				t.Fatalf("fetched token %q", real)
 			}
 			if want := "access_token=" + real + "&openid=o1&lang=zh_CN"; up.RawQuery != want {

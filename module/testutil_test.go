@@ -412,7 +412,7 @@ func (g *gateway) gatewayToken(h *Handler, kind, appid, key string) string {
 	}
 	before := len(g.upstreamRequests())
 	ans := decodeAnswer(g.t, g.get(h, target))
-	if ans.Errcode != 0 || !strings.HasPrefix(ans.AccessToken, "gw1.") {
+	if ans.Errcode != 0 || !strings.HasPrefix(ans.AccessToken, "gw2.") {
 		g.t.Fatalf("token endpoint: no gateway token for %s %s: %+v", kind, appid, ans)
 	}
 	if after := len(g.upstreamRequests()); after != before {

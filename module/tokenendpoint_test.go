@@ -34,7 +34,7 @@ func TestTokenEndpointIssuesGatewayTokens(t *testing.T) {
 			r := httptest.NewRequest(c.method, c.target, strings.NewReader(c.body))
 			rec := g.serve(h, r)
 			a := decodeAnswer(t, rec)
-			if !strings.HasPrefix(a.AccessToken, "gw1.") || a.ExpiresIn != int(clientauth.DefaultTTL/time.Second) || a.Errcode != 0 {
+			if !strings.HasPrefix(a.AccessToken, "gw2.") || a.ExpiresIn != int(clientauth.DefaultTTL/time.Second) || a.Errcode != 0 {
 				t.Fatalf("answer %q, want a gateway token for 7200 s", rec.Body.String())
 			}
 			if got := strings.Contains(rec.Body.String(), `"errcode":0`); got != c.wecom {
@@ -187,7 +187,7 @@ func TestRawTokenEndpoint(t *testing.T) {
 		wantErrcode(t, g.get(open, RawTokenPath), wxapi.CodeTokenMissing)
 	})
 	t.Run("bad token", func(t *testing.T) {
-		wantErrcode(t, g.get(open, RawTokenPath+"?access_token=gw1.x.y"), wxapi.CodeInvalidCredential)
+		wantErrcode(t, g.get(open, RawTokenPath+"?access_token=gw2.x.y"), wxapi.CodeInvalidCredential)
 	})
 	t.Run("two tokens", func(t *testing.T) {
 		wantErrcode(t, g.get(open, RawTokenPath+"?access_token="+raw+"&access_token="+raw), wxapi.CodeInvalidCredential)

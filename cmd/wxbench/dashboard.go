@@ -92,7 +92,7 @@ func (b *bench) runDashboard() error {
 		case 10 * time.Hour: // a client with a forged token, refused
 			if b.gwPort3 != 0 {
 				for range 20 {
-					_, _, _ = get(b.gw3URL(userInfoPath+"&access_token=gw1.forged.token"), nil)
+					_, _, _ = get(b.gw3URL(userInfoPath+"&access_token=gw2.forged.token"), nil)
 				}
 			}
 		case 14 * time.Hour: // the WeCom secret stops working: the guard trips

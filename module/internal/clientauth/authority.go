@@ -53,7 +53,9 @@ const DefaultTTL = 2 * time.Hour
 type Authority struct {
 	clients  map[string]*client
 	byKey    map[[32]byte]*client
+	keyIDs   map[[8]byte]clientKey
 	accounts map[string]Account
+	tags     map[[8]byte]string // account tag -> account name
 	ttl      time.Duration
 	now      func() time.Time
 	verified *ristretto.Cache[string, *Claims]
@@ -62,8 +64,14 @@ type Authority struct {
 
 type client struct {
 	Client
-	keys     map[string][]byte // key id -> key
+	keys     map[string][]byte // key id (hex) -> key
 	accounts map[string]bool
+}
+
+// clientKey is a key and the client it belongs to.
+type clientKey struct {
+	client *client
+	key    []byte
 }
 
 // New returns an Authority, or an error naming the client and field at
@@ -81,12 +89,19 @@ func New(clients []Client, accounts []Account, ttl time.Duration, now func() tim
 	a := &Authority{
 		clients:  make(map[string]*client),
 		byKey:    make(map[[32]byte]*client),
+		keyIDs:   make(map[[8]byte]clientKey),
 		accounts: make(map[string]Account),
+		tags:     make(map[[8]byte]string),
 		ttl:      ttl,
 		now:      now,
 	}
 	for _, acct := range accounts {
+		tag := accountTag(acct.Name, acct.Kind, acct.AppID)
+		if other, dup := a.tags[tag]; dup {
+			return nil, fmt.Errorf("accounts %q and %q: their token tags collide; rename one", other, acct.Name)
+		}
 		a.accounts[acct.Name] = acct
+		a.tags[tag] = acct.Name
 	}
 	for _, c := range clients {
 		if err := a.add(c); err != nil {
@@ -127,7 +142,12 @@ func (a *Authority) add(c Client) error {
 		if other, dup := a.byKey[sum]; dup {
 			return fmt.Errorf("client %q: key %d is also a key of client %q; every client needs keys of its own", c.Name, i+1, other.Name)
 		}
+		id := keyIDOf(k)
+		if other, dup := a.keyIDs[id]; dup {
+			return fmt.Errorf("client %q: key %d has the same id as a key of client %q; generate another", c.Name, i+1, other.client.Name)
+		}
 		a.byKey[sum] = cl
+		a.keyIDs[id] = clientKey{client: cl, key: []byte(k)}
 		cl.keys[keyID(k)] = []byte(k)
 	}
 	corps := make(map[string]string)

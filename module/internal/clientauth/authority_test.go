@@ -1,6 +1,7 @@
 package clientauth
 
 import (
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
@@ -60,7 +61,7 @@ func mustIssue(t *testing.T, a *Authority, kind, appid, key string) string {
 func TestIssueAndVerify(t *testing.T) {
 	a, _ := newAuthority(t)
 	tok := mustIssue(t, a, "official", "wx1", keyShop)
-	if !strings.HasPrefix(tok, "gw1.") || len(tok) > 512 || strings.Contains(tok, keyShop) {
+	if !strings.HasPrefix(tok, "gw2.") || len(tok) != 54 || strings.Contains(tok, keyShop) {
 		t.Fatalf("token %q", tok)
 	}
 	for range 2 { // the second time from the cache
@@ -98,21 +99,40 @@ func TestIssueRefusals(t *testing.T) {
 	}
 }
 
+// forgeV2 is tok's payload with a format 2 MAC made with key.
+func forgeV2(tok string, key string) string {
+	payload, _, _ := strings.Cut(strings.TrimPrefix(tok, prefixV2), ".")
+	return prefixV2 + payload + "." + b64.EncodeToString(macV2([]byte(key), payload))
+}
+
 func TestVerifyRefusals(t *testing.T) {
 	a, clock := newAuthority(t)
 	tok := mustIssue(t, a, "official", "wx1", keyShop)
-	payload, _, _ := strings.Cut(strings.TrimPrefix(tok, "gw1."), ".")
-	forged := "gw1." + payload + "." + sign([]byte("not-the-key-0123456789"), payload)
+	crm := mustIssue(t, a, "official", "wx2", keyCRM)
+	payload, mac, _ := strings.Cut(strings.TrimPrefix(tok, prefixV2), ".")
+	crmPayload, _, _ := strings.Cut(strings.TrimPrefix(crm, prefixV2), ".")
+	raw, _ := b64.DecodeString(payload)
+	later := append([]byte(nil), raw...)
+	later[fixedSizeV2-1]++ // a second more
 	for name, c := range map[string]struct {
 		tok  string
 		code int
 	}{
-		"garbage":   {"hello", wxapi.CodeInvalidCredential},
-		"real-like": {"86_AbCdEf0123", wxapi.CodeInvalidCredential},
-		"truncated": {tok[:len(tok)-3], wxapi.CodeInvalidCredential},
-		"forged":    {forged, wxapi.CodeInvalidCredential},
-		"no mac":    {"gw1." + payload, wxapi.CodeInvalidCredential},
-		"bad b64":   {"gw1.!!!.x", wxapi.CodeInvalidCredential},
+		"garbage":              {"hello", wxapi.CodeInvalidCredential},
+		"real-like":            {"86_AbCdEf0123", wxapi.CodeInvalidCredential},
+		"truncated":            {tok[:len(tok)-3], wxapi.CodeInvalidCredential},
+		"forged":               {forgeV2(tok, "not-the-key-0123456789"), wxapi.CodeInvalidCredential},
+		"no mac":               {prefixV2 + payload, wxapi.CodeInvalidCredential},
+		"bad b64":              {"gw2.!!!.x", wxapi.CodeInvalidCredential},
+		"bad b64 mac":          {prefixV2 + payload + "." + strings.Repeat("!", len(mac)), wxapi.CodeInvalidCredential},
+		"another token's mac":  {prefixV2 + crmPayload + "." + mac, wxapi.CodeInvalidCredential},
+		"a later expiry":       {prefixV2 + b64.EncodeToString(later) + "." + mac, wxapi.CodeInvalidCredential},
+		"short payload":        {prefixV2 + payload[:20] + "." + mac, wxapi.CodeInvalidCredential},
+		"long payload":         {prefixV2 + payload + strings.Repeat("A", 120) + "." + mac, wxapi.CodeInvalidCredential},
+		"format 1, same parts": {prefixV1 + payload + "." + mac, wxapi.CodeInvalidCredential},
+		"unknown format":       {"gw3." + payload + "." + mac, wxapi.CodeInvalidCredential},
+		"empty":                {"", wxapi.CodeInvalidCredential},
+		"prefix only":          {prefixV2, wxapi.CodeInvalidCredential},
 	} {
 		if _, err := a.Verify(c.tok); err == nil || err.Code != c.code {
 			t.Errorf("%s: Verify = %v, want %d", name, err, c.code)
@@ -121,6 +141,66 @@ func TestVerifyRefusals(t *testing.T) {
 	clock.advance(DefaultTTL)
 	if _, err := a.Verify(tok); err == nil || err.Code != wxapi.CodeTokenExpired {
 		t.Fatalf("expired token: %v", err)
+	}
+}
+
+// issueV1 makes a format 1 token, as earlier versions issued them.
+func issueV1(cl Claims, key string) string {
+	raw, _ := json.Marshal(cl)
+	payload := b64.EncodeToString(raw)
+	return prefixV1 + payload + "." + sign([]byte(key), payload)
+}
+
+// TestFormat1StillAccepted: a token an earlier version issued verifies
+// until it expires, with the same checks.
+func TestFormat1StillAccepted(t *testing.T) {
+	a, clock := newAuthority(t)
+	cl := Claims{Client: "shop", Account: "mp", AppID: "wx1", Kind: "official", KeyID: keyID(keyShop), Expiry: clock.now().Add(time.Hour).Unix()}
+	tok := issueV1(cl, keyShop)
+	if got, err := a.Verify(tok); err != nil || *got != cl {
+		t.Fatalf("Verify(format 1) = %+v, %v", got, err)
+	}
+	other := cl
+	other.Account, other.AppID = "mp2", "wx2"
+	for name, c := range map[string]struct {
+		tok  string
+		code int
+	}{
+		"forged":         {issueV1(cl, "not-the-key-0123456789"), wxapi.CodeInvalidCredential},
+		"not its client": {issueV1(other, keyShop), wxapi.CodeInvalidAppID},
+		"truncated":      {tok[:len(tok)-3], wxapi.CodeInvalidCredential},
+	} {
+		if _, err := a.Verify(c.tok); err == nil || err.Code != c.code {
+			t.Errorf("%s: Verify = %v, want %d", name, err, c.code)
+		}
+	}
+	clock.advance(time.Hour)
+	if _, err := a.Verify(tok); err == nil || err.Code != wxapi.CodeTokenExpired {
+		t.Fatalf("expired format 1 token: %v", err)
+	}
+}
+
+// TestAuthorizerTokens: a third-party platform's token for one of its
+// authorizers carries the authorizer's appid, signed.
+func TestAuthorizerTokens(t *testing.T) {
+	a, _ := newAuthority(t, Client{Name: "saas", Keys: []string{keyShop}, Accounts: []string{"platform"}})
+	own, err := a.Verify(mustIssue(t, a, "component", "wxcomp", keyShop))
+	if err != nil || own.Authorizer != "" {
+		t.Fatalf("component token: %+v, %v", own, err)
+	}
+	tok, refusal := a.IssueAuthorizer(own, "wxauthorizer000001")
+	if refusal != nil || len(tok) != 78 {
+		t.Fatalf("IssueAuthorizer = %q, %v", tok, refusal)
+	}
+	cl, err := a.Verify(tok)
+	if err != nil || cl.Authorizer != "wxauthorizer000001" || cl.Account != "platform" || cl.Client != "saas" {
+		t.Fatalf("authorizer token: %+v, %v", cl, err)
+	}
+	if _, err := a.IssueAuthorizer(cl, "wxother"); err == nil {
+		t.Error("an authorizer token issued another authorizer's")
+	}
+	if _, err := a.IssueAuthorizer(own, strings.Repeat("x", maxAuthorizer+1)); err == nil || err.Code != wxapi.CodeInvalidAppID {
+		t.Errorf("an authorizer appid of %d bytes: %v", maxAuthorizer+1, err)
 	}
 }
 
@@ -240,8 +320,8 @@ func TestRecentTokensCompareTheWholeToken(t *testing.T) {
 	if _, err := a.Verify(tok); err != nil {
 		t.Fatal(err)
 	}
-	payload, mac, _ := strings.Cut(strings.TrimPrefix(tok, tokenPrefix), ".")
-	forged := tokenPrefix + payload + "." + sign([]byte("not-the-key-0123456789"), payload)
+	_, mac, _ := strings.Cut(strings.TrimPrefix(tok, prefixV2), ".")
+	forged := forgeV2(tok, "not-the-key-0123456789")
 	forged = forged[:len(forged)-2] + mac[len(mac)-2:] // the valid token's slot
 	if recentSlot(forged) != recentSlot(tok) {
 		t.Fatal("the forged token is not in the valid one's slot")

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"strings"
@@ -13,8 +14,31 @@ import (
 	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
-// tokenPrefix starts every gateway token (format version 1).
-const tokenPrefix = "gw1."
+// A gateway token is signed with the key of the client it was issued to
+// (HMAC-SHA256), so every gateway that has the client's keys verifies it
+// without shared state. The gateway issues format 2:
+//
+//	gw2.<payload>.<mac>
+//
+// where payload is the base64url of the signing key's id (8 bytes), the
+// account's tag (8 bytes, a digest of its name, kind and appid), the expiry
+// (4 bytes, Unix seconds, big-endian) and, in an authorizer's token, the
+// authorizer's appid; mac is base64url of the first 16 bytes of
+// HMAC-SHA256(key, "gw2." + payload). A token is 54 characters (78 for an
+// authorizer), shorter than WeChat's own: every call carries it.
+//
+// Format 1 (gw1.<base64url of JSON claims>.<base64url of HMAC-SHA256 over
+// that>, 180 characters and more) was issued by earlier versions; such
+// tokens are still accepted until they expire, so that clients holding one
+// keep working through an upgrade.
+const (
+	prefixV2 = "gw2."
+	prefixV1 = "gw1."
+
+	macSizeV2     = 16
+	fixedSizeV2   = 8 + 8 + 4 // key id, account tag, expiry
+	maxAuthorizer = 64        // the longest authorizer appid a token carries
+)
 
 // Claims is what a verified gateway token says.
 type Claims struct {
@@ -27,30 +51,68 @@ type Claims struct {
 	AppID string `json:"p"`
 	// Kind is that account's kind when the token was issued: a config that
 	// changes an account's kind cannot carry a live token over to it.
-	// Tokens issued before kinds were recorded have none.
+	// Format 1 tokens of the earliest versions have none.
 	Kind string `json:"t,omitempty"`
 	// Authorizer, in a token of a component account, is the authorizer
 	// appid the token acts for (see IssueAuthorizer); empty in the
 	// component's own token.
 	Authorizer string `json:"z,omitempty"`
-	// KeyID names the key that signed the token (a digest prefix, not the key).
+	// KeyID names the key that signed the token (a digest prefix, not the
+	// key), in hex.
 	KeyID string `json:"k"`
 	// Expiry is the Unix time the token expires at.
 	Expiry int64 `json:"e"`
 }
 
-// keyID is the public name of a key: the first 8 bytes of its SHA-256.
-func keyID(key string) string {
+// keyIDOf is the public name of a key: the first 8 bytes of its SHA-256.
+func keyIDOf(key string) [8]byte {
 	sum := sha256.Sum256([]byte("caddy-wechat client key id\x00" + key))
-	return hex.EncodeToString(sum[:8])
+	return [8]byte(sum[:8])
+}
+
+// keyID is keyIDOf in hex, as Claims.KeyID holds it.
+func keyID(key string) string {
+	id := keyIDOf(key)
+	return hex.EncodeToString(id[:])
+}
+
+// accountTag binds a token to an account as it was configured: its name,
+// kind and appid. A config that renames an account, or gives its name to
+// another app, has no account with the old tag.
+func accountTag(name, kind, appid string) [8]byte {
+	sum := sha256.Sum256([]byte("caddy-wechat account\x00" + name + "\x00" + kind + "\x00" + appid))
+	return [8]byte(sum[:8])
 }
 
 var b64 = base64.RawURLEncoding
 
+// sign is the MAC of a format 1 token.
 func sign(key []byte, payload string) string {
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(payload))
 	return b64.EncodeToString(mac.Sum(nil))
+}
+
+// macV2 is the MAC of a format 2 token whose payload (base64url) is payload.
+func macV2(key []byte, payload string) []byte {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(prefixV2))
+	mac.Write([]byte(payload))
+	return mac.Sum(nil)[:macSizeV2]
+}
+
+// encode returns the format 2 token of verified or freshly issued claims,
+// signed with key.
+func encode(cl *Claims, key []byte) string {
+	raw := make([]byte, 0, fixedSizeV2+len(cl.Authorizer))
+	id, _ := hex.DecodeString(cl.KeyID)
+	raw = append(raw, id...)
+	tag := accountTag(cl.Account, cl.Kind, cl.AppID)
+	raw = append(raw, tag[:]...)
+	raw = binary.BigEndian.AppendUint32(raw, uint32(cl.Expiry))
+	raw = append(raw, cl.Authorizer...)
+	payload := b64.EncodeToString(raw)
+	return prefixV2 + payload + "." + b64.EncodeToString(macV2(key, payload))
 }
 
 // Authenticate checks a call in which the client gave its key in place of
@@ -84,9 +146,7 @@ func (a *Authority) Issue(kind, appid, key string) (string, *Error) {
 		return "", refusal
 	}
 	cl.Expiry = a.now().Add(a.ttl).Unix()
-	raw, _ := json.Marshal(cl)
-	payload := b64.EncodeToString(raw)
-	return tokenPrefix + payload + "." + sign([]byte(key), payload), nil
+	return encode(cl, []byte(key)), nil
 }
 
 // IssueAuthorizer returns a gateway token for authorizer appid of the
@@ -101,12 +161,13 @@ func (a *Authority) IssueAuthorizer(cl *Claims, appid string) (string, *Error) {
 	if !ok {
 		return "", Refuse(wxapi.CodeInvalidCredential, "invalid credential: the key this token was issued with was revoked")
 	}
+	if appid == "" || len(appid) > maxAuthorizer {
+		return "", Refuse(wxapi.CodeInvalidAppID, "invalid authorizer appid")
+	}
 	out := *cl
 	out.Authorizer = appid
 	out.Expiry = a.now().Add(a.ttl).Unix()
-	raw, _ := json.Marshal(&out)
-	payload := b64.EncodeToString(raw)
-	return tokenPrefix + payload + "." + sign(key, payload), nil
+	return encode(&out, key), nil
 }
 
 // Verify checks a gateway token and returns its claims: signed by a key the
@@ -126,18 +187,80 @@ func (a *Authority) Verify(token string) (*Claims, *Error) {
 		}
 		return hit, nil
 	}
-	rest, ok := strings.CutPrefix(token, tokenPrefix)
-	if !ok {
-		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: not a gateway token (fetch one from the gateway's token endpoint with the client key)")
+	cl, refusal := a.parse(token)
+	if refusal != nil {
+		return nil, refusal
 	}
+	if now >= cl.Expiry {
+		return nil, Refuse(wxapi.CodeTokenExpired, "access_token expired: fetch a new gateway token")
+	}
+	a.verified.SetWithTTL(token, cl, 1, time.Duration(cl.Expiry-now)*time.Second)
+	a.recent.put(token, cl)
+	return cl, nil
+}
+
+// malformed refuses a token that is not one the gateway issued.
+func malformed() *Error {
+	return Refuse(wxapi.CodeInvalidCredential, "invalid credential: malformed gateway token")
+}
+
+// parse checks a token's signature and that its client and account are
+// still configured as they were when it was issued, and returns its
+// claims; the expiry is the caller's to check.
+func (a *Authority) parse(token string) (*Claims, *Error) {
+	switch {
+	case strings.HasPrefix(token, prefixV2):
+		return a.parseV2(token[len(prefixV2):])
+	case strings.HasPrefix(token, prefixV1):
+		return a.parseV1(token[len(prefixV1):])
+	}
+	return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: not a gateway token (fetch one from the gateway's token endpoint with the client key)")
+}
+
+// parseV2 parses a format 2 token, its prefix cut off.
+func (a *Authority) parseV2(rest string) (*Claims, *Error) {
+	payload, mac, ok := strings.Cut(rest, ".")
+	if !ok || len(payload) > b64.EncodedLen(fixedSizeV2+maxAuthorizer) || len(mac) != b64.EncodedLen(macSizeV2) {
+		return nil, malformed()
+	}
+	raw, err := b64.DecodeString(payload)
+	gotMAC, errMAC := b64.DecodeString(mac)
+	if err != nil || errMAC != nil || len(raw) < fixedSizeV2 {
+		return nil, malformed()
+	}
+	k, ok := a.keyIDs[[8]byte(raw[:8])]
+	if !ok {
+		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: the key this token was issued with was revoked, or its client removed")
+	}
+	if !hmac.Equal(macV2(k.key, payload), gotMAC) {
+		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: bad gateway token signature")
+	}
+	name, ok := a.tags[[8]byte(raw[8:16])]
+	if !ok || !k.client.accounts[name] {
+		return nil, Refuse(wxapi.CodeInvalidAppID, "client "+k.client.Name+" may no longer use the account its token was issued for")
+	}
+	acct := a.accounts[name]
+	return &Claims{
+		Client:     k.client.Name,
+		Account:    name,
+		AppID:      acct.AppID,
+		Kind:       acct.Kind,
+		Authorizer: string(raw[fixedSizeV2:]),
+		KeyID:      hex.EncodeToString(raw[:8]),
+		Expiry:     int64(binary.BigEndian.Uint32(raw[16:20])),
+	}, nil
+}
+
+// parseV1 parses a format 1 token, its prefix cut off.
+func (a *Authority) parseV1(rest string) (*Claims, *Error) {
 	payload, mac, ok := strings.Cut(rest, ".")
 	if !ok {
-		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: malformed gateway token")
+		return nil, malformed()
 	}
 	raw, err := b64.DecodeString(payload)
 	var cl Claims
 	if err != nil || json.Unmarshal(raw, &cl) != nil {
-		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: malformed gateway token")
+		return nil, malformed()
 	}
 	c, ok := a.clients[cl.Client]
 	if !ok {
@@ -153,11 +276,6 @@ func (a *Authority) Verify(token string) (*Claims, *Error) {
 	if acct := a.accounts[cl.Account]; !c.accounts[cl.Account] || acct.AppID != cl.AppID || (cl.Kind != "" && acct.Kind != cl.Kind) {
 		return nil, Refuse(wxapi.CodeInvalidAppID, "client "+c.Name+" may no longer use account "+cl.Account+" "+cl.AppID)
 	}
-	if now >= cl.Expiry {
-		return nil, Refuse(wxapi.CodeTokenExpired, "access_token expired: fetch a new gateway token")
-	}
-	a.verified.SetWithTTL(token, &cl, 1, time.Duration(cl.Expiry-now)*time.Second)
-	a.recent.put(token, &cl)
 	return &cl, nil
 }
 
