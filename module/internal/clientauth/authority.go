@@ -211,12 +211,14 @@ type recentToken struct {
 	claims *Claims
 }
 
+// recentSlot is a token's slot: from the second and third characters from
+// the end (the last one of a signature carries only a few bits).
 func recentSlot(token string) int {
 	n := len(token)
-	if n < 2 {
+	if n < 3 {
 		return 0
 	}
-	return (int(token[n-1]) ^ int(token[n-2])<<2) & (recentSlots - 1)
+	return (int(token[n-2]) ^ int(token[n-3])<<2) & (recentSlots - 1)
 }
 
 // get returns the claims of token if it is in its slot.

@@ -132,6 +132,7 @@ func TestVerifyRefusals(t *testing.T) {
 		"format 1, same parts": {prefixV1 + payload + "." + mac, wxapi.CodeInvalidCredential},
 		"unknown format":       {"gw3." + payload + "." + mac, wxapi.CodeInvalidCredential},
 		"empty":                {"", wxapi.CodeInvalidCredential},
+		"another spelling":     {tok[:len(tok)-1] + string(tok[len(tok)-1]+1), wxapi.CodeInvalidCredential}, // unused bits set
 		"prefix only":          {prefixV2, wxapi.CodeInvalidCredential},
 	} {
 		if _, err := a.Verify(c.tok); err == nil || err.Code != c.code {
@@ -322,7 +323,7 @@ func TestRecentTokensCompareTheWholeToken(t *testing.T) {
 	}
 	_, mac, _ := strings.Cut(strings.TrimPrefix(tok, prefixV2), ".")
 	forged := forgeV2(tok, "not-the-key-0123456789")
-	forged = forged[:len(forged)-2] + mac[len(mac)-2:] // the valid token's slot
+	forged = forged[:len(forged)-3] + mac[len(mac)-3:] // the valid token's slot
 	if recentSlot(forged) != recentSlot(tok) {
 		t.Fatal("the forged token is not in the valid one's slot")
 	}

@@ -84,7 +84,12 @@ func accountTag(name, kind, appid string) [8]byte {
 	return [8]byte(sum[:8])
 }
 
-var b64 = base64.RawURLEncoding
+var (
+	b64 = base64.RawURLEncoding
+	// b64Strict refuses the non-canonical spellings of a value (unused low
+	// bits set in the last character), so that a token has one spelling.
+	b64Strict = base64.RawURLEncoding.Strict()
+)
 
 // sign is the MAC of a format 1 token.
 func sign(key []byte, payload string) string {
@@ -223,8 +228,8 @@ func (a *Authority) parseV2(rest string) (*Claims, *Error) {
 	if !ok || len(payload) > b64.EncodedLen(fixedSizeV2+maxAuthorizer) || len(mac) != b64.EncodedLen(macSizeV2) {
 		return nil, malformed()
 	}
-	raw, err := b64.DecodeString(payload)
-	gotMAC, errMAC := b64.DecodeString(mac)
+	raw, err := b64Strict.DecodeString(payload)
+	gotMAC, errMAC := b64Strict.DecodeString(mac)
 	if err != nil || errMAC != nil || len(raw) < fixedSizeV2 {
 		return nil, malformed()
 	}
