@@ -492,6 +492,19 @@ func TestValidateNamesTheField(t *testing.T) {
 		}
 	}
 }`, `kind "mini" is not one of official, wecom`},
+		"token ttl too long": {`{
+	wechat {
+		account mp official {
+			appid wx1
+			secret {env.HOME}
+		}
+		client shop {
+			key {env.HOME}
+			accounts mp
+		}
+		client_token_ttl 9000d
+	}
+}`, `client_token_ttl must be at most`},
 	} {
 		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".Caddyfile")
 		if err := os.WriteFile(path, []byte(c.cfg), 0o600); err != nil {

@@ -51,8 +51,8 @@ type App struct {
 	Clients map[string]*Client `json:"clients,omitempty"`
 
 	// ClientTokenTTL is the lifetime of the gateway tokens handed to
-	// clients, and the expires_in they are told. Default: 2h, WeChat's
-	// own, which SDKs cache well.
+	// clients, and the expires_in they are told; at most 366 days.
+	// Default: 2h, WeChat's own, which SDKs cache well.
 	ClientTokenTTL caddy.Duration `json:"client_token_ttl,omitempty"`
 
 	// MaxReplayMemory caps the request-body bytes that all calls together

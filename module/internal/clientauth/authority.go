@@ -49,6 +49,9 @@ const MinKeyLength = 16
 // 1500 s).
 const DefaultTTL = 2 * time.Hour
 
+// MaxTTL is the longest lifetime of a gateway token.
+const MaxTTL = 366 * 24 * time.Hour
+
 // Authority issues and verifies gateway tokens for a set of clients.
 type Authority struct {
 	clients  map[string]*client
@@ -79,6 +82,9 @@ type clientKey struct {
 func New(clients []Client, accounts []Account, ttl time.Duration, now func() time.Time) (*Authority, error) {
 	if ttl < 0 {
 		return nil, errors.New("client_token_ttl must not be negative")
+	}
+	if ttl > MaxTTL {
+		return nil, fmt.Errorf("client_token_ttl must be at most %v (366 days)", MaxTTL)
 	}
 	if ttl == 0 {
 		ttl = DefaultTTL

@@ -99,10 +99,28 @@ func TestIssueRefusals(t *testing.T) {
 	}
 }
 
-// forgeV2 is tok's payload with a format 2 MAC made with key.
+// forgeV2 is tok's payload with a format 2 MAC made with key for client
+// shop.
 func forgeV2(tok string, key string) string {
 	payload, _, _ := strings.Cut(strings.TrimPrefix(tok, prefixV2), ".")
-	return prefixV2 + payload + "." + b64.EncodeToString(macV2([]byte(key), payload))
+	return prefixV2 + payload + "." + b64.EncodeToString(macV2([]byte(key), "shop", payload))
+}
+
+// Why a token is refused, as the refusals say it.
+const (
+	whyMalformed = "malformed"
+	whyUnsigned  = "signature does not verify"
+	whyNotFormat = "not a gateway token"
+	whyAccount   = "may no longer use"
+	whyExpired   = "expired"
+)
+
+// wantRefusal checks that err refuses with code for the reason why.
+func wantRefusal(t *testing.T, name string, err *Error, code int, why string) {
+	t.Helper()
+	if err == nil || err.Code != code || !strings.Contains(err.Msg, why) {
+		t.Errorf("%s: Verify = %v, want errcode %d saying %q", name, err, code, why)
+	}
 }
 
 func TestVerifyRefusals(t *testing.T) {
@@ -114,34 +132,63 @@ func TestVerifyRefusals(t *testing.T) {
 	raw, _ := b64.DecodeString(payload)
 	later := append([]byte(nil), raw...)
 	later[fixedSizeV2-1]++ // a second more
+	unknownKey := append(append([]byte(nil), raw...), "wxauthorizer"...)
+	unknownKey[0]++
+	const cred = wxapi.CodeInvalidCredential
 	for name, c := range map[string]struct {
 		tok  string
 		code int
+		why  string
 	}{
-		"garbage":              {"hello", wxapi.CodeInvalidCredential},
-		"real-like":            {"86_AbCdEf0123", wxapi.CodeInvalidCredential},
-		"truncated":            {tok[:len(tok)-3], wxapi.CodeInvalidCredential},
-		"forged":               {forgeV2(tok, "not-the-key-0123456789"), wxapi.CodeInvalidCredential},
-		"no mac":               {prefixV2 + payload, wxapi.CodeInvalidCredential},
-		"bad b64":              {"gw2.!!!.x", wxapi.CodeInvalidCredential},
-		"bad b64 mac":          {prefixV2 + payload + "." + strings.Repeat("!", len(mac)), wxapi.CodeInvalidCredential},
-		"another token's mac":  {prefixV2 + crmPayload + "." + mac, wxapi.CodeInvalidCredential},
-		"a later expiry":       {prefixV2 + b64.EncodeToString(later) + "." + mac, wxapi.CodeInvalidCredential},
-		"short payload":        {prefixV2 + payload[:20] + "." + mac, wxapi.CodeInvalidCredential},
-		"long payload":         {prefixV2 + payload + strings.Repeat("A", 120) + "." + mac, wxapi.CodeInvalidCredential},
-		"format 1, same parts": {prefixV1 + payload + "." + mac, wxapi.CodeInvalidCredential},
-		"unknown format":       {"gw3." + payload + "." + mac, wxapi.CodeInvalidCredential},
-		"empty":                {"", wxapi.CodeInvalidCredential},
-		"another spelling":     {tok[:len(tok)-1] + string(tok[len(tok)-1]+1), wxapi.CodeInvalidCredential}, // unused bits set
-		"prefix only":          {prefixV2, wxapi.CodeInvalidCredential},
+		"garbage":              {"hello", cred, whyNotFormat},
+		"real-like":            {"86_AbCdEf0123", cred, whyNotFormat},
+		"truncated":            {tok[:len(tok)-3], cred, whyMalformed},
+		"forged":               {forgeV2(tok, "not-the-key-0123456789"), cred, whyUnsigned},
+		"no mac":               {prefixV2 + payload, cred, whyMalformed},
+		"bad b64":              {"gw2.!!!.x", cred, whyMalformed},
+		"bad b64 mac":          {prefixV2 + payload + "." + strings.Repeat("!", len(mac)), cred, whyMalformed},
+		"another token's mac":  {prefixV2 + crmPayload + "." + mac, cred, whyUnsigned},
+		"a later expiry":       {prefixV2 + b64.EncodeToString(later) + "." + mac, cred, whyUnsigned},
+		"an authorizer added":  {prefixV2 + b64.EncodeToString(append(raw, "wxauthorizer"...)) + "." + mac, cred, whyUnsigned},
+		"an unknown key id":    {prefixV2 + b64.EncodeToString(unknownKey) + "." + mac, cred, whyUnsigned},
+		"short payload":        {prefixV2 + payload[:20] + "." + mac, cred, whyMalformed},
+		"long payload":         {prefixV2 + payload + strings.Repeat("A", 120) + "." + mac, cred, whyMalformed},
+		"format 1, same parts": {prefixV1 + payload + "." + mac, cred, whyMalformed},
+		"unknown format":       {"gw3." + payload + "." + mac, cred, whyNotFormat},
+		"empty":                {"", cred, whyNotFormat},
+		"another spelling":     {tok[:len(tok)-1] + string(tok[len(tok)-1]+1), cred, whyMalformed}, // unused bits set
+		"prefix only":          {prefixV2, cred, whyMalformed},
 	} {
-		if _, err := a.Verify(c.tok); err == nil || err.Code != c.code {
-			t.Errorf("%s: Verify = %v, want %d", name, err, c.code)
-		}
+		_, err := a.Verify(c.tok)
+		wantRefusal(t, name, err, c.code, c.why)
 	}
-	clock.advance(DefaultTTL)
-	if _, err := a.Verify(tok); err == nil || err.Code != wxapi.CodeTokenExpired {
-		t.Fatalf("expired token: %v", err)
+	clock.advance(DefaultTTL - time.Second)
+	if _, err := a.Verify(tok); err != nil {
+		t.Fatalf("a second before its expiry: %v", err)
+	}
+	clock.advance(time.Second)
+	_, err := a.Verify(tok)
+	wantRefusal(t, "at its expiry", err, wxapi.CodeTokenExpired, whyExpired)
+}
+
+// TestConfigChangesRevokeTokens: a token stops verifying when the config
+// takes from its client the account it names, or moves its key to another
+// client.
+func TestConfigChangesRevokeTokens(t *testing.T) {
+	a, _ := newAuthority(t)
+	tok := mustIssue(t, a, "official", "wx1", keyShop)
+	for name, c := range map[string]struct {
+		clients []Client
+		code    int
+		why     string
+	}{
+		"account taken away": {[]Client{{Name: "shop", Keys: []string{keyShop}, Accounts: []string{"mp2"}}}, wxapi.CodeInvalidAppID, whyAccount},
+		"key moved":          {[]Client{{Name: "other", Keys: []string{keyShop}, Accounts: []string{"mp"}}}, wxapi.CodeInvalidCredential, whyUnsigned},
+		"client removed":     {[]Client{{Name: "crm", Keys: []string{keyCRM}, Accounts: []string{"mp"}}}, wxapi.CodeInvalidCredential, whyUnsigned},
+	} {
+		b, _ := newAuthority(t, c.clients...)
+		_, err := b.Verify(tok)
+		wantRefusal(t, name, err, c.code, c.why)
 	}
 }
 
@@ -163,17 +210,21 @@ func TestFormat1StillAccepted(t *testing.T) {
 	}
 	other := cl
 	other.Account, other.AppID = "mp2", "wx2"
+	ghost := cl
+	ghost.Client = "ghost"
 	for name, c := range map[string]struct {
 		tok  string
 		code int
+		why  string
 	}{
-		"forged":         {issueV1(cl, "not-the-key-0123456789"), wxapi.CodeInvalidCredential},
-		"not its client": {issueV1(other, keyShop), wxapi.CodeInvalidAppID},
-		"truncated":      {tok[:len(tok)-3], wxapi.CodeInvalidCredential},
+		"forged":         {issueV1(cl, "not-the-key-0123456789"), wxapi.CodeInvalidCredential, whyUnsigned},
+		"not its client": {issueV1(other, keyShop), wxapi.CodeInvalidAppID, whyAccount},
+		"truncated":      {tok[:len(tok)-3], wxapi.CodeInvalidCredential, whyUnsigned},
+		"no such client": {issueV1(ghost, keyShop), wxapi.CodeInvalidCredential, whyUnsigned},
+		"too long":       {tok + strings.Repeat("A", maxSizeV1), wxapi.CodeInvalidCredential, whyMalformed},
 	} {
-		if _, err := a.Verify(c.tok); err == nil || err.Code != c.code {
-			t.Errorf("%s: Verify = %v, want %d", name, err, c.code)
-		}
+		_, err := a.Verify(c.tok)
+		wantRefusal(t, name, err, c.code, c.why)
 	}
 	clock.advance(time.Hour)
 	if _, err := a.Verify(tok); err == nil || err.Code != wxapi.CodeTokenExpired {
@@ -200,8 +251,20 @@ func TestAuthorizerTokens(t *testing.T) {
 	if _, err := a.IssueAuthorizer(cl, "wxother"); err == nil {
 		t.Error("an authorizer token issued another authorizer's")
 	}
-	if _, err := a.IssueAuthorizer(own, strings.Repeat("x", maxAuthorizer+1)); err == nil || err.Code != wxapi.CodeInvalidAppID {
-		t.Errorf("an authorizer appid of %d bytes: %v", maxAuthorizer+1, err)
+	for _, appid := range []string{strings.Repeat("x", maxAuthorizer+1), "wx\x00", "wx.1", ""} {
+		if _, err := a.IssueAuthorizer(own, appid); err == nil || err.Code != wxapi.CodeInvalidAppID {
+			t.Errorf("an authorizer appid %q: %v", appid, err)
+		}
+	}
+	revoked := *own
+	revoked.KeyID = keyID(keyShopOld)
+	if _, err := a.IssueAuthorizer(&revoked, "wxauthorizer000001"); err == nil || err.Code != wxapi.CodeInvalidCredential {
+		t.Errorf("claims of a key the client no longer has: %v", err)
+	}
+	b, _ := newAuthority(t)
+	shop, _ := b.Verify(mustIssue(t, b, "official", "wx1", keyShop))
+	if _, err := b.IssueAuthorizer(shop, "wxauthorizer000001"); err == nil {
+		t.Error("an official account's token issued an authorizer's")
 	}
 }
 
@@ -271,6 +334,9 @@ func TestNewValidates(t *testing.T) {
 		if _, err := New(clients, accounts, 0, nil); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("New: %v, want %q", err, want)
 		}
+	}
+	if _, err := New(nil, accounts, MaxTTL+time.Second, nil); err == nil || !strings.Contains(err.Error(), "client_token_ttl must be at most") {
+		t.Errorf("New with a TTL over %v: %v", MaxTTL, err)
 	}
 }
 

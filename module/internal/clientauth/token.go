@@ -24,8 +24,10 @@ import (
 // account's tag (8 bytes, a digest of its name, kind and appid), the expiry
 // (4 bytes, Unix seconds, big-endian) and, in an authorizer's token, the
 // authorizer's appid; mac is base64url of the first 16 bytes of
-// HMAC-SHA256(key, "gw2." + payload). A token is 54 characters (78 for an
-// authorizer), shorter than WeChat's own: every call carries it.
+// HMAC-SHA256(key, "gw2." + payload + "\x00" + the client's name), so that
+// a key moved to another client carries none of its tokens along. A token
+// is 54 characters (78 for an authorizer), shorter than WeChat's own: every
+// call carries it.
 //
 // Format 1 (gw1.<base64url of JSON claims>.<base64url of HMAC-SHA256 over
 // that>, 180 characters and more) was issued by earlier versions; such
@@ -38,6 +40,7 @@ const (
 	macSizeV2     = 16
 	fixedSizeV2   = 8 + 8 + 4 // key id, account tag, expiry
 	maxAuthorizer = 64        // the longest authorizer appid a token carries
+	maxSizeV1     = 512       // longer than any format 1 token issued
 )
 
 // Claims is what a verified gateway token says.
@@ -98,26 +101,43 @@ func sign(key []byte, payload string) string {
 	return b64.EncodeToString(mac.Sum(nil))
 }
 
-// macV2 is the MAC of a format 2 token whose payload (base64url) is payload.
-func macV2(key []byte, payload string) []byte {
+// macV2 is the MAC of a format 2 token of client whose payload (base64url)
+// is payload.
+func macV2(key []byte, client, payload string) []byte {
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(prefixV2))
 	mac.Write([]byte(payload))
+	mac.Write([]byte{0})
+	mac.Write([]byte(client))
 	return mac.Sum(nil)[:macSizeV2]
 }
 
-// encode returns the format 2 token of verified or freshly issued claims,
-// signed with key.
+// validAuthorizer reports whether s is fit to be an authorizer's appid in
+// a token: 1 to maxAuthorizer letters, digits, '_' or '-'.
+func validAuthorizer(s string) bool {
+	if s == "" || len(s) > maxAuthorizer {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// encode returns the format 2 token of claims, signed with key (the key
+// cl.KeyID names). Its expiry must fit in 32 bits (New bounds the TTL).
 func encode(cl *Claims, key []byte) string {
 	raw := make([]byte, 0, fixedSizeV2+len(cl.Authorizer))
-	id, _ := hex.DecodeString(cl.KeyID)
-	raw = append(raw, id...)
+	id := keyIDOf(string(key))
+	raw = append(raw, id[:]...)
 	tag := accountTag(cl.Account, cl.Kind, cl.AppID)
 	raw = append(raw, tag[:]...)
 	raw = binary.BigEndian.AppendUint32(raw, uint32(cl.Expiry))
 	raw = append(raw, cl.Authorizer...)
 	payload := b64.EncodeToString(raw)
-	return prefixV2 + payload + "." + b64.EncodeToString(macV2(key, payload))
+	return prefixV2 + payload + "." + b64.EncodeToString(macV2(key, cl.Client, payload))
 }
 
 // Authenticate checks a call in which the client gave its key in place of
@@ -166,7 +186,7 @@ func (a *Authority) IssueAuthorizer(cl *Claims, appid string) (string, *Error) {
 	if !ok {
 		return "", Refuse(wxapi.CodeInvalidCredential, "invalid credential: the key this token was issued with was revoked")
 	}
-	if appid == "" || len(appid) > maxAuthorizer {
+	if !validAuthorizer(appid) {
 		return "", Refuse(wxapi.CodeInvalidAppID, "invalid authorizer appid")
 	}
 	out := *cl
@@ -209,6 +229,13 @@ func malformed() *Error {
 	return Refuse(wxapi.CodeInvalidCredential, "invalid credential: malformed gateway token")
 }
 
+// unsigned refuses a token whose signature does not verify. It says the
+// same whether or not the token names a configured client and key, so that
+// unsigned probes learn nothing of the config.
+func unsigned() *Error {
+	return Refuse(wxapi.CodeInvalidCredential, "invalid credential: the gateway token's signature does not verify (forged, or its key was revoked)")
+}
+
 // parse checks a token's signature and that its client and account are
 // still configured as they were when it was issued, and returns its
 // claims; the expiry is the caller's to check.
@@ -234,17 +261,17 @@ func (a *Authority) parseV2(rest string) (*Claims, *Error) {
 		return nil, malformed()
 	}
 	k, ok := a.keyIDs[[8]byte(raw[:8])]
-	if !ok {
-		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: the key this token was issued with was revoked, or its client removed")
-	}
-	if !hmac.Equal(macV2(k.key, payload), gotMAC) {
-		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: bad gateway token signature")
+	if !ok || !hmac.Equal(macV2(k.key, k.client.Name, payload), gotMAC) {
+		return nil, unsigned()
 	}
 	name, ok := a.tags[[8]byte(raw[8:16])]
 	if !ok || !k.client.accounts[name] {
 		return nil, Refuse(wxapi.CodeInvalidAppID, "client "+k.client.Name+" may no longer use the account its token was issued for")
 	}
 	acct := a.accounts[name]
+	if authorizer := raw[fixedSizeV2:]; len(authorizer) > 0 && (acct.Kind != "component" || !validAuthorizer(string(authorizer))) {
+		return nil, malformed()
+	}
 	return &Claims{
 		Client:     k.client.Name,
 		Account:    name,
@@ -259,7 +286,7 @@ func (a *Authority) parseV2(rest string) (*Claims, *Error) {
 // parseV1 parses a format 1 token, its prefix cut off.
 func (a *Authority) parseV1(rest string) (*Claims, *Error) {
 	payload, mac, ok := strings.Cut(rest, ".")
-	if !ok {
+	if !ok || len(rest) > maxSizeV1 {
 		return nil, malformed()
 	}
 	raw, err := b64.DecodeString(payload)
@@ -269,14 +296,11 @@ func (a *Authority) parseV1(rest string) (*Claims, *Error) {
 	}
 	c, ok := a.clients[cl.Client]
 	if !ok {
-		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: the token's client is not configured")
+		return nil, unsigned()
 	}
 	key, ok := c.keys[cl.KeyID]
-	if !ok {
-		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: the key this token was issued with was revoked")
-	}
-	if subtle.ConstantTimeCompare([]byte(sign(key, payload)), []byte(mac)) != 1 {
-		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: bad gateway token signature")
+	if !ok || subtle.ConstantTimeCompare([]byte(sign(key, payload)), []byte(mac)) != 1 {
+		return nil, unsigned()
 	}
 	if acct := a.accounts[cl.Account]; !c.accounts[cl.Account] || acct.AppID != cl.AppID || (cl.Kind != "" && acct.Kind != cl.Kind) {
 		return nil, Refuse(wxapi.CodeInvalidAppID, "client "+c.Name+" may no longer use account "+cl.Account+" "+cl.AppID)
