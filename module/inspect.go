@@ -33,8 +33,15 @@ var windowPool = sync.Pool{New: func() any { b := make([]byte, 0, inspectWindow)
 // token the gateway put there). Streamed, it holds back the last few bytes
 // of each write, so that a value split across two writes is still found.
 type inspector struct {
-	w      http.ResponseWriter
+	inspection
 	before headerSnapshot // w's headers before the attempt
+}
+
+// inspection is an inspector's state for one attempt, reset when the
+// inspector goes back to its pool. (The header snapshot, over a kilobyte,
+// is reset apart: only its entries in use are cleared.)
+type inspection struct {
+	w      http.ResponseWriter
 	status int
 	buf    *[]byte
 	// passing is set once the answer goes straight to w; discarded once
@@ -67,7 +74,8 @@ func (i *inspector) free() {
 		i.discard()
 	}
 	i.release()
-	*i = inspector{tail: i.tail[:0]}
+	i.before.reset()
+	i.inspection = inspection{tail: i.tail[:0]}
 	inspectorPool.Put(i)
 }
 
@@ -314,6 +322,7 @@ type headerSnapshot struct {
 	many  http.Header
 }
 
+// take records h, into a snapshot that is new or reset.
 func (s *headerSnapshot) take(h http.Header) {
 	s.n, s.nv, s.many = 0, 0, nil
 	if len(h) <= len(s.keys) {
@@ -330,6 +339,15 @@ func (s *headerSnapshot) take(h http.Header) {
 		}
 	}
 	*s = headerSnapshot{many: h.Clone()}
+}
+
+// reset clears the entries in use, so that a pooled inspector keeps no
+// call's headers alive.
+func (s *headerSnapshot) reset() {
+	clear(s.keys[:s.n])
+	clear(s.vals[:s.n])
+	clear(s.saved[:s.nv])
+	s.n, s.nv, s.many = 0, 0, nil
 }
 
 // restore puts h back as it was when the snapshot was taken.
