@@ -41,7 +41,10 @@ type inspector struct {
 // inspector goes back to its pool. (The header snapshot, over a kilobyte,
 // is reset apart: only its entries in use are cleared.)
 type inspection struct {
-	w      http.ResponseWriter
+	w http.ResponseWriter
+	// h is w's header map, read once: w is Caddy's chain of writers,
+	// and reverse_proxy asks for the map many times per answer.
+	h      http.Header
 	status int
 	buf    *[]byte
 	// passing is set once the answer goes straight to w; discarded once
@@ -60,8 +63,8 @@ var inspectorPool = sync.Pool{New: func() any { return new(inspector) }}
 // pool; free puts it back.
 func newInspector(w http.ResponseWriter, confidential []string) *inspector {
 	i := inspectorPool.Get().(*inspector)
-	i.w = w
-	i.before.take(w.Header())
+	i.w, i.h = w, w.Header()
+	i.before.take(i.h)
 	i.confidential = confidential
 	return i
 }
@@ -87,19 +90,19 @@ func (i *inspector) discard() {
 		return // sent already: nothing can be taken back
 	}
 	if !i.discarded {
-		i.before.restore(i.w.Header())
+		i.before.restore(i.h)
 		i.discarded = true
 	}
 	i.release()
 }
 
-func (i *inspector) Header() http.Header { return i.w.Header() }
+func (i *inspector) Header() http.Header { return i.h }
 
 func (i *inspector) WriteHeader(status int) {
 	if i.passing || i.status != 0 {
 		return
 	}
-	h := i.w.Header()
+	h := i.h
 	if status < 200 {
 		// Informational answers go straight through; reverse_proxy takes
 		// their headers out again.
@@ -213,7 +216,7 @@ func (i *inspector) pass() {
 	if i.passing {
 		// It streamed: reverse_proxy adds the upstream's trailers to the
 		// header map after the body, and the server sends them from there.
-		maskHeader(i.w.Header(), i.confidential)
+		maskHeader(i.h, i.confidential)
 	}
 	if !i.passing && i.masked && i.buf != nil {
 		// The whole answer is held: mask it in place, send it at once; an
@@ -236,7 +239,7 @@ func (i *inspector) startPassing() {
 		return
 	}
 	i.passing = true
-	maskHeader(i.w.Header(), i.confidential)
+	maskHeader(i.h, i.confidential)
 	if i.status != 0 {
 		// 0: the next handler wrote nothing; the server answers 200.
 		i.w.WriteHeader(i.status)
