@@ -77,24 +77,35 @@ func classify(u *url.URL) (pathClass, string) {
 		return pathInvalid, reason
 	}
 	path := u.Path
+	if class, ok := exactPaths[path]; ok {
+		return class, ""
+	}
 	switch {
-	case path == RawTokenPath:
-		return pathRawToken, ""
-	case secretParams[path] != "":
-		return pathAppSecret, ""
-	case ticketPaths[path] != "":
-		return pathTicket, ""
-	case path == JSSDKConfigPath:
-		return pathJSSDKConfig, ""
 	case strings.HasPrefix(path, userCredentialPrefix):
 		return pathUserCredential, ""
 	case hasAnyPrefix(path, otherCredentialPaths) || !hasAnyPrefix(path, apiPaths):
 		return pathOther, ""
-	case tokenEndpoint(path) != "":
-		return pathTokenEndpoint, ""
 	}
 	return pathAPI, ""
 }
+
+// exactPaths are the paths whose class comes from the whole path, in one
+// lookup: the raw-token and wx.config endpoints, the calls that carry the
+// AppSecret, the ticket calls and the token endpoints (with or without a
+// trailing slash).
+var exactPaths = func() map[string]pathClass {
+	m := map[string]pathClass{RawTokenPath: pathRawToken, JSSDKConfigPath: pathJSSDKConfig}
+	for p := range secretParams {
+		m[p] = pathAppSecret
+	}
+	for p := range ticketPaths {
+		m[p] = pathTicket
+	}
+	for _, p := range tokenEndpoints {
+		m[p], m[p+"/"] = pathTokenEndpoint, pathTokenEndpoint
+	}
+	return m
+}()
 
 func hasAnyPrefix(path string, prefixes []string) bool {
 	for _, p := range prefixes {

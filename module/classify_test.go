@@ -5,20 +5,36 @@ import (
 	"testing"
 )
 
-func TestPathFamilies(t *testing.T) {
-	for path, want := range map[string]bool{
-		"/cgi-bin/menu/get":                        true,
-		"/wxa/getwxacodeunlimit":                   true,
-		"/datacube/getweanalysisappiddailysummary": true,
-		"/sns/userinfo":                            false,
-		"/cgi-bin/component/api_authorizer_token":  false,
-		"/cgi-bin/service/get_suite_token":         false,
-		"/other":                                   false,
+func TestClassify(t *testing.T) {
+	for path, want := range map[string]pathClass{
+		"/cgi-bin/menu/get":                        pathAPI,
+		"/wxa/getwxacodeunlimit":                   pathAPI,
+		"/datacube/getweanalysisappiddailysummary": pathAPI,
+		"/cgi-bin/tokenx":                          pathAPI,
+		"/cgi-bin/token/x":                         pathAPI,
+		"/cgi-bin/ticket/getticketx":               pathAPI,
+		"/sns/userinfo":                            pathUserCredential,
+		"/sns/jscode2session":                      pathAppSecret,
+		"/sns/oauth2/access_token":                 pathAppSecret,
+		"/cgi-bin/clear_quota/v2":                  pathAppSecret,
+		"/cgi-bin/clear_quota":                     pathAPI,
+		"/cgi-bin/component/api_authorizer_token":  pathOther,
+		"/cgi-bin/service/get_suite_token":         pathOther,
+		"/other":                                   pathOther,
+		"/wechat-gateway/raw_token/":               pathOther,
+		"/cgi-bin/token":                           pathTokenEndpoint,
+		"/cgi-bin/token/":                          pathTokenEndpoint,
+		"/cgi-bin/stable_token":                    pathTokenEndpoint,
+		"/cgi-bin/gettoken/":                       pathTokenEndpoint,
+		"/cgi-bin/ticket/getticket":                pathTicket,
+		"/cgi-bin/get_jsapi_ticket":                pathTicket,
+		"/cgi-bin/ticket/get":                      pathTicket,
+		RawTokenPath:                               pathRawToken,
+		JSSDKConfigPath:                            pathJSSDKConfig,
+		"/cgi-bin//token":                          pathInvalid,
 	} {
-		class, _ := classify(&url.URL{Path: path})
-		got := class == pathAPI
-		if got != want {
-			t.Errorf("%s: injected %v, want %v", path, got, want)
+		if got, _ := classify(&url.URL{Path: path}); got != want {
+			t.Errorf("classify(%s) = %d, want %d", path, got, want)
 		}
 	}
 	for path, want := range map[string]bool{
