@@ -157,7 +157,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.tokens = val.(*tokenService)
-	a.authorizers = &authorizerSet{handles: make(map[string]*token.Handle)}
+	a.authorizers = &authorizerSet{handles: make(map[authorizerKey]*token.Handle)}
 	a.storage = ctx.Storage()
 	if err := registerMetrics(ctx.GetMetricsRegistry(), stateCollector{a}); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
@@ -286,8 +286,11 @@ func (a *App) Cleanup() error {
 // refresh token; nil if not. Authorizers are registered only when used, so
 // a platform with thousands costs in proportion to the ones in use.
 func (a *App) authorizer(ctx context.Context, comp *token.Handle, appid string) *token.Handle {
+	if !token.ValidAppID(appid) {
+		return nil
+	}
 	set := a.authorizers
-	key := comp.Account().Name + "/" + appid
+	key := authorizerKey{comp.Account().Name, appid}
 	set.mu.Lock()
 	h := set.handles[key]
 	set.mu.Unlock()
@@ -324,9 +327,13 @@ func (a *App) authorizer(ctx context.Context, comp *token.Handle, appid string) 
 // authorizerSet holds the authorizer handles a config registered.
 type authorizerSet struct {
 	mu        sync.Mutex
-	handles   map[string]*token.Handle // by "<account>/<appid>"
-	cleanedUp bool                     // Cleanup released them: keep no more
+	handles   map[authorizerKey]*token.Handle
+	cleanedUp bool // Cleanup released them: keep no more
 }
+
+// authorizerKey names an authorizer of a platform: the platform account's
+// name and the authorizer's appid.
+type authorizerKey struct{ account, appid string }
 
 // account returns the token handle of the named account, or an error that
 // lists the accounts there are.

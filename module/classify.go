@@ -1,7 +1,9 @@
 package caddywechat
 
 import (
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
@@ -94,15 +96,21 @@ func classify(u *url.URL) (pathClass, string) {
 // AppSecret, the ticket calls and the token endpoints (with or without a
 // trailing slash).
 var exactPaths = func() map[string]pathClass {
-	m := map[string]pathClass{RawTokenPath: pathRawToken, JSSDKConfigPath: pathJSSDKConfig}
-	for p := range secretParams {
-		m[p] = pathAppSecret
+	m := make(map[string]pathClass)
+	add := func(class pathClass, paths ...string) {
+		for _, p := range paths {
+			if _, dup := m[p]; dup {
+				panic("classify: " + p + " is in two classes") // the lists above overlap
+			}
+			m[p] = class
+		}
 	}
-	for p := range ticketPaths {
-		m[p] = pathTicket
-	}
+	add(pathRawToken, RawTokenPath)
+	add(pathJSSDKConfig, JSSDKConfigPath)
+	add(pathAppSecret, slices.Collect(maps.Keys(secretParams))...)
+	add(pathTicket, slices.Collect(maps.Keys(ticketPaths))...)
 	for _, p := range tokenEndpoints {
-		m[p], m[p+"/"] = pathTokenEndpoint, pathTokenEndpoint
+		add(pathTokenEndpoint, p, p+"/")
 	}
 	return m
 }()

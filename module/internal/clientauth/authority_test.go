@@ -162,12 +162,23 @@ func TestVerifyRefusals(t *testing.T) {
 		_, err := a.Verify(c.tok)
 		wantRefusal(t, name, err, c.code, c.why)
 	}
+	// Claims a client signs with its own key are held to what the gateway
+	// issues: no longer life than client_token_ttl, no authorizer on an
+	// account that is not a platform.
+	own := Claims{Client: "shop", Account: "mp", AppID: "wx1", Kind: "official", KeyID: keyID(keyShop)}
+	own.Expiry = clock.now().Add(DefaultTTL + time.Hour).Unix()
+	_, err := a.Verify(encode(&own, []byte(keyShop)))
+	wantRefusal(t, "self-signed, a long life", err, wxapi.CodeTokenExpired, "outlive client_token_ttl")
+	own.Expiry, own.Authorizer = clock.now().Add(time.Hour).Unix(), "wxauthorizer000001"
+	_, err = a.Verify(encode(&own, []byte(keyShop)))
+	wantRefusal(t, "self-signed, an authorizer of an official account", err, wxapi.CodeInvalidCredential, whyMalformed)
+
 	clock.advance(DefaultTTL - time.Second)
 	if _, err := a.Verify(tok); err != nil {
 		t.Fatalf("a second before its expiry: %v", err)
 	}
 	clock.advance(time.Second)
-	_, err := a.Verify(tok)
+	_, err = a.Verify(tok)
 	wantRefusal(t, "at its expiry", err, wxapi.CodeTokenExpired, whyExpired)
 }
 
@@ -212,6 +223,10 @@ func TestFormat1StillAccepted(t *testing.T) {
 	other.Account, other.AppID = "mp2", "wx2"
 	ghost := cl
 	ghost.Client = "ghost"
+	withAuthorizer := cl // signed by the client itself: the gateway issues none such
+	withAuthorizer.Authorizer = "x/wxVictim"
+	longLived := cl
+	longLived.Expiry = clock.now().Add(DefaultTTL + time.Hour).Unix()
 	for name, c := range map[string]struct {
 		tok  string
 		code int
@@ -222,6 +237,8 @@ func TestFormat1StillAccepted(t *testing.T) {
 		"truncated":      {tok[:len(tok)-3], wxapi.CodeInvalidCredential, whyUnsigned},
 		"no such client": {issueV1(ghost, keyShop), wxapi.CodeInvalidCredential, whyUnsigned},
 		"too long":       {tok + strings.Repeat("A", maxSizeV1), wxapi.CodeInvalidCredential, whyMalformed},
+		"an authorizer":  {issueV1(withAuthorizer, keyShop), wxapi.CodeInvalidCredential, whyMalformed},
+		"a long life":    {issueV1(longLived, keyShop), wxapi.CodeTokenExpired, "outlive client_token_ttl"},
 	} {
 		_, err := a.Verify(c.tok)
 		wantRefusal(t, name, err, c.code, c.why)

@@ -40,7 +40,8 @@ const (
 	macSizeV2     = 16
 	fixedSizeV2   = 8 + 8 + 4 // key id, account tag, expiry
 	maxAuthorizer = 64        // the longest authorizer appid a token carries
-	maxSizeV1     = 512       // longer than any format 1 token issued
+	maxSizeV1     = 4096      // far longer than any format 1 token issued
+	maxSkew       = 600       // seconds another instance's clock may be ahead
 )
 
 // Claims is what a verified gateway token says.
@@ -219,6 +220,11 @@ func (a *Authority) Verify(token string) (*Claims, *Error) {
 	if now >= cl.Expiry {
 		return nil, Refuse(wxapi.CodeTokenExpired, "access_token expired: fetch a new gateway token")
 	}
+	if cl.Expiry > now+int64(a.ttl/time.Second)+maxSkew {
+		// Issued under a longer client_token_ttl, or signed by the client
+		// itself: no token outlives the configured lifetime.
+		return nil, Refuse(wxapi.CodeTokenExpired, "access_token expired: it would outlive client_token_ttl; fetch a new gateway token")
+	}
 	a.verified.SetWithTTL(token, cl, 1, time.Duration(cl.Expiry-now)*time.Second)
 	a.recent.put(token, cl)
 	return cl, nil
@@ -304,6 +310,11 @@ func (a *Authority) parseV1(rest string) (*Claims, *Error) {
 	}
 	if acct := a.accounts[cl.Account]; !c.accounts[cl.Account] || acct.AppID != cl.AppID || (cl.Kind != "" && acct.Kind != cl.Kind) {
 		return nil, Refuse(wxapi.CodeInvalidAppID, "client "+c.Name+" may no longer use account "+cl.Account+" "+cl.AppID)
+	}
+	// A client can sign claims with its own key: hold them to what the
+	// gateway issues.
+	if cl.Authorizer != "" && (cl.Kind != "component" || !validAuthorizer(cl.Authorizer)) {
+		return nil, malformed()
 	}
 	return &cl, nil
 }
