@@ -145,7 +145,7 @@ func (h *Handler) authorizeSecretCall(r *http.Request, query url.Values, param s
 	if refusal == nil {
 		refusal = auth.MayCall(claims, r.URL.Path)
 	}
-	if refusal == nil && adminPaths[r.URL.Path] {
+	if refusal == nil && adminPath(r.URL.Path) {
 		refusal = auth.MayAdmin(claims)
 	}
 	if refusal != nil {

@@ -128,7 +128,7 @@ func (h *Handler) platformCaller(r *http.Request, component bool) (*clientauth.C
 		refusal = clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: the platform's token on an authorizer's API (get the authorizer's from api_authorizer_token)")
 	default:
 		refusal = auth.MayCall(claims, r.URL.Path)
-		if refusal == nil && adminPaths[strings.TrimSuffix(r.URL.Path, "/")] {
+		if refusal == nil && adminPath(strings.TrimSuffix(r.URL.Path, "/")) {
 			refusal = auth.MayAdmin(claims)
 		}
 	}

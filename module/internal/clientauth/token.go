@@ -66,6 +66,10 @@ type Claims struct {
 	KeyID string `json:"k"`
 	// Expiry is the Unix time the token expires at.
 	Expiry int64 `json:"e"`
+
+	// client is the client Client names, found when the token was
+	// verified: the grants are checked on every call without a lookup.
+	client *client
 }
 
 // keyIDOf is the public name of a key: the first 8 bytes of its SHA-256.
@@ -157,7 +161,7 @@ func (a *Authority) Authenticate(kind, appid, key string) (*Claims, *Error) {
 	}
 	for name := range c.accounts {
 		if acct := a.accounts[name]; acct.AppID == appid && acct.Kind == kind {
-			return &Claims{Client: c.Name, Account: name, AppID: appid, Kind: kind, KeyID: keyID(key)}, nil
+			return &Claims{Client: c.Name, Account: name, AppID: appid, Kind: kind, KeyID: keyID(key), client: c}, nil
 		}
 	}
 	return nil, Refuse(wxapi.CodeInvalidAppID, "client "+c.Name+" may not use "+kind+" account "+appid)
@@ -286,6 +290,7 @@ func (a *Authority) parseV2(rest string) (*Claims, *Error) {
 		Authorizer: string(raw[fixedSizeV2:]),
 		KeyID:      hex.EncodeToString(raw[:8]),
 		Expiry:     int64(binary.BigEndian.Uint32(raw[16:20])),
+		client:     k.client,
 	}, nil
 }
 
@@ -316,6 +321,7 @@ func (a *Authority) parseV1(rest string) (*Claims, *Error) {
 	if cl.Authorizer != "" && (cl.Kind != "component" || !validAuthorizer(cl.Authorizer)) {
 		return nil, malformed()
 	}
+	cl.client = c
 	return &cl, nil
 }
 
@@ -328,9 +334,17 @@ func (a *Authority) ForAccount(cl *Claims, account string) *Error {
 	return nil
 }
 
+// clientOf returns the client of verified claims.
+func (a *Authority) clientOf(cl *Claims) *client {
+	if cl.client != nil {
+		return cl.client
+	}
+	return a.clients[cl.Client]
+}
+
 // MayCall checks that the token's client may call path.
 func (a *Authority) MayCall(cl *Claims, path string) *Error {
-	if !a.clients[cl.Client].mayCall(path) {
+	if !a.clientOf(cl).mayCall(path) {
 		return Refuse(wxapi.CodeAPIUnauthorized, "api unauthorized: client "+cl.Client+" may not call "+path)
 	}
 	return nil
@@ -339,7 +353,7 @@ func (a *Authority) MayCall(cl *Claims, path string) *Error {
 // MayAdmin checks that the client may make calls that act on the whole
 // account, such as resetting its API quota.
 func (a *Authority) MayAdmin(cl *Claims) *Error {
-	if !a.clients[cl.Client].Admin {
+	if !a.clientOf(cl).Admin {
 		return Refuse(wxapi.CodeAPIUnauthorized, "api unauthorized: client "+cl.Client+" may not reset quotas (grant it admin)")
 	}
 	return nil
@@ -348,7 +362,7 @@ func (a *Authority) MayAdmin(cl *Claims) *Error {
 // MayReadRawToken reports whether the token's client may read the real
 // access token.
 func (a *Authority) MayReadRawToken(cl *Claims) *Error {
-	if !a.clients[cl.Client].RawToken {
+	if !a.clientOf(cl).RawToken {
 		return Refuse(wxapi.CodeAPIUnauthorized, "api unauthorized: client "+cl.Client+" may not read the raw access_token (grant it raw_token)")
 	}
 	return nil
