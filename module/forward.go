@@ -100,11 +100,14 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, answer 
 func sendUpstream(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request, param, tok string, body *heldBody, stream io.Reader) error {
 	out := &upstreamRequest{req: *r, url: *r.URL}
 	out.req.URL = &out.url
-	out.url.RawQuery = wxapi.WithParam(r.URL.RawQuery, param, tok)
-	out.url.ForceQuery = false
 	// RequestURI is what Caddy's debug log shows of the upstream request:
 	// keep the client's, without any token the client sent.
-	out.req.RequestURI = redactedURI(r)
+	query, uri := wxapi.Rewrite(r.URL, param, tok, "access_token", "component_access_token")
+	out.url.RawQuery = query
+	out.url.ForceQuery = false
+	if uri != "" {
+		out.req.RequestURI = uri
+	}
 	// The answer is inspected for token errors and masked: it must come
 	// uncompressed, and whole but for media downloads (a range of an echo
 	// could cut a token in two and so past the mask).
@@ -158,15 +161,6 @@ func (held *heldHeaders) restore(h http.Header) {
 	for i := range held.n {
 		h[held.keys[i]] = held.vals[i]
 	}
-}
-
-// redactedURI returns the request's URI with the values of any
-// access_token parameters the client sent replaced by REDACTED.
-func redactedURI(r *http.Request) string {
-	if uri, ok := wxapi.RedactURI(r.URL, "access_token", "component_access_token"); ok {
-		return uri
-	}
-	return r.RequestURI
 }
 
 // tokenParam is the query parameter an account's token goes in: a third-

@@ -11,14 +11,26 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-func TestRedactedURI(t *testing.T) {
-	r := httptest.NewRequest("GET", "/cgi-bin/user/info?openid=o1&access_token=SECRET&access%5ftoken=S2", nil)
-	if got, want := redactedURI(r), "/cgi-bin/user/info?openid=o1&access_token=REDACTED&access%5ftoken=REDACTED"; got != want {
-		t.Errorf("redactedURI = %q, want %q", got, want)
-	}
-	r = httptest.NewRequest("GET", "/cgi-bin/menu/get?x=1", nil)
-	if got := redactedURI(r); got != "/cgi-bin/menu/get?x=1" {
-		t.Errorf("redactedURI = %q", got)
+// TestUpstreamRequestURI: the upstream request's RequestURI, which
+// reverse_proxy logs, is the client's with the value of every token the
+// client sent redacted, however it is spelled.
+func TestUpstreamRequestURI(t *testing.T) {
+	for target, want := range map[string]string{
+		"/cgi-bin/user/info?openid=o1&access_token=SECRET&access%5ftoken=S2": "/cgi-bin/user/info?openid=o1&access_token=REDACTED&access%5ftoken=REDACTED",
+		"/cgi-bin/user/info?openid=o1&access_token=SECRET&lang=zh_CN":        "/cgi-bin/user/info?openid=o1&access_token=REDACTED&lang=zh_CN",
+		"/cgi-bin/menu/get?x=1&component_access_token=C":                     "/cgi-bin/menu/get?x=1&component_access_token=REDACTED",
+		"/cgi-bin/menu/get?x=1": "/cgi-bin/menu/get?x=1",
+	} {
+		r := httptest.NewRequest("GET", target, nil)
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, up *http.Request) error {
+			if up.RequestURI != want {
+				t.Errorf("%s: upstream RequestURI %q, want %q", target, up.RequestURI, want)
+			}
+			return nil
+		})
+		if err := sendUpstream(next, httptest.NewRecorder(), r, "access_token", "REAL", nil, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

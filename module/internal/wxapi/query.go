@@ -72,6 +72,58 @@ func WithParam(raw, name, tok string) string {
 	return rewriteParams(raw, name, tok)
 }
 
+// Rewrite returns what a call sends upstream and what it logs: u's query
+// as WithParam(u.RawQuery, name, tok) gives it, and u's path and query with
+// the value of every parameter called one of redact replaced by REDACTED,
+// as RedactURI gives it, or "" when there is none to redact; name must be
+// one of redact. The usual call (nothing escaped, name there at most once
+// and the other names nowhere) gets both in one allocation.
+func Rewrite(u *url.URL, name, tok string, redact ...string) (query, uri string) {
+	raw := u.RawQuery
+	if !hasEscape(raw) && !hasEmptyPart(raw) && !containsOther(raw, name, redact) {
+		i := strings.Index(raw, name)
+		switch {
+		case i < 0 && raw == "": // no token sent: nothing to redact
+			return name + "=" + tok, ""
+		case i < 0:
+			return name + "=" + tok + "&" + raw, ""
+		}
+		if before, after, ok := cutParam(raw, i, name); ok {
+			prefix := u.EscapedPath() + "?"
+			var b strings.Builder
+			b.Grow(len(name) + 2 + len(tok) + len(before) + len(after) + len(prefix) + i + len(name) + len("=REDACTED") + len(after))
+			b.WriteString(name)
+			b.WriteByte('=')
+			b.WriteString(tok)
+			if before != "" {
+				b.WriteByte('&')
+				b.WriteString(before)
+			}
+			b.WriteString(after)
+			n := b.Len()
+			b.WriteString(prefix)
+			b.WriteString(raw[:i+len(name)])
+			b.WriteString("=REDACTED")
+			b.WriteString(after)
+			s := b.String()
+			return s[:n], s[n:]
+		}
+	}
+	query = WithParam(raw, name, tok)
+	uri, _ = RedactURI(u, redact...)
+	return query, uri
+}
+
+// containsOther reports whether raw contains one of names other than name.
+func containsOther(raw, name string, names []string) bool {
+	for _, n := range names {
+		if n != name && strings.Contains(raw, n) {
+			return true
+		}
+	}
+	return false
+}
+
 // rewriteParams is WithParam for any query: each component read, and
 // compared with name unescaped.
 func rewriteParams(raw, name, tok string) string {

@@ -65,6 +65,30 @@ func TestRedactShortcut(t *testing.T) {
 	}
 }
 
+// TestRewrite: Rewrite gives what WithParam and RedactURI give, for the
+// parameter names of an app's and a platform's token, on queries built
+// from pieces close to its shortcut's edges.
+func TestRewrite(t *testing.T) {
+	names := []string{"access_token", "component_access_token"}
+	pieces := []string{"access_token", "component_access_token", "=", "&", "x", "xaccess_token", "access_tokenx", "=access_token", "%5F", "+", "=T"}
+	for _, name := range names {
+		for raw := range randomQueries(3, pieces) {
+			u := &url.URL{Path: "/cgi-bin/p", RawQuery: raw}
+			query, uri := Rewrite(u, name, "TOKEN", names...)
+			wantURI, _ := RedactURI(u, names...)
+			if want := WithParam(raw, name, "TOKEN"); query != want || uri != wantURI {
+				t.Fatalf("Rewrite(%q, %s) = %q, %q; want %q, %q", raw, name, query, uri, want, wantURI)
+			}
+		}
+	}
+	for _, raw := range []string{"openid=o1&access_token=gw2.abc.def&lang=zh_CN", "openid=o1&lang=zh_CN"} {
+		u := &url.URL{Path: "/cgi-bin/user/info", RawQuery: raw}
+		if n := testing.AllocsPerRun(50, func() { _, _ = Rewrite(u, "access_token", "REAL", names...) }); n != 1 {
+			t.Errorf("Rewrite(%q): %v allocations, want 1", raw, n)
+		}
+	}
+}
+
 // randomQueries yields 20,000 queries of up to five pieces each, drawn
 // with the given seed.
 func randomQueries(seed uint64, pieces []string) iter.Seq[string] {
