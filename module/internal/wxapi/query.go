@@ -89,9 +89,9 @@ func Rewrite(u *url.URL, name, tok string, redact ...string) (query, uri string)
 			return name + "=" + tok + "&" + raw, ""
 		}
 		if before, after, ok := cutParam(raw, i, name); ok {
-			prefix := u.EscapedPath() + "?"
+			path := u.EscapedPath()
 			var b strings.Builder
-			b.Grow(len(name) + 2 + len(tok) + len(before) + len(after) + len(prefix) + i + len(name) + len("=REDACTED") + len(after))
+			b.Grow(len(name) + 2 + len(tok) + len(before) + len(after) + len(path) + 1 + i + len(name) + len("=REDACTED") + len(after))
 			b.WriteString(name)
 			b.WriteByte('=')
 			b.WriteString(tok)
@@ -101,7 +101,8 @@ func Rewrite(u *url.URL, name, tok string, redact ...string) (query, uri string)
 			}
 			b.WriteString(after)
 			n := b.Len()
-			b.WriteString(prefix)
+			b.WriteString(path)
+			b.WriteByte('?')
 			b.WriteString(raw[:i+len(name)])
 			b.WriteString("=REDACTED")
 			b.WriteString(after)
