@@ -81,8 +81,12 @@ func TestRewrite(t *testing.T) {
 			}
 		}
 	}
-	for _, raw := range []string{"openid=o1&access_token=gw2.abc.def&lang=zh_CN", "openid=o1&lang=zh_CN"} {
-		u := &url.URL{Path: "/cgi-bin/user/info", RawQuery: raw}
+	for _, u := range []*url.URL{
+		{Path: "/cgi-bin/user/info", RawQuery: "openid=o1&access_token=gw2.abc.def&lang=zh_CN"},
+		{Path: "/cgi-bin/user/info", RawQuery: "openid=o1&lang=zh_CN"},
+		{Path: "/wxa/business/getuserphonenumber/and/more", RawQuery: "access_token=gw2.abc.def"}, // a path over 32 bytes
+	} {
+		raw := u.RawQuery
 		if n := testing.AllocsPerRun(50, func() { _, _ = Rewrite(u, "access_token", "REAL", names...) }); n != 1 {
 			t.Errorf("Rewrite(%q): %v allocations, want 1", raw, n)
 		}
