@@ -34,6 +34,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -64,6 +65,7 @@ import (
 	"github.com/silenceper/wechat/v2/officialaccount"
 	offConfig "github.com/silenceper/wechat/v2/officialaccount/config"
 	"github.com/silenceper/wechat/v2/officialaccount/message"
+	openConfig "github.com/silenceper/wechat/v2/openplatform/config"
 	"github.com/silenceper/wechat/v2/util"
 	"github.com/silenceper/wechat/v2/work"
 	workConfig "github.com/silenceper/wechat/v2/work/config"
@@ -175,6 +177,7 @@ func exampleConfigs(t *testing.T) []string {
 // value of its secret.
 type exampleAccount struct {
 	name, kind, appid, agentID, secret string
+	token, aesKey                      string // a platform's message token and EncodingAESKey
 }
 
 // exampleClient is a client of the example's wechat app, with the test
@@ -198,6 +201,7 @@ type exampleRun struct {
 	accounts map[string]exampleAccount
 	clients  []exampleClient
 	sim      *simulator.Simulator
+	simCfg   simulator.Config // its config: platforms are added once their callback is known
 	tap      *wiretap
 	tickets  *ticketTap
 	upstream string // the simulator's host:port
@@ -219,9 +223,13 @@ type exampleCross struct {
 var examplePlaceholder = regexp.MustCompile(`\{(env|file)\.([^{}\s"]+)\}`)
 
 // exampleValue is the test value of a placeholder: 32 characters (a client
-// key needs 16, a Redis encryption key 32), the same on every run.
+// key needs 16, a Redis encryption key 32), or 43 for an EncodingAESKey,
+// the same on every run.
 func exampleValue(placeholder string) string {
 	sum := sha256.Sum256([]byte("example " + placeholder))
+	if strings.Contains(strings.ToUpper(placeholder), "AES") {
+		return "x" + hex.EncodeToString(sum[:])[:42]
+	}
 	return "x" + hex.EncodeToString(sum[:])[:31]
 }
 
@@ -256,6 +264,9 @@ func runExample(t *testing.T, file string) {
 		}
 		g := e.start(cfgPath, admin, p)
 		gws, ports = append(gws, g), append(ports, p)
+		if i == 0 {
+			e.setUpPlatforms(p)
+		}
 		e.exercise(i, p)
 	}
 	if e.cross != nil {
@@ -355,7 +366,8 @@ func (e *exampleRun) readWechatApp() {
 	for name, v := range jsonObject(app["accounts"]) {
 		a := jsonObject(v)
 		acct := exampleAccount{name: name, kind: jsonString(a["kind"]), appid: e.resolve(jsonString(a["appid"])),
-			agentID: e.resolve(jsonString(a["agent_id"])), secret: e.resolve(jsonString(a["secret"]))}
+			agentID: e.resolve(jsonString(a["agent_id"])), secret: e.resolve(jsonString(a["secret"])),
+			token: e.resolve(jsonString(a["token"])), aesKey: e.resolve(jsonString(a["encoding_aes_key"]))}
 		if acct.kind == "" {
 			acct.kind = simulator.KindOfficial
 		}
@@ -377,6 +389,9 @@ func (e *exampleRun) startSimulator() {
 	labels := make(map[string]bool)
 	for _, name := range sortedKeys(e.accounts) {
 		a := e.accounts[name]
+		if a.kind == exampleComponent {
+			continue // a platform: see setUpPlatforms
+		}
 		sa := simulator.Account{Kind: a.kind, AppID: a.appid, Secret: a.secret, AgentID: a.agentID}
 		if a.kind == simulator.KindOfficial {
 			sa.Menu = exampleMenu
@@ -394,7 +409,8 @@ func (e *exampleRun) startSimulator() {
 		labels[sa.Label()] = true
 		accounts = append(accounts, sa)
 	}
-	sim, err := simulator.New(simulator.Config{Accounts: accounts})
+	e.simCfg = simulator.Config{Accounts: accounts}
+	sim, err := simulator.New(e.simCfg)
 	if err != nil {
 		e.t.Fatalf("%s: the simulator cannot have the example's accounts: %v", e.file, err)
 	}
@@ -664,9 +680,14 @@ func (e *exampleRun) exercise(i int, ports map[string]int) {
 				handlers++
 				wh := exampleHandler{account: jsonString(h["account"]), kind: jsonString(h["kind"]),
 					trusted: h["trusted"] == true, levels: levels}
-				if wh.trusted {
+				switch {
+				case h["callback"] == true:
+					// setUpPlatforms had WeChat push to it.
+				case e.accounts[wh.account].kind == exampleComponent:
+					e.exercisePlatform(where, base, wh)
+				case wh.trusted:
 					e.exerciseTrusted(where, base, wh)
-				} else {
+				default:
 					e.exerciseClients(i, name, where, base, wh)
 				}
 			}
@@ -675,6 +696,129 @@ func (e *exampleRun) exercise(i int, ports map[string]int) {
 	if handlers == 0 {
 		t.Errorf("%s: no site has the wechat handler", e.file)
 	}
+}
+
+// exampleComponent is the kind of a third-party platform's account.
+const exampleComponent = "component"
+
+// exampleAuthorizer is the official account that authorises each platform
+// of an example.
+const exampleAuthorizer = "wxexampleauthoriz1"
+
+// setUpPlatforms gives the simulator the example's third-party platforms,
+// with their callback routes (a wechat handler with callback, under an
+// exact path) as their authorization event URLs, and an authorizer each;
+// then WeChat pushes each a verify ticket.
+func (e *exampleRun) setUpPlatforms(ports map[string]int) {
+	callbacks := make(map[string]string) // account -> callback URL
+	servers := jsonObject(jsonObject(jsonObject(e.cfg["apps"])["http"])["servers"])
+	for _, name := range sortedKeys(servers) {
+		walkRoutes(jsonObject(servers[name])["routes"], nil, func(h map[string]any, levels [][]string) {
+			if jsonString(h["handler"]) != "wechat" || h["callback"] != true {
+				return
+			}
+			if len(levels) == 0 || len(levels[len(levels)-1]) != 1 || strings.ContainsAny(levels[len(levels)-1][0], "*") {
+				e.t.Fatalf("%s: the callback route of %s needs one exact path, for WeChat's authorization event URL", e.file, jsonString(h["account"]))
+			}
+			callbacks[jsonString(h["account"])] = fmt.Sprintf("http://127.0.0.1:%d%s", ports[name], levels[len(levels)-1][0])
+		})
+	}
+	cfg := e.simCfg
+	for _, name := range sortedKeys(e.accounts) {
+		a := e.accounts[name]
+		if a.kind != exampleComponent {
+			continue
+		}
+		if callbacks[name] == "" {
+			e.t.Fatalf("%s: platform %s has no callback route (`wechat %s { callback }`): WeChat could not push its verify ticket", e.file, name, name)
+		}
+		cfg.Components = append(cfg.Components, simulator.Component{AppID: a.appid, Secret: a.secret, Token: a.token,
+			EncodingAESKey: a.aesKey, CallbackURL: callbacks[name]})
+		cfg.Authorizers = append(cfg.Authorizers, simulator.Authorizer{ComponentAppID: a.appid, AppID: exampleAuthorizer})
+	}
+	if len(cfg.Components) == 0 {
+		return
+	}
+	cfg.ComponentTicketInterval = -1 // pushed below, not on a timer
+	if err := e.sim.Reconfigure(cfg); err != nil {
+		e.t.Fatalf("%s: the simulator cannot have the example's platforms: %v", e.file, err)
+	}
+	for _, c := range cfg.Components {
+		pushes, err := e.sim.PushComponentTicket(c.AppID)
+		if err != nil || len(pushes) != 1 || !pushes[0].Delivered {
+			e.t.Fatalf("%s: pushing the verify ticket of %s to %s: %+v, %v", e.file, c.AppID, c.CallbackURL, pushes, err)
+		}
+	}
+}
+
+// exercisePlatform runs a third-party platform's flow through its site
+// with silenceper/wechat's open platform: the component token, an
+// authorizer authorises the platform (WeChat pushes the event to the
+// callback, and the gateway exchanges the code), api_query_auth, the
+// authorizer's token, and a menu set and read on the authorizer's behalf.
+// On a trusted site as the platform, else with every key of every client
+// that may use it.
+func (e *exampleRun) exercisePlatform(where, base string, h exampleHandler) {
+	acct := e.accounts[h.account]
+	secrets := []string{"any-value-on-a-trusted-site"}
+	if !h.trusted {
+		secrets = nil
+		for _, c := range e.clients {
+			if slices.Contains(c.accounts, h.account) {
+				secrets = append(secrets, c.keys...)
+			}
+		}
+		if len(secrets) == 0 {
+			e.t.Errorf("%s: %s: no client may use platform %s", e.file, where, h.account)
+		}
+	}
+	for _, secret := range secrets {
+		if err := e.platformFlow(base, acct, secret, h.trusted); err != nil {
+			e.t.Errorf("%s: %s, platform %s: %v", e.file, where, h.account, err)
+		} else {
+			e.t.Logf("%s, platform %s: authorised, api_query_auth, authorizer token, menu ok", where, h.account)
+		}
+	}
+}
+
+// platformFlow is one run of exercisePlatform's flow with secret as the
+// component_appsecret. The SDK must hold gateway tokens (placeholders on a
+// trusted site) and the gateway's stand-in for the refresh token.
+func (e *exampleRun) platformFlow(base string, acct exampleAccount, secret string, trusted bool) error {
+	res, err := e.sim.Authorize(acct.appid, exampleAuthorizer, "")
+	if err != nil || !res.Push.Delivered {
+		return fmt.Errorf("authorising %s (the push to the callback): %+v, %v", exampleAuthorizer, res, err)
+	}
+	exampleSDKMu.Lock()
+	defer exampleSDKMu.Unlock()
+	prev := util.DefaultHTTPClient
+	defer func() { util.DefaultHTTPClient = prev }()
+	c := &exampleCaller{e: e, base: base, account: acct, secret: secret}
+	op := c.sdk().GetOpenPlatform(&openConfig.Config{AppID: acct.appid, AppSecret: secret,
+		Token: acct.token, EncodingAESKey: acct.aesKey, Cache: cache.NewMemory()})
+	if _, err := op.SetComponentAccessToken(context.Background(), "a-ticket-the-app-never-received"); err != nil {
+		return fmt.Errorf("api_component_token: %v", err)
+	}
+	info, err := op.QueryAuthCode(res.AuthorizationCode)
+	if err != nil || info.Appid != exampleAuthorizer {
+		return fmt.Errorf("api_query_auth: %+v, %v", info, err)
+	}
+	if !trusted && !strings.HasPrefix(info.AccessToken, "gw2.") || info.RefreshToken != "caddy-wechat-managed" {
+		return fmt.Errorf("api_query_auth handed the SDK a token of %d characters and a refresh token of %d, not the gateway's",
+			len(info.AccessToken), len(info.RefreshToken))
+	}
+	if _, err := op.RefreshAuthrToken(exampleAuthorizer, info.RefreshToken); err != nil {
+		return fmt.Errorf("api_authorizer_token: %v", err)
+	}
+	menu := op.GetOfficialAccount(exampleAuthorizer).GetMenu()
+	if err := menu.SetMenuByJSON(exampleMenu); err != nil {
+		return fmt.Errorf("menu/create on behalf of the authorizer: %v", err)
+	}
+	got, err := menu.GetMenu()
+	if err != nil || len(got.Menu.Button) != 1 || got.Menu.Button[0].Key != "TODAY" {
+		return fmt.Errorf("menu/get on behalf of the authorizer: %+v, %v", got, err)
+	}
+	return nil
 }
 
 // exerciseTrusted calls a trusted site as its account.
@@ -777,9 +921,20 @@ func (e *exampleRun) crossCheck(ports []map[string]int) {
 // checkTokenFetches checks that every account cost WeChat one token at
 // most: on a cluster, the instances shared it.
 func (e *exampleRun) checkTokenFetches(instances int) {
-	for label, c := range e.sim.Counters().Tokens {
+	counters := e.sim.Counters()
+	for label, c := range counters.Tokens {
 		if n := c.Token + c.StableToken + c.GetToken; n > 1 {
 			e.t.Errorf("%s: %d token calls reached WeChat for %s from %d instance(s); want one", e.file, n, label, instances)
+		}
+	}
+	for appid, c := range counters.Components {
+		if c.ComponentToken > 1 {
+			e.t.Errorf("%s: %d component token calls reached WeChat for platform %s; want one", e.file, c.ComponentToken, appid)
+		}
+		for auth, a := range c.Authorizers {
+			if a.AuthorizerToken > 1 {
+				e.t.Errorf("%s: %d authorizer token calls reached WeChat for %s of platform %s; want one", e.file, a.AuthorizerToken, auth, appid)
+			}
 		}
 	}
 }
