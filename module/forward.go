@@ -77,11 +77,18 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, answer 
 	if passing {
 		return // the answer had begun: nothing more can be said
 	}
+	hdr := w.Header()
 	if answer != nil {
-		answer.discard() // whatever headers the upstream had set
+		// Whatever headers the upstream had set go, but for the
+		// Proxy-Status reverse_proxy reports its refusal in (RFC 9209).
+		proxyStatus := hdr["Proxy-Status"]
+		answer.discard()
+		if proxyStatus != nil {
+			hdr["Proxy-Status"] = proxyStatus
+			maskHeader(http.Header{"Proxy-Status": proxyStatus}, confidential)
+		}
 	}
 	body := wxapi.AppendError(nil, wxapi.CodeSystemBusy, "wechat gateway: the WeChat API could not be reached ("+http.StatusText(status)+")")
-	hdr := w.Header()
 	hdr.Set("Content-Type", wxapi.ContentTypeJSON)
 	hdr.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

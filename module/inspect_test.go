@@ -104,6 +104,20 @@ func TestUpstreamFailureAfterHeaders(t *testing.T) {
 	}
 }
 
+// TestUpstreamRefusalKeepsProxyStatus: the Proxy-Status reverse_proxy
+// sets when it refuses an answer (proxy_status_name, RFC 9209) reaches the
+// client with the gateway's error; the upstream's other headers do not.
+func TestUpstreamRefusalKeepsProxyStatus(t *testing.T) {
+	rec := trustedCall(t, func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("X-Upstream", "1")
+		w.Header().Set("Proxy-Status", `caddy; error=incremental_refused`)
+		return caddyhttp.Error(http.StatusNotImplemented, errors.New("refusing to forward the message incrementally"))
+	})
+	if rec.Code != http.StatusNotImplemented || rec.Header().Get("Proxy-Status") != `caddy; error=incremental_refused` || rec.Header().Get("X-Upstream") != "" {
+		t.Errorf("client got %d %v", rec.Code, rec.Header())
+	}
+}
+
 // TestPanicPutsHeadersBack: when next panics before the answer passes,
 // the headers it set are taken out again before Caddy answers.
 func TestPanicPutsHeadersBack(t *testing.T) {
