@@ -129,9 +129,12 @@ func (h *Handle) Authorize(ctx context.Context, code string, issued time.Time) (
 		return Authorization{}, err
 	}
 	appid := auth.AppID
-	if err := m.keepRefreshToken(ctx, h.e, comp, appid, authorizerRecord{RefreshToken: refresh, Authorized: issued}); err != nil {
-		return Authorization{}, err
+	if !ValidAppID(appid) {
+		return Authorization{}, errors.New("the open platform named no usable authorizer appid")
 	}
+	m.underAuthorizerLock(ctx, h, appid, func() {
+		_ = m.keepRefreshToken(ctx, h.e, comp, appid, authorizerRecord{RefreshToken: refresh, Authorized: issued})
+	})
 	m.rememberExchange(ctx, h.e, comp, code, auth)
 	// An authorizer refreshing had stopped for want of authorisation
 	// resumes now.
@@ -212,14 +215,52 @@ func (h *Handle) Unauthorize(ctx context.Context, appid string, issued time.Time
 	if comp.Kind != Component {
 		return errors.New("account " + comp.Name + " is not a third-party platform")
 	}
-	if cur := m.refreshToken(ctx, h.e, comp, appid); cur != nil && cur.RefreshToken != "" && cur.Authorized.After(issued) {
-		m.lg().Info("a withdrawal older than the authorizer's authorisation ignored",
-			zap.String("account", comp.Name), zap.String("authorizer_appid", appid), zap.Time("issued", issued))
-		return nil
+	if !ValidAppID(appid) {
+		return errors.New("the open platform named no usable authorizer appid")
 	}
-	m.lg().Warn("authorizer withdrew its authorisation; its refresh token is dropped",
-		zap.String("account", comp.Name), zap.String("authorizer_appid", appid))
-	return m.keepRefreshToken(ctx, h.e, comp, appid, authorizerRecord{Revoked: true})
+	m.underAuthorizerLock(ctx, h, appid, func() {
+		if cur := m.refreshToken(ctx, h.e, comp, appid); cur != nil && cur.RefreshToken != "" && cur.Authorized.After(issued) {
+			m.lg().Info("a withdrawal older than the authorizer's authorisation ignored",
+				zap.String("account", comp.Name), zap.String("authorizer_appid", appid), zap.Time("issued", issued))
+			return
+		}
+		m.lg().Warn("authorizer withdrew its authorisation; its refresh token is dropped",
+			zap.String("account", comp.Name), zap.String("authorizer_appid", appid))
+		_ = m.keepRefreshToken(ctx, h.e, comp, appid, authorizerRecord{Revoked: true})
+	})
+	return nil
+}
+
+// underAuthorizerLock runs write, which reads and writes the record of
+// authorizer appid of component comp, under the storage lock the
+// authorizer's token refresh holds while it rotates the refresh token, and
+// under the component's in-process mutex: an authorisation, a withdrawal
+// and a rotation never overwrite one another, anywhere in the cluster.
+// Without a Store, or when the lock cannot be had in time, write runs
+// under the mutex alone (logged), as a refresh runs alone then.
+func (m *Manager) underAuthorizerLock(ctx context.Context, comp *Handle, appid string, write func()) {
+	if s := m.sharedStore(); s != nil {
+		name := lockName(&Account{Endpoint: AuthorizerToken, AppID: appid, Parent: comp})
+		lctx, cancel := context.WithTimeout(ctx, lockWaitFactor*m.opts.StoreTimeout)
+		err := s.Lock(lctx, name)
+		cancel()
+		if err != nil {
+			m.lg().Warn("could not take the authorizer's lock; writing its record without it",
+				zap.String("account", comp.Account().Name), zap.String("authorizer_appid", appid), zap.Error(err))
+		} else {
+			defer func() {
+				uctx, cancel := context.WithTimeout(context.Background(), m.opts.StoreTimeout)
+				defer cancel()
+				if err := s.Unlock(uctx, name); err != nil {
+					m.lg().Warn("could not release the authorizer's lock; it lapses on its own",
+						zap.String("account", comp.Account().Name), zap.String("authorizer_appid", appid), zap.Error(err))
+				}
+			}()
+		}
+	}
+	comp.e.authorizersMu.Lock()
+	defer comp.e.authorizersMu.Unlock()
+	write()
 }
 
 // Authorizer registers authorizer appid of this component account: the
@@ -297,6 +338,9 @@ func (m *Manager) refreshToken(ctx context.Context, ce *entry, comp *Account, ap
 // or a withdrawal that came meanwhile stands. The authorisation's time
 // carries over.
 func (m *Manager) replaceRefreshToken(ctx context.Context, ce *entry, comp *Account, appid, was string, rec authorizerRecord) {
+	// The refresh calling this holds the authorizer's storage lock.
+	ce.authorizersMu.Lock()
+	defer ce.authorizersMu.Unlock()
 	cur := m.refreshToken(ctx, ce, comp, appid)
 	if cur != nil && cur.RefreshToken != was {
 		m.lg().Info("authorizer's refresh token changed during a refresh; keeping the newer one",

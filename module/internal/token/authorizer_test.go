@@ -357,3 +357,55 @@ func TestOlderWithdrawalIgnored(t *testing.T) {
 		t.Fatalf("a newer withdrawal did not drop the authorizer: %v", err)
 	}
 }
+
+// TestAuthorisationWaitsForARotation: an authorisation and a withdrawal
+// write the authorizer's record under the storage lock its token refresh
+// holds while it rotates the refresh token, so that neither is overwritten
+// by a rotation that read the record before them, on any instance.
+func TestAuthorisationWaitsForARotation(t *testing.T) {
+	p := newOpenPlatform(t, 0)
+	ctx := context.Background()
+	_, comp := p.gateway()
+	if _, err := comp.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	name := lockName(&Account{Endpoint: AuthorizerToken, AppID: openAuth, Parent: comp})
+	p.store.waiting = make(chan string, 8)
+	// waitsFor runs write while the test holds the authorizer's lock (a
+	// refresh mid-rotation), checks that it waits, then lets it go.
+	waitsFor := func(what string, write func() error, before, after bool) {
+		t.Helper()
+		if err := p.store.Lock(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- write() }()
+		for waiting := false; !waiting; {
+			select {
+			case n := <-p.store.waiting:
+				waiting = n == name
+			case err := <-done:
+				_ = p.store.Unlock(ctx, name)
+				t.Fatalf("%s did not wait for the authorizer's lock (%v)", what, err)
+			}
+		}
+		if comp.Authorized(ctx, openAuth) != before {
+			t.Fatalf("%s was written while a refresh held the authorizer's lock", what)
+		}
+		_ = p.store.Unlock(ctx, name)
+		if err := <-done; err != nil || comp.Authorized(ctx, openAuth) != after {
+			t.Fatalf("%s after the lock was released: %v", what, err)
+		}
+	}
+	res, err := p.sim.Authorize(openComp, openAuth, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitsFor("an authorisation", func() error {
+		_, err := comp.Authorize(ctx, res.AuthorizationCode, p.clock.Now())
+		return err
+	}, false, true)
+	waitsFor("a withdrawal", func() error {
+		return comp.Unauthorize(ctx, openAuth, p.clock.Now().Add(time.Minute))
+	}, true, false)
+}

@@ -21,6 +21,9 @@ type memStore struct {
 	data  map[string][]byte
 	locks map[string]chan struct{}
 	down  atomic.Bool
+	// waiting, if set, is told the name of each lock a caller finds held
+	// and waits for.
+	waiting chan string
 }
 
 func newMemStore() *memStore {
@@ -42,6 +45,12 @@ func (s *memStore) Lock(ctx context.Context, name string) error {
 			return nil
 		}
 		s.mu.Unlock()
+		if s.waiting != nil {
+			select {
+			case s.waiting <- name:
+			default:
+			}
+		}
 		select {
 		case <-held:
 		case <-ctx.Done():
