@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -132,7 +134,7 @@ func (h *Handle) Authorize(ctx context.Context, code string, issued time.Time) (
 	if !ValidAppID(appid) {
 		return Authorization{}, errors.New("the open platform named no usable authorizer appid")
 	}
-	m.underAuthorizerLock(ctx, h, appid, func() {
+	m.underAuthorizerLock(ctx, h, appid, func(ctx context.Context) {
 		_ = m.keepRefreshToken(ctx, h.e, comp, appid, authorizerRecord{RefreshToken: refresh, Authorized: issued})
 	})
 	m.rememberExchange(ctx, h.e, comp, code, auth)
@@ -218,7 +220,7 @@ func (h *Handle) Unauthorize(ctx context.Context, appid string, issued time.Time
 	if !ValidAppID(appid) {
 		return errors.New("the open platform named no usable authorizer appid")
 	}
-	m.underAuthorizerLock(ctx, h, appid, func() {
+	m.underAuthorizerLock(ctx, h, appid, func(ctx context.Context) {
 		if cur := m.refreshToken(ctx, h.e, comp, appid); cur != nil && cur.RefreshToken != "" && cur.Authorized.After(issued) {
 			m.lg().Info("a withdrawal older than the authorizer's authorisation ignored",
 				zap.String("account", comp.Name), zap.String("authorizer_appid", appid), zap.Time("issued", issued))
@@ -234,11 +236,15 @@ func (h *Handle) Unauthorize(ctx context.Context, appid string, issued time.Time
 // underAuthorizerLock runs write, which reads and writes the record of
 // authorizer appid of component comp, under the storage lock the
 // authorizer's token refresh holds while it rotates the refresh token, and
-// under the component's in-process mutex: an authorisation, a withdrawal
+// under the authorizer's in-process mutex: an authorisation, a withdrawal
 // and a rotation never overwrite one another, anywhere in the cluster.
 // Without a Store, or when the lock cannot be had in time, write runs
-// under the mutex alone (logged), as a refresh runs alone then.
-func (m *Manager) underAuthorizerLock(ctx context.Context, comp *Handle, appid string, write func()) {
+// under the mutex alone (logged), as a refresh runs alone then. The wait
+// and write have their own deadlines, not ctx's: a request that gave up
+// waiting (WeChat's push, answered `success` or not) must not leave the
+// authorisation unwritten.
+func (m *Manager) underAuthorizerLock(ctx context.Context, comp *Handle, appid string, write func(context.Context)) {
+	ctx = context.WithoutCancel(ctx)
 	if s := m.sharedStore(); s != nil {
 		name := lockName(&Account{Endpoint: AuthorizerToken, AppID: appid, Parent: comp})
 		lctx, cancel := context.WithTimeout(ctx, lockWaitFactor*m.opts.StoreTimeout)
@@ -258,9 +264,17 @@ func (m *Manager) underAuthorizerLock(ctx context.Context, comp *Handle, appid s
 			}()
 		}
 	}
-	comp.e.authorizersMu.Lock()
-	defer comp.e.authorizersMu.Unlock()
-	write()
+	mu := comp.e.authorizerStripe(appid)
+	mu.Lock()
+	defer mu.Unlock()
+	write(ctx)
+}
+
+// authorizerStripe is the mutex of authorizer appid's stripe.
+func (e *entry) authorizerStripe(appid string) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(appid))
+	return &e.authorizerMu[h.Sum32()%uint32(len(e.authorizerMu))]
 }
 
 // Authorizer registers authorizer appid of this component account: the
@@ -325,7 +339,16 @@ func (m *Manager) refreshToken(ctx context.Context, ce *entry, comp *Account, ap
 	var stored authorizerRecord
 	switch {
 	case err == nil && json.Unmarshal(raw, &stored) == nil && (mine == nil || !mine.Updated.After(stored.Updated)):
-		ce.authorizers.Store(appid, &stored)
+		// The Store's is as new: it replaces the one read here, unless a
+		// write here replaced that meanwhile.
+		if mine == nil {
+			if v, loaded := ce.authorizers.LoadOrStore(appid, &stored); loaded {
+				return v.(*authorizerRecord)
+			}
+		} else if !ce.authorizers.CompareAndSwap(appid, mine, &stored) {
+			v, _ := ce.authorizers.Load(appid)
+			return v.(*authorizerRecord)
+		}
 		return &stored
 	case mine != nil && (err == nil || errors.Is(err, fs.ErrNotExist)):
 		_ = m.storeAuthorizer(ctx, comp, appid, mine)
@@ -339,8 +362,9 @@ func (m *Manager) refreshToken(ctx context.Context, ce *entry, comp *Account, ap
 // carries over.
 func (m *Manager) replaceRefreshToken(ctx context.Context, ce *entry, comp *Account, appid, was string, rec authorizerRecord) {
 	// The refresh calling this holds the authorizer's storage lock.
-	ce.authorizersMu.Lock()
-	defer ce.authorizersMu.Unlock()
+	mu := ce.authorizerStripe(appid)
+	mu.Lock()
+	defer mu.Unlock()
 	cur := m.refreshToken(ctx, ce, comp, appid)
 	if cur != nil && cur.RefreshToken != was {
 		m.lg().Info("authorizer's refresh token changed during a refresh; keeping the newer one",

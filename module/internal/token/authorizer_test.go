@@ -409,3 +409,44 @@ func TestAuthorisationWaitsForARotation(t *testing.T) {
 		return comp.Unauthorize(ctx, openAuth, p.clock.Now().Add(time.Minute))
 	}, true, false)
 }
+
+// TestAuthorisationOutlivesItsRequest: a push whose request gave up while
+// the authorisation waited for the authorizer's lock still has the
+// authorisation written, to the Store too, once the lock is free.
+func TestAuthorisationOutlivesItsRequest(t *testing.T) {
+	p := newOpenPlatform(t, 0)
+	_, comp := p.gateway()
+	if _, err := comp.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	name := lockName(&Account{Endpoint: AuthorizerToken, AppID: openAuth, Parent: comp})
+	p.store.waiting = make(chan string, 8)
+	res, err := p.sim.Authorize(openComp, openAuth, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.store.Lock(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := comp.Authorize(ctx, res.AuthorizationCode, p.clock.Now())
+		done <- err
+	}()
+	for n := ""; n != name; {
+		select {
+		case n = <-p.store.waiting:
+		case err := <-done:
+			t.Fatalf("the authorisation did not wait for the authorizer's lock (%v)", err)
+		}
+	}
+	cancel() // the push's request gives up
+	_ = p.store.Unlock(context.Background(), name)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, other := p.gateway(); !other.Authorized(context.Background(), openAuth) {
+		t.Error("the authorisation never reached the Store")
+	}
+}

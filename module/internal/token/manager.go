@@ -369,9 +369,11 @@ type entry struct {
 	// authorizers are a component account's authorizers as this instance
 	// knows them: appid -> *authorizerRecord.
 	authorizers sync.Map
-	// authorizersMu makes each read-compare-write of an authorizer's record
-	// whole within this instance (the storage lock does across instances).
-	authorizersMu sync.Mutex
+	// authorizerMu makes each read-compare-write of an authorizer's record
+	// whole within this instance (the storage lock does across instances):
+	// a mutex per stripe of appids (see authorizerStripe), so that one
+	// authorizer's slow write does not hold up the others.
+	authorizerMu [16]sync.Mutex
 	// exchanges are a component account's recent api_query_auth
 	// exchanges: code digest key -> *exchange.
 	exchanges sync.Map

@@ -73,6 +73,9 @@ func (s *memStore) Store(ctx context.Context, key string, value []byte) error {
 	if s.down.Load() {
 		return errDown
 	}
+	if err := ctx.Err(); err != nil {
+		return err // as a Store over the network does
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.data[key] = append([]byte(nil), value...)
