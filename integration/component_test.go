@@ -281,36 +281,3 @@ func TestComponentTokenFromPushedTicket(t *testing.T) {
 		t.Errorf("api_authorizer_token after withdrawal: %s", body)
 	}
 }
-
-// TestClientNarrowedToAuthorizers: a platform's client with `authorizers`
-// gets no token for an authorizer outside them, though the gateway keeps
-// that authorizer's refresh token for the platform.
-func TestClientNarrowedToAuthorizers(t *testing.T) {
-	narrowed := strings.Replace(componentClientsCaddyfile, "accounts platform\n", "accounts platform\n\t\t\tauthorizers wxsomeoneelse00001\n", 1)
-	if narrowed == componentClientsCaddyfile {
-		t.Fatal("no client block to narrow")
-	}
-	p := startPlatform(t, narrowed)
-	p.pushTicket(t)
-	res, err := p.sim.Authorize(compAppID, authAppID, "")
-	if err != nil || !res.Push.Delivered {
-		t.Fatalf("authorising: %+v %v", res, err)
-	}
-	_, body := send(t, "POST", p.gw.URL("/cgi-bin/component/api_component_token"), "application/json",
-		[]byte(`{"component_appid":"`+compAppID+`","component_appsecret":"`+saasKey+`","component_verify_ticket":"x"}`))
-	var tok struct {
-		Token string `json:"component_access_token"`
-	}
-	if err := json.Unmarshal(body, &tok); err != nil || !strings.HasPrefix(tok.Token, "gw2.") {
-		t.Fatalf("api_component_token: %s", body)
-	}
-	for _, c := range []struct{ path, body string }{
-		{"/cgi-bin/component/api_query_auth", `{"component_appid":"` + compAppID + `","authorization_code":"` + res.AuthorizationCode + `"}`},
-		{"/cgi-bin/component/api_authorizer_token", `{"component_appid":"` + compAppID + `","authorizer_appid":"` + authAppID + `"}`},
-	} {
-		_, body := send(t, "POST", p.gw.URL(c.path+"?component_access_token="+tok.Token), "application/json", []byte(c.body))
-		if code := errcodeOf(body); code != 48001 || strings.Contains(string(body), "authorizer_access_token") {
-			t.Errorf("%s for an authorizer outside the client's: %s, want 48001", c.path, body)
-		}
-	}
-}

@@ -198,12 +198,6 @@ func (c *Client) unmarshalBlock(d *caddyfile.Dispenser, name string) error {
 				return d.Errf("client %s: paths needs at least one path", name)
 			}
 			c.Paths = append(c.Paths, args...)
-		case "authorizers":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.Errf("client %s: authorizers needs at least one authorizer appid", name)
-			}
-			c.Authorizers = append(c.Authorizers, args...)
 		case "raw_token":
 			if err := caddyopt.NoArg(d); err != nil {
 				return err

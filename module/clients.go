@@ -33,12 +33,6 @@ type Client struct {
 	// paths or prefixes ending in `*` (/cgi-bin/user/*). Default: every path.
 	Paths []string `json:"paths,omitempty"`
 
-	// Authorizers, if set, are the only authorizers (the appids of the
-	// official accounts and mini programs that authorised the platform)
-	// the client may act for on its third-party platform accounts. Only
-	// for a client of a platform. Default: every authorizer.
-	Authorizers []string `json:"authorizers,omitempty"`
-
 	// RawToken allows the client to read the account's real access token
 	// from GET /wechat-gateway/raw_token, for the rare app that must sign
 	// or call with it itself (JS-SDK signing elsewhere, another tool). Every
@@ -68,7 +62,7 @@ func (a *App) provisionClients(repl *caddy.Replacer) error {
 		if cfg == nil {
 			return fmt.Errorf("client %q: empty definition", name)
 		}
-		c := clientauth.Client{Name: name, Accounts: cfg.Accounts, Paths: cfg.Paths, Authorizers: cfg.Authorizers, RawToken: cfg.RawToken, Admin: cfg.Admin}
+		c := clientauth.Client{Name: name, Accounts: cfg.Accounts, Paths: cfg.Paths, RawToken: cfg.RawToken, Admin: cfg.Admin}
 		for i, k := range cfg.Keys {
 			if !isPlaceholder(k) {
 				return fmt.Errorf("client %q: key %d must be a placeholder such as {env.SHOP_KEY} or {file./run/secrets/shop-key}, never the key itself: the config is served by the admin API", name, i+1)

@@ -126,9 +126,6 @@ func (h *Handler) platformCaller(r *http.Request, component bool) (*clientauth.C
 		refusal = clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: an authorizer's token on a component API")
 	case !component && claims.Authorizer == "":
 		refusal = clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: the platform's token on an authorizer's API (get the authorizer's from api_authorizer_token)")
-	case !component && auth.MayActFor(claims, claims.Authorizer) != nil:
-		// A token issued before the client's authorizers were narrowed.
-		refusal = auth.MayActFor(claims, claims.Authorizer)
 	default:
 		refusal = auth.MayCall(claims, r.URL.Path)
 		if refusal == nil && adminPath(strings.TrimSuffix(r.URL.Path, "/")) {

@@ -26,9 +26,6 @@ type Client struct {
 	// Paths, if any, are the API paths the client may call: exact paths or
 	// prefixes ending in `*` (/cgi-bin/user/*). Empty allows every path.
 	Paths []string
-	// Authorizers, if any, are the only authorizers the client may act for
-	// on its third-party platform accounts. Empty allows every one.
-	Authorizers []string
 	// RawToken allows the client to read the account's real access token
 	// from the raw-token endpoint.
 	RawToken bool
@@ -70,9 +67,8 @@ type Authority struct {
 
 type client struct {
 	Client
-	keys        map[string][]byte // key id (hex) -> key
-	accounts    map[string]bool
-	authorizers map[string]bool // nil: every authorizer
+	keys     map[string][]byte // key id (hex) -> key
+	accounts map[string]bool
 }
 
 // clientKey is a key and the client it belongs to.
@@ -173,19 +169,6 @@ func (a *Authority) add(c Client) error {
 			corps[acct.AppID] = name
 		}
 		cl.accounts[name] = true
-	}
-	if len(c.Authorizers) > 0 {
-		platform := slices.ContainsFunc(c.Accounts, func(name string) bool { return a.accounts[name].Kind == "component" })
-		if !platform {
-			return fmt.Errorf("client %q: authorizers: the client uses no third-party platform (an account of kind component)", c.Name)
-		}
-		cl.authorizers = make(map[string]bool)
-		for _, appid := range c.Authorizers {
-			if !validAuthorizer(appid) {
-				return fmt.Errorf("client %q: authorizers: %q is not an appid", c.Name, appid)
-			}
-			cl.authorizers[appid] = true
-		}
 	}
 	for _, p := range c.Paths {
 		if !strings.HasPrefix(p, "/") {

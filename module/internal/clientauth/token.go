@@ -194,9 +194,6 @@ func (a *Authority) IssueAuthorizer(cl *Claims, appid string) (string, *Error) {
 	if !validAuthorizer(appid) {
 		return "", Refuse(wxapi.CodeInvalidAppID, "invalid authorizer appid")
 	}
-	if refusal := a.MayActFor(cl, appid); refusal != nil {
-		return "", refusal
-	}
 	out := *cl
 	out.Authorizer = appid
 	out.Expiry = a.now().Add(a.ttl).Unix()
@@ -349,15 +346,6 @@ func (a *Authority) clientOf(cl *Claims) *client {
 func (a *Authority) MayCall(cl *Claims, path string) *Error {
 	if !a.clientOf(cl).mayCall(path) {
 		return Refuse(wxapi.CodeAPIUnauthorized, "api unauthorized: client "+cl.Client+" may not call "+path)
-	}
-	return nil
-}
-
-// MayActFor checks that the token's client may act for authorizer appid
-// of its platform.
-func (a *Authority) MayActFor(cl *Claims, appid string) *Error {
-	if c := a.clientOf(cl); c.authorizers != nil && !c.authorizers[appid] {
-		return Refuse(wxapi.CodeAPIUnauthorized, "api unauthorized: client "+cl.Client+" may not act for authorizer "+appid)
 	}
 	return nil
 }
