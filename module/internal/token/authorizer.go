@@ -246,22 +246,12 @@ func (h *Handle) Unauthorize(ctx context.Context, appid string, issued time.Time
 func (m *Manager) underAuthorizerLock(ctx context.Context, comp *Handle, appid string, write func(context.Context)) {
 	ctx = context.WithoutCancel(ctx)
 	if s := m.sharedStore(); s != nil {
-		name := lockName(&Account{Endpoint: AuthorizerToken, AppID: appid, Parent: comp})
-		lctx, cancel := context.WithTimeout(ctx, lockWaitFactor*m.opts.StoreTimeout)
-		err := s.Lock(lctx, name)
-		cancel()
-		if err != nil {
+		a := authorizerAccount(comp, appid)
+		if unlock, err := m.lock(ctx, s, &a); err != nil {
 			m.lg().Warn("could not take the authorizer's lock; writing its record without it",
 				zap.String("account", comp.Account().Name), zap.String("authorizer_appid", appid), zap.Error(err))
 		} else {
-			defer func() {
-				uctx, cancel := context.WithTimeout(context.Background(), m.opts.StoreTimeout)
-				defer cancel()
-				if err := s.Unlock(uctx, name); err != nil {
-					m.lg().Warn("could not release the authorizer's lock; it lapses on its own",
-						zap.String("account", comp.Account().Name), zap.String("authorizer_appid", appid), zap.Error(err))
-				}
-			}()
+			defer unlock()
 		}
 	}
 	mu := comp.e.authorizerStripe(appid)
@@ -280,8 +270,12 @@ func (e *entry) authorizerStripe(appid string) *sync.Mutex {
 // Authorizer registers authorizer appid of this component account: the
 // Handle's Token is the authorizer_access_token. Pair it with a Release.
 func (h *Handle) Authorizer(appid string) (*Handle, error) {
-	comp := h.Account()
-	return h.m.Register(Account{Name: comp.Name + "/" + appid, Endpoint: AuthorizerToken, AppID: appid, Parent: h})
+	return h.m.Register(authorizerAccount(h, appid))
+}
+
+// authorizerAccount is the account of authorizer appid of component comp.
+func authorizerAccount(comp *Handle, appid string) Account {
+	return Account{Name: comp.Account().Name + "/" + appid, Endpoint: AuthorizerToken, AppID: appid, Parent: comp}
 }
 
 // Authorized reports whether the component holds a refresh token for

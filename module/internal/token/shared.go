@@ -25,19 +25,11 @@ func (m *Manager) obtain(ctx context.Context, e *entry, a *Account, proactive bo
 	// Each Store call has its own deadline, shorter than the refresh's: a
 	// Store that hangs (a network partition, a hung mount) must leave time
 	// for the fetch that follows without it.
-	lctx, cancel := context.WithTimeout(ctx, lockWaitFactor*m.opts.StoreTimeout)
-	err := s.Lock(lctx, lockName(a))
-	cancel()
+	unlock, err := m.lock(ctx, s, a)
 	if err != nil {
 		return m.alone(e, a, proactive, err)
 	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.Background(), m.opts.StoreTimeout)
-		defer cancel()
-		if err := s.Unlock(uctx, lockName(a)); err != nil {
-			m.lg().Warn("could not release the token lock; it lapses on its own", zap.String("account", a.Name), zap.Error(err))
-		}
-	}()
+	defer unlock()
 	sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
 	stored, err := loadRecord(sctx, s, a, m.opts.Clock.Now())
 	cancel()
@@ -70,6 +62,26 @@ func (m *Manager) obtain(ctx context.Context, e *entry, a *Account, proactive bo
 			zap.String("account", a.Name), zap.Error(err))
 	}
 	return tok, nil
+}
+
+// lock takes a's lock in s, waiting up to lockWaitFactor StoreTimeouts,
+// and returns the call that releases it; a release that fails is logged
+// (the lock lapses on its own).
+func (m *Manager) lock(ctx context.Context, s Store, a *Account) (unlock func(), err error) {
+	name := lockName(a)
+	lctx, cancel := context.WithTimeout(ctx, lockWaitFactor*m.opts.StoreTimeout)
+	err = s.Lock(lctx, name)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		uctx, cancel := context.WithTimeout(context.Background(), m.opts.StoreTimeout)
+		defer cancel()
+		if err := s.Unlock(uctx, name); err != nil {
+			m.lg().Warn("could not release the token lock; it lapses on its own", zap.String("account", a.Name), zap.Error(err))
+		}
+	}, nil
 }
 
 // adoptable reports whether a stored token can replace e's: still valid,
