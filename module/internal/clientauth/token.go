@@ -205,24 +205,18 @@ func (a *Authority) IssueAuthorizer(cl *Claims, appid string) (string, *Error) {
 // expire, so the hot path is a cache lookup.
 func (a *Authority) Verify(token string) (*Claims, *Error) {
 	now := a.now().Unix()
-	hit, ok := a.recent.get(token)
-	if !ok {
-		if hit, ok = a.verified.Get(token); ok {
-			a.recent.put(token, hit)
+	cl, cached := a.cached(token)
+	if !cached {
+		var refusal *Error
+		if cl, refusal = a.parse(token); refusal != nil {
+			return nil, refusal
 		}
-	}
-	if ok {
-		if now >= hit.Expiry {
-			return nil, Refuse(wxapi.CodeTokenExpired, "access_token expired: fetch a new gateway token")
-		}
-		return hit, nil
-	}
-	cl, refusal := a.parse(token)
-	if refusal != nil {
-		return nil, refusal
 	}
 	if now >= cl.Expiry {
 		return nil, Refuse(wxapi.CodeTokenExpired, "access_token expired: fetch a new gateway token")
+	}
+	if cached {
+		return cl, nil
 	}
 	if cl.Expiry > now+int64(a.ttl/time.Second)+maxSkew {
 		// Issued under a longer client_token_ttl, or signed by the client
@@ -232,6 +226,19 @@ func (a *Authority) Verify(token string) (*Claims, *Error) {
 	a.verified.SetWithTTL(token, cl, 1, time.Duration(cl.Expiry-now)*time.Second)
 	a.recent.put(token, cl)
 	return cl, nil
+}
+
+// cached returns the claims of a token verified before, from the recent
+// tokens or the verified cache (which puts it among the recent ones).
+func (a *Authority) cached(token string) (*Claims, bool) {
+	if cl, ok := a.recent.get(token); ok {
+		return cl, true
+	}
+	cl, ok := a.verified.Get(token)
+	if ok {
+		a.recent.put(token, cl)
+	}
+	return cl, ok
 }
 
 // malformed refuses a token that is not one the gateway issued.
