@@ -369,7 +369,8 @@ func TestAuthorisationWaitsForARotation(t *testing.T) {
 	if _, err := comp.Token(ctx); err != nil {
 		t.Fatal(err)
 	}
-	name := lockName(&Account{Endpoint: AuthorizerToken, AppID: openAuth, Parent: comp})
+	acct := authorizerAccount(comp, openAuth)
+	name := lockName(&acct)
 	p.store.waiting = make(chan string, 8)
 	// waitsFor runs write while the test holds the authorizer's lock (a
 	// refresh mid-rotation), checks that it waits, then lets it go.
@@ -380,15 +381,7 @@ func TestAuthorisationWaitsForARotation(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- write() }()
-		for waiting := false; !waiting; {
-			select {
-			case n := <-p.store.waiting:
-				waiting = n == name
-			case err := <-done:
-				_ = p.store.Unlock(ctx, name)
-				t.Fatalf("%s did not wait for the authorizer's lock (%v)", what, err)
-			}
-		}
+		p.waitsForLock(name, what, done)
 		if comp.Authorized(ctx, openAuth) != before {
 			t.Fatalf("%s was written while a refresh held the authorizer's lock", what)
 		}
@@ -419,7 +412,8 @@ func TestAuthorisationOutlivesItsRequest(t *testing.T) {
 	if _, err := comp.Token(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	name := lockName(&Account{Endpoint: AuthorizerToken, AppID: openAuth, Parent: comp})
+	acct := authorizerAccount(comp, openAuth)
+	name := lockName(&acct)
 	p.store.waiting = make(chan string, 8)
 	res, err := p.sim.Authorize(openComp, openAuth, "")
 	if err != nil {
@@ -434,13 +428,7 @@ func TestAuthorisationOutlivesItsRequest(t *testing.T) {
 		_, err := comp.Authorize(ctx, res.AuthorizationCode, p.clock.Now())
 		done <- err
 	}()
-	for n := ""; n != name; {
-		select {
-		case n = <-p.store.waiting:
-		case err := <-done:
-			t.Fatalf("the authorisation did not wait for the authorizer's lock (%v)", err)
-		}
-	}
+	p.waitsForLock(name, "the authorisation", done)
 	cancel() // the push's request gives up
 	_ = p.store.Unlock(context.Background(), name)
 	if err := <-done; err != nil {
@@ -448,5 +436,20 @@ func TestAuthorisationOutlivesItsRequest(t *testing.T) {
 	}
 	if _, other := p.gateway(); !other.Authorized(context.Background(), openAuth) {
 		t.Error("the authorisation never reached the Store")
+	}
+}
+
+// waitsForLock returns once a write running in another goroutine waits for
+// the lock name the test holds; if the write finishes first (done), it
+// did not wait, and the test fails.
+func (p *openPlatform) waitsForLock(name, what string, done <-chan error) {
+	p.t.Helper()
+	for n := ""; n != name; {
+		select {
+		case n = <-p.store.waiting:
+		case err := <-done:
+			_ = p.store.Unlock(context.Background(), name)
+			p.t.Fatalf("%s did not wait for the authorizer's lock (%v)", what, err)
+		}
 	}
 }
