@@ -57,10 +57,7 @@ func WithParam(raw, name, tok string) string {
 		// no other spelling; every other component stays as it is.
 		i := strings.Index(raw, name)
 		if i < 0 {
-			if raw == "" {
-				return name + "=" + tok
-			}
-			return name + "=" + tok + "&" + raw
+			return prepend(name, tok, raw)
 		}
 		if before, after, ok := cutParam(raw, i, name); ok {
 			if before == "" {
@@ -82,11 +79,8 @@ func Rewrite(u *url.URL, name, tok string, redact ...string) (query, uri string)
 	raw := u.RawQuery
 	if !hasEscape(raw) && !hasEmptyPart(raw) && !containsOther(raw, name, redact) {
 		i := strings.Index(raw, name)
-		switch {
-		case i < 0 && raw == "": // no token sent: nothing to redact
-			return name + "=" + tok, ""
-		case i < 0:
-			return name + "=" + tok + "&" + raw, ""
+		if i < 0 { // no token sent: nothing to redact
+			return prepend(name, tok, raw), ""
 		}
 		if before, after, ok := cutParam(raw, i, name); ok {
 			path := u.EscapedPath()
@@ -113,6 +107,14 @@ func Rewrite(u *url.URL, name, tok string, redact ...string) (query, uri string)
 	query = WithParam(raw, name, tok)
 	uri, _ = RedactURI(u, redact...)
 	return query, uri
+}
+
+// prepend returns the raw query with name=tok put first.
+func prepend(name, tok, raw string) string {
+	if raw == "" {
+		return name + "=" + tok
+	}
+	return name + "=" + tok + "&" + raw
 }
 
 // containsOther reports whether raw contains one of names other than name.
