@@ -55,6 +55,9 @@ type inspection struct {
 	confidential []string
 	masked       bool
 	tail         []byte
+	// paramAt is 1 + where in tail a credential parameter's value begins
+	// whose end has not come yet; 0: none.
+	paramAt int
 }
 
 var inspectorPool = sync.Pool{New: func() any { return new(inspector) }}
@@ -190,23 +193,29 @@ func (i *inspector) Write(p []byte) (int, error) {
 }
 
 // stream writes p on to the client, masked if the answer is JSON or text:
-// what could start a confidential value stays in tail until the next write
-// or the end of the answer.
+// the confidential values, and whatever value follows a credential's name
+// (another instance's token, one cut short). What could start a value or a
+// name stays in tail until the next write or the end of the answer.
 func (i *inspector) stream(p []byte) (int, error) {
-	keep := wxapi.MaskTail(i.confidential)
-	if !i.masked || keep == 0 {
+	if !i.masked {
 		return i.w.Write(p)
 	}
+	keep := max(wxapi.MaskTail(i.confidential), maxCredentialParam-1)
 	i.tail = append(i.tail, p...)
 	wxapi.Mask(i.tail, i.confidential)
-	if len(i.tail) <= keep {
-		return len(p), nil
+	open := wxapi.MaskParamsFrom(i.tail, credentialParams, i.paramAt-1)
+	out := max(len(i.tail)-keep, 0)
+	if out > 0 {
+		if _, err := i.w.Write(i.tail[:out]); err != nil {
+			return 0, err
+		}
+		i.tail = append(i.tail[:0], i.tail[out:]...)
 	}
-	out := len(i.tail) - keep
-	if _, err := i.w.Write(i.tail[:out]); err != nil {
-		return 0, err
+	i.paramAt = 0
+	if open >= 0 {
+		// The value goes on in the next write; its start may be sent.
+		i.paramAt = max(open-out, 0) + 1
 	}
-	i.tail = append(i.tail[:0], i.tail[out:]...)
 	return len(p), nil
 }
 
@@ -295,21 +304,39 @@ func (i *inspector) release() {
 // they appear in an echoed query string.
 var credentialParams = []string{"access_token=", "secret=", "corpsecret=", "component_access_token="}
 
-// maskHeader masks the confidential values in h's values (an upstream
-// that echoes the request in a Location or other header).
+// maxCredentialParam is the longest of credentialParams.
+var maxCredentialParam = wxapi.MaxParamName(credentialParams)
+
+// maskHeader masks the confidential values in h's values, and the value
+// of any credential parameter there (an upstream that echoes the request
+// in a Location or other header).
 func maskHeader(h http.Header, confidential []string) {
 	for _, vals := range h {
 		for j, v := range vals {
-			for _, c := range confidential {
-				if len(c) >= wxapi.MinMasked && strings.Contains(v, c) {
-					b := []byte(v)
-					wxapi.Mask(b, confidential)
-					vals[j] = string(b)
-					break
-				}
+			if hasConfidential(v, confidential) || hasCredentialParam(v) {
+				b := []byte(v)
+				wxapi.Mask(b, confidential)
+				wxapi.MaskParams(b, credentialParams)
+				vals[j] = string(b)
 			}
 		}
 	}
+}
+
+// hasConfidential reports whether v holds one of the values Mask hides.
+func hasConfidential(v string, confidential []string) bool {
+	for _, c := range confidential {
+		if len(c) >= wxapi.MinMasked && strings.Contains(v, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasCredentialParam reports whether v may hold one of credentialParams
+// (each ends in "token=" or "secret="), without a search for each.
+func hasCredentialParam(v string) bool {
+	return strings.IndexByte(v, '=') >= 0 && (strings.Contains(v, "token=") || strings.Contains(v, "secret="))
 }
 
 // headerSnapshot is a header map as it was: its keys, their value slices

@@ -3,12 +3,16 @@ package caddywechat
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 func TestHoldBack(t *testing.T) {
@@ -191,4 +195,62 @@ func trustedCall(t *testing.T, next caddyhttp.HandlerFunc) *httptest.ResponseRec
 		}
 	}()
 	return rec
+}
+
+// TestStreamedAnswerMaskedAsHeld: an answer that streams (a client can make
+// any echo longer than the window) loses what a held one does: the
+// confidential values, and every value after a credential's name, one that
+// nobody here knows (another instance's newer token) or one cut short,
+// however the answer is cut into writes. Random answers, random cuts.
+func TestStreamedAnswerMaskedAsHeld(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 2))
+	confidential := []string{"REAL-TOKEN-0123456789abcdef-0123456789", "APP-SECRET-0123456789abcdef"}
+	pieces := append(slices.Clone(confidential), "access_token=", "secret=", "corpsecret=", "component_access_token=",
+		"PEER-TOKEN-0123456789", "&", `"`, `\`, " ", "=", "x", "access_tok", "en=", "REAL-TOKEN-01")
+	for n := range 3000 {
+		var body []byte
+		for range 1 + rng.IntN(24) {
+			body = append(body, pieces[rng.IntN(len(pieces))]...)
+		}
+		want := slices.Clone(body)
+		wxapi.Mask(want, confidential)
+		wxapi.MaskParams(want, credentialParams)
+
+		rec := httptest.NewRecorder()
+		rec.Header().Set("Content-Type", "application/json")
+		i := newInspector(rec, confidential)
+		i.WriteHeader(http.StatusNotFound) // not held back: it streams
+		for rest := body; len(rest) > 0; {
+			k := min(1+rng.IntN(40), len(rest))
+			if _, err := i.Write(slices.Clone(rest[:k])); err != nil {
+				t.Fatal(err)
+			}
+			rest = rest[k:]
+		}
+		i.pass()
+		i.free()
+		if got := rec.Body.String(); got != string(want) {
+			t.Fatalf("answer %d %q:\nstreamed %q\nheld     %q", n, body, got, want)
+		}
+	}
+}
+
+// TestHeaderCredentialParamsMasked: a header that echoes a query loses the
+// values of its credential parameters, whoever's they are.
+func TestHeaderCredentialParamsMasked(t *testing.T) {
+	h := http.Header{
+		"Location":     {"https://example.com/cb?a=1&access_token=PEER-TOKEN&b=2"},
+		"X-Echo":       {"secret=KEY-OF-A-CLIENT"},
+		"Content-Type": {"application/json; encoding=utf-8"},
+	}
+	maskHeader(h, []string{"REAL-TOKEN-0123456789abcdef"})
+	if got := h.Get("Location"); got != "https://example.com/cb?a=1&access_token=**********&b=2" {
+		t.Errorf("Location %q", got)
+	}
+	if got := h.Get("X-Echo"); got != "secret=***************" {
+		t.Errorf("X-Echo %q", got)
+	}
+	if got := h.Get("Content-Type"); got != "application/json; encoding=utf-8" {
+		t.Errorf("Content-Type %q", got)
+	}
 }

@@ -48,25 +48,58 @@ func MaskTail(values []string) int {
 // to the next '&', '"', '\', white space or the end) with asterisks: what
 // an echoed query string holds after the names of credentials, whatever
 // its value, even cut short.
-func MaskParams(b []byte, names []string) {
-	if strings.IndexByte(unsafe.String(unsafe.SliceData(b), len(b)), '=') < 0 {
-		return // no parameter at all: the common case, a JSON answer
+func MaskParams(b []byte, names []string) { MaskParamsFrom(b, names, -1) }
+
+// MaskParamsFrom is MaskParams for an answer that comes in pieces, b being
+// what has come and is not yet sent: from, when not negative, is where in
+// b a value begins whose name was in a piece already sent. It returns
+// where in b the value that runs to its end begins (more of it may come),
+// or -1.
+func MaskParamsFrom(b []byte, names []string, from int) (open int) {
+	open, start := -1, 0
+	if from >= 0 {
+		if start = maskValue(b, from); start == len(b) {
+			return from
+		}
+	}
+	rest := b[start:]
+	if strings.IndexByte(unsafe.String(unsafe.SliceData(rest), len(rest)), '=') < 0 {
+		return open // no parameter at all: the common case, a JSON answer
 	}
 	for _, name := range names {
-		for rest := b; ; {
-			i := strings.Index(unsafe.String(unsafe.SliceData(rest), len(rest)), name)
+		for at := start; ; {
+			i := strings.Index(unsafe.String(unsafe.SliceData(b[at:]), len(b)-at), name)
 			if i < 0 {
 				break
 			}
-			j := i + len(name)
-			for ; j < len(rest); j++ {
-				c := rest[j]
-				if c == '&' || c == '"' || c == '\\' || c <= ' ' {
-					break
-				}
-				rest[j] = '*'
+			value := at + i + len(name)
+			if at = maskValue(b, value); at == len(b) && value > open {
+				open = value
 			}
-			rest = rest[j:]
 		}
 	}
+	return open
+}
+
+// maskValue overwrites b from i up to the end of a parameter's value, and
+// returns where it ends.
+func maskValue(b []byte, i int) int {
+	for ; i < len(b); i++ {
+		c := b[i]
+		if c == '&' || c == '"' || c == '\\' || c <= ' ' {
+			break
+		}
+		b[i] = '*'
+	}
+	return i
+}
+
+// MaxParamName is the length of the longest of names: a stream that holds
+// back one byte less keeps any name cut by the end of a piece.
+func MaxParamName(names []string) int {
+	n := 0
+	for _, name := range names {
+		n = max(n, len(name))
+	}
+	return n
 }
