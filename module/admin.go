@@ -26,8 +26,10 @@ func init() {
 //	                       is one, its generation, expiry and next refresh,
 //	                       token calls today against the budget, and why
 //	                       refreshing stopped, if it did; the same for each
-//	                       of its JS-SDK tickets (endpoint: its type). Never
-//	                       a token, ticket or secret.
+//	                       of its JS-SDK tickets (endpoint: its type) and,
+//	                       for a third-party platform, of the authorizers
+//	                       it holds a token for. Never a token, ticket or
+//	                       secret.
 //	GET  /wechat/accounts/{name}
 //	                       one account's state, as above.
 //	POST /wechat/accounts/{name}/refresh  {"if_generation":N} (optional):
@@ -106,10 +108,12 @@ func (Admin) clock(w http.ResponseWriter, r *http.Request) error {
 	return writeStatuses(w, app)
 }
 
-// accountState is an account's token state, with its tickets'.
+// accountState is an account's token state, with its tickets' and, for a
+// third-party platform, its authorizers' in use.
 type accountState struct {
 	token.Status
-	Tickets []token.Status `json:"tickets,omitempty"`
+	Tickets     []token.Status `json:"tickets,omitempty"`
+	Authorizers []token.Status `json:"authorizers,omitempty"`
 }
 
 func writeStatuses(w http.ResponseWriter, app *App) error {
@@ -134,7 +138,11 @@ func accountStates(app *App) []*accountState {
 		}
 	}
 	for _, st := range list {
-		if as := byName[st.Parent]; as != nil {
+		switch as := byName[st.Parent]; {
+		case as == nil:
+		case st.Endpoint == token.AuthorizerToken:
+			as.Authorizers = append(as.Authorizers, st)
+		default:
 			as.Tickets = append(as.Tickets, st)
 		}
 	}

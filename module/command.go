@@ -162,6 +162,9 @@ func printStatus(out io.Writer, now time.Time, accounts []*accountState, colour 
 		for _, t := range as.Tickets {
 			row("  ticket", t)
 		}
+		for _, a := range as.Authorizers {
+			row("  authorizer "+a.AppID, a)
+		}
 	}
 	_ = tw.Flush()
 }

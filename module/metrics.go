@@ -97,7 +97,9 @@ func registerMetrics(reg *prometheus.Registry, c prometheus.Collector) error {
 type metricsObserver struct{}
 
 // accountLabel is the account an Account's metrics count for: a ticket's
-// is its parent's.
+// and an authorizer's is its parent's (a platform's authorizers are as many
+// as its customers: one series each would grow without a bound in the
+// config).
 func accountLabel(a *token.Account) string {
 	if a.Parent != nil {
 		return a.Parent.Account().Name
@@ -111,7 +113,7 @@ func (metricsObserver) EndpointCall(a *token.Account, result string, _ time.Dura
 		m.ticketFetches.WithLabelValues(accountLabel(a), string(a.Endpoint), result).Inc()
 		return
 	}
-	m.tokenCalls.WithLabelValues(a.Name, string(a.Endpoint), result).Inc()
+	m.tokenCalls.WithLabelValues(accountLabel(a), string(a.Endpoint), result).Inc()
 }
 
 func (metricsObserver) Refreshed(a *token.Account, _ bool, took time.Duration) {
@@ -194,20 +196,31 @@ var (
 		"1 while refreshing is stopped by a configuration or quota error, or the budget.", []string{"account"}, nil)
 	descTicketRemaining = prometheus.NewDesc("caddy_wechat_ticket_remaining_seconds",
 		"Seconds the account's cached JS-SDK ticket has left, by ticket type (0: none).", []string{"account", "endpoint"}, nil)
+	descAuthorizers = prometheus.NewDesc("caddy_wechat_authorizer_tokens",
+		"Authorizers of the third-party platform whose token this instance holds.", []string{"account"}, nil)
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRemaining, descGeneration, descBudgetUsed, descBudgetLimit, descGuard, descTicketRemaining} {
+	for _, d := range []*prometheus.Desc{descRemaining, descGeneration, descBudgetUsed, descBudgetLimit, descGuard, descTicketRemaining, descAuthorizers} {
 		ch <- d
 	}
 }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.app.now()
+	authorizers := make(map[string]int) // per platform: one series each, however many authorizers
 	for _, st := range c.app.statuses() {
 		left := 0.0
 		if st.HasToken {
 			left = max(st.Expires.Sub(now).Seconds(), 0)
+		}
+		if st.Endpoint == token.AuthorizerToken {
+			n := authorizers[st.Parent]
+			if left > 0 {
+				n++
+			}
+			authorizers[st.Parent] = n
+			continue
 		}
 		if st.Parent != "" {
 			ch <- prometheus.MustNewConstMetric(descTicketRemaining, prometheus.GaugeValue, left, st.Parent, string(st.Endpoint))
@@ -222,5 +235,8 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descBudgetUsed, prometheus.GaugeValue, float64(st.CallsToday), st.Name)
 		ch <- prometheus.MustNewConstMetric(descBudgetLimit, prometheus.GaugeValue, float64(st.DailyBudget), st.Name)
 		ch <- prometheus.MustNewConstMetric(descGuard, prometheus.GaugeValue, guard, st.Name)
+	}
+	for platform, n := range authorizers {
+		ch <- prometheus.MustNewConstMetric(descAuthorizers, prometheus.GaugeValue, float64(n), platform)
 	}
 }

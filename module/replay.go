@@ -40,9 +40,9 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	ctx := r.Context()
 	acct := first.account.Account()
 	m := processMetrics()
-	m.rejections.WithLabelValues(acct.Name, strconv.Itoa(code)).Inc()
+	m.rejections.WithLabelValues(accountLabel(acct), strconv.Itoa(code)).Inc()
 	replayed := "none"
-	defer func() { m.replays.WithLabelValues(acct.Name, replayed).Inc() }()
+	defer func() { m.replays.WithLabelValues(accountLabel(acct), replayed).Inc() }()
 	path := r.URL.Path
 	if first.stream != nil || h.stuck.has(acct.Name, path, h.app.now()) {
 		// Pass the answer on; a body that streamed cannot be sent again, and
@@ -79,7 +79,7 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	replayed = "ok"
 	if code, rid, rejected := second.tokenError(); rejected {
 		replayed = "rejected"
-		m.rejections.WithLabelValues(acct.Name, strconv.Itoa(code)).Inc()
+		m.rejections.WithLabelValues(accountLabel(acct), strconv.Itoa(code)).Inc()
 		h.stuck.add(acct.Name, path, h.app.now())
 		h.logger.Warn("a fresh access_token was refused too: this path wants another kind of token; not refreshing for it for a while",
 			zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code),

@@ -1,0 +1,214 @@
+package caddywechat
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
+	"github.com/wxgate/caddy-wechat/module/internal/msgcrypt"
+	"github.com/wxgate/caddy-wechat/module/internal/token"
+)
+
+const (
+	platAppID = "wx3rdcomponent0001"
+	authA     = "wxauthorizeraaaa01" // also configured as the official account mp
+	authB     = "wxauthorizerbbbb02"
+	platKey   = "plat-key-0123456789abcdef" // client both: platform and mp
+)
+
+// platformFetcher mints component, official and authorizer tokens and
+// exchanges codes ("code-<appid>" authorizes appid), without a network.
+type platformFetcher struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (f *platformFetcher) next(prefix string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	return fmt.Sprintf("%s-real-token-%04d-xxxxxxxxxxxxxxxx", prefix, f.n)
+}
+
+func (f *platformFetcher) Fetch(_ context.Context, a *token.Account, _ bool) (token.Fetched, error) {
+	return token.Fetched{Value: f.next(a.AppID), ExpiresIn: 2 * time.Hour}, nil
+}
+
+func (f *platformFetcher) FetchAuthorizerToken(_ context.Context, a *token.Account, _, _ string) (token.Fetched, string, error) {
+	return token.Fetched{Value: f.next("authorizer-" + a.AppID), ExpiresIn: 2 * time.Hour}, "", nil
+}
+
+func (f *platformFetcher) QueryAuth(_ context.Context, _ *token.Account, _, code string) (token.Authorization, string, error) {
+	appid := strings.TrimPrefix(code, "code-")
+	return token.Authorization{AppID: appid}, "real-refresh-token-of-" + appid, nil
+}
+
+// platformApp is an App with the platform `platform` (authorizers authA
+// and authB) and the official account mp, which is authA configured
+// directly; client both may use both.
+func platformApp(t *testing.T) *App {
+	t.Helper()
+	clock := token.NewFrozenClock(testStart)
+	m := token.NewManager(token.Options{Clock: clock, Logger: zap.NewNop(), Fetcher: &platformFetcher{}, Rand: func() float64 { return 0.5 }})
+	comp, err := m.Register(token.Account{Name: "platform", Kind: token.Component, AppID: platAppID, Secret: "component-secret-0123456789abcdef"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	comp.Activate()
+	mp, err := m.Register(token.Account{Name: "mp", Kind: token.Official, AppID: authA, Secret: "mp-secret-0123456789abcdef0123456", BaseURL: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp.Activate()
+	t.Cleanup(func() { comp.Release(); mp.Release() })
+	if err := comp.SetVerifyTicket(context.Background(), "ticket@1", clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, appid := range []string{authA, authB} {
+		if _, err := comp.Authorize(context.Background(), "code-"+appid, clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app := &App{
+		Accounts: map[string]*Account{
+			"platform": {Kind: "component", AppID: platAppID, Secret: "{env.C}"},
+			"mp":       {Kind: "official", AppID: authA, Secret: "{env.MP}"},
+		},
+		MaxReplayMemory: DefaultMaxReplayMemory,
+		tokens:          &tokenService{manager: m, clock: clock},
+		handles:         map[string]*token.Handle{"platform": comp, "mp": mp},
+		siblings:        map[string][]*token.Handle{platAppID: {comp}, authA: {mp}},
+		codecs:          map[string]msgcrypt.Codec{"platform": {Token: "componenttoken01", EncodingAESKey: "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", AppID: platAppID}},
+		authorizers:     &authorizerSet{handles: make(map[authorizerKey]*token.Handle)},
+		logger:          zap.NewNop(),
+	}
+	auth, err := clientauth.New([]clientauth.Client{
+		{Name: "both", Keys: []string{platKey}, Accounts: []string{"platform", "mp"}},
+	}, []clientauth.Account{
+		{Name: "platform", Kind: "component", AppID: platAppID},
+		{Name: "mp", Kind: "official", AppID: authA},
+	}, 0, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(auth.Close)
+	app.auth = auth
+	return app
+}
+
+// platformAppSite is the clients-mode site of account.
+func platformAppSite(app *App, account string) *Handler {
+	fixed := app.handles[account]
+	return &Handler{Account: account, Kind: string(fixed.Account().Kind), app: app, fixed: fixed,
+		stuck: new(stuckPaths), calls: new(lastCall), logger: zap.NewNop(), MaxReplayBody: DefaultMaxReplayBody}
+}
+
+func servePlatform(t *testing.T, h *Handler, r *http.Request, next caddyhttp.Handler) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	if err := h.ServeHTTP(rec, r, next); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// answerField is a string field of a JSON answer.
+func answerField(t *testing.T, rec *httptest.ResponseRecorder, key string) string {
+	t.Helper()
+	body := rec.Body.String()
+	i := strings.Index(body, `"`+key+`":"`)
+	if i < 0 {
+		t.Fatalf("no %s in %s", key, body)
+	}
+	rest := body[i+len(key)+4:]
+	return rest[:strings.IndexByte(rest, '"')]
+}
+
+// componentToken and authorizerToken are the gateway tokens client both
+// gets from the platform's site.
+func componentToken(t *testing.T, plat *Handler) string {
+	rec := servePlatform(t, plat, httptest.NewRequest("POST", "/cgi-bin/component/api_component_token",
+		strings.NewReader(`{"component_appid":"`+platAppID+`","component_appsecret":"`+platKey+`"}`)), nil)
+	return answerField(t, rec, "component_access_token")
+}
+
+func authorizerToken(t *testing.T, plat *Handler, appid string) string {
+	rec := servePlatform(t, plat, httptest.NewRequest("POST", "/cgi-bin/component/api_authorizer_token?component_access_token="+componentToken(t, plat),
+		strings.NewReader(`{"component_appid":"`+platAppID+`","authorizer_appid":"`+appid+`"}`)), nil)
+	return answerField(t, rec, "authorizer_access_token")
+}
+
+// echoQuery answers with the query it got, and keeps it in got.
+func echoQuery(got *string) caddyhttp.Handler {
+	return caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		*got = r.URL.RawQuery
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `{"errcode":0,"request":{"request_url":"%s"}}`, r.URL.RawQuery)
+		return nil
+	})
+}
+
+// TestAuthorizersInMetricsAndAdmin: with two authorizers in use, a scrape
+// still works (they were exported as two identical ticket series, which
+// failed every scrape of Caddy's /metrics), they count as the platform's,
+// and the admin API lists them as its authorizers, not its tickets.
+func TestAuthorizersInMetricsAndAdmin(t *testing.T) {
+	app := platformApp(t)
+	plat := platformAppSite(app, "platform")
+	for _, appid := range []string{authA, authB} {
+		var got string
+		servePlatform(t, plat, httptest.NewRequest("GET", "/cgi-bin/menu/get?access_token="+authorizerToken(t, plat, appid), nil), echoQuery(&got))
+		if !strings.Contains(got, "authorizer-"+appid) {
+			t.Fatalf("authorizer %s call: upstream got %q", appid, got)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(stateCollector{app}); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	held := -1.0
+	for _, f := range families {
+		switch f.GetName() {
+		case "caddy_wechat_ticket_remaining_seconds":
+			t.Errorf("%d ticket series, want none: a platform here has no tickets", len(f.GetMetric()))
+		case "caddy_wechat_authorizer_tokens":
+			for _, m := range f.GetMetric() {
+				if l := m.GetLabel(); len(l) != 1 || l[0].GetValue() != "platform" {
+					t.Errorf("authorizer_tokens labels %v", l)
+				}
+				held = m.GetGauge().GetValue()
+			}
+		}
+	}
+	if held != 2 {
+		t.Errorf("caddy_wechat_authorizer_tokens{account=\"platform\"} = %v, want 2", held)
+	}
+	for _, as := range accountStates(app) {
+		switch as.Name {
+		case "platform":
+			if len(as.Authorizers) != 2 || len(as.Tickets) != 0 {
+				t.Errorf("platform: %d authorizers, %d tickets; want 2, 0", len(as.Authorizers), len(as.Tickets))
+			}
+		case "mp":
+			if len(as.Authorizers)+len(as.Tickets) != 0 {
+				t.Errorf("mp: %+v", as)
+			}
+		default:
+			t.Errorf("account %q listed: authorizers are not accounts of their own", as.Name)
+		}
+	}
+}
