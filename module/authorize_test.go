@@ -263,3 +263,35 @@ func TestPlatformTokensRefusedElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestTrailingSlashServedAsPath: a call with a trailing slash is the call
+// without (WeChat's API paths never end in one): it needs the same grants
+// (admin for clear_quota) and is answered from the ticket cache, and goes
+// upstream without the slash.
+func TestTrailingSlashServedAsPath(t *testing.T) {
+	g := newGateway(t)
+	site := g.clientsSite()
+	shop := g.gatewayToken(site, "official", mpAppID, shopKey) // shop: no admin
+	for _, path := range []string{"/cgi-bin/clear_quota", "/cgi-bin/clear_quota/"} {
+		wantErrcode(t, g.post(site, path+"?access_token="+shop, "application/json", []byte(`{"appid":"`+mpAppID+`"}`)), wxapi.CodeAPIUnauthorized)
+	}
+	g.wantNothingUpstream(t)
+
+	corp := g.gatewayToken(site, "wecom", corpID, shopKey)
+	for _, target := range []string{
+		"/cgi-bin/ticket/get/?type=agent_config&access_token=" + corp,
+		"/cgi-bin/get_jsapi_ticket/?access_token=" + corp,
+	} {
+		g.resetSeen()
+		wantErrcode(t, g.get(site, target), 0)
+		if seen := g.upstreamRequests(); len(seen) != 0 {
+			t.Errorf("%s: forwarded as %s, not answered from the ticket cache", target, seen[0].Path)
+		}
+	}
+
+	g.resetSeen()
+	g.get(site, "/cgi-bin/menu/get/?access_token="+shop)
+	if seen := g.upstreamRequests(); len(seen) != 1 || seen[0].Path != "/cgi-bin/menu/get" {
+		t.Errorf("menu/get/ went upstream as %+v, want /cgi-bin/menu/get", seen)
+	}
+}

@@ -78,7 +78,7 @@ func classify(u *url.URL) (pathClass, string) {
 	if reason := wxapi.CleanQuery(u.RawQuery); reason != "" {
 		return pathInvalid, reason
 	}
-	path := u.Path
+	path := apiPath(u.Path)
 	if class, ok := exactPaths[path]; ok {
 		return class, ""
 	}
@@ -91,10 +91,19 @@ func classify(u *url.URL) (pathClass, string) {
 	return pathAPI, ""
 }
 
+// apiPath is path without one trailing slash: WeChat's API paths never end
+// in one, and the gateway serves /cgi-bin/x/ as /cgi-bin/x (a slash must
+// not take a call past its grants or the ticket cache).
+func apiPath(path string) string {
+	if len(path) > 1 && path[len(path)-1] == '/' {
+		return path[:len(path)-1]
+	}
+	return path
+}
+
 // exactPaths are the paths whose class comes from the whole path, in one
 // lookup: the raw-token and wx.config endpoints, the calls that carry the
-// AppSecret, the ticket calls and the token endpoints (with or without a
-// trailing slash).
+// AppSecret, the ticket calls and the token endpoints.
 var exactPaths = func() map[string]pathClass {
 	m := make(map[string]pathClass)
 	add := func(class pathClass, paths ...string) {
@@ -109,9 +118,7 @@ var exactPaths = func() map[string]pathClass {
 	add(pathJSSDKConfig, JSSDKConfigPath)
 	add(pathAppSecret, slices.Collect(maps.Keys(secretParams))...)
 	add(pathTicket, slices.Collect(maps.Keys(ticketPaths))...)
-	for _, p := range tokenEndpoints {
-		add(pathTokenEndpoint, p, p+"/")
-	}
+	add(pathTokenEndpoint, tokenEndpoints...)
 	return m
 }()
 
@@ -127,10 +134,8 @@ func hasAnyPrefix(path string, prefixes []string) bool {
 // tokenEndpoint returns the token endpoint path names, without a trailing
 // slash, or "".
 func tokenEndpoint(path string) string {
-	for _, p := range tokenEndpoints {
-		if path == p || (len(path) == len(p)+1 && path[len(p)] == '/' && strings.HasPrefix(path, p)) {
-			return p
-		}
+	if p := apiPath(path); slices.Contains(tokenEndpoints, p) {
+		return p
 	}
 	return ""
 }
