@@ -179,7 +179,10 @@ func secretRequest(r *http.Request, query, form url.Values) (*http.Request, erro
 	redacted := wxapi.RedactParams(u.RawQuery, redactedFromLog...)
 	out.RequestURI = u.EscapedPath() + "?" + redacted
 	out.Header = r.Header.Clone()
-	out.Header.Del("Accept-Encoding")
+	// As on every API call: the answer whole and uncompressed, masked.
+	for _, k := range []string{"Accept-Encoding", "Range", "If-Range"} {
+		out.Header.Del(k)
+	}
 	if form != nil {
 		form.Del("appid")
 		for _, p := range appCredentialParams {

@@ -1,6 +1,8 @@
 package caddywechat
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -156,5 +158,25 @@ func TestUserCredentialCalls(t *testing.T) {
 	g.get(g.trustedSite(), "/sns/userinfo?access_token=U&openid=o1&secret=whatever")
 	if seen := g.upstreamRequests(); len(seen) != 1 || strings.Contains(seen[0].RawQuery, "secret") {
 		t.Fatalf("trusted: %+v", seen)
+	}
+}
+
+// TestRangeNotForwardedWithTheSecret: a call the gateway puts the AppSecret
+// in goes upstream without Range, as every API call does, so that no echo
+// is cut where the client chooses.
+func TestRangeNotForwardedWithTheSecret(t *testing.T) {
+	g := newGateway(t)
+	g.setUpstream(jsonAnswer(`{"openid":"o","session_key":"k"}`))
+	site := g.clientsSite()
+	r := httptest.NewRequest(http.MethodGet, "/sns/jscode2session?appid="+mpAppID+"&secret="+shopKey+"&js_code=c&grant_type=authorization_code", nil)
+	r.Header.Set("Range", "bytes=0-9")
+	r.Header.Set("If-Range", "x")
+	g.serve(site, r)
+	seen := g.upstreamRequests()
+	if len(seen) != 1 || !strings.Contains(seen[0].RawQuery, mpSecret) {
+		t.Fatalf("upstream %+v, want one call with the secret", seen)
+	}
+	if v := seen[0].Header.Get("Range") + seen[0].Header.Get("If-Range"); v != "" {
+		t.Errorf("Range/If-Range %q reached WeChat on a call that carries the AppSecret", v)
 	}
 }
