@@ -149,8 +149,8 @@ func (h *Handler) authorizeSecretCall(r *http.Request, query url.Values, param s
 		refusal = auth.MayAdmin(claims)
 	}
 	if refusal != nil {
-		h.logger.Info("secret-bearing call refused", zap.String("path", r.URL.Path), zap.String("appid", logText(appid)),
-			zap.Int("errcode", refusal.Code), zap.String("reason", refusal.Msg))
+		h.logger.Info("secret-bearing call refused", zap.String("path", r.URL.Path), zap.String("appid", loggedAppID(appid)),
+			zap.Int("errcode", refusal.Code), zap.String("reason", loggedReason(refusal.Msg, appid)))
 		client := ""
 		if claims != nil {
 			client = claims.Client

@@ -221,6 +221,28 @@ func logText(s string) string {
 	}, s)
 }
 
+// loggedAppID is an appid or corpid a caller sent, fit for a log line:
+// itself if it looks like one ("wx" or "ww" and 16 letters or digits),
+// else only its length. An SDK set up with appid and key swapped sends the
+// client key there, and a key must not reach the logs.
+func loggedAppID(s string) string {
+	if len(s) == 18 && (strings.HasPrefix(s, "wx") || strings.HasPrefix(s, "ww")) && !strings.ContainsFunc(s, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
+	}) {
+		return s
+	}
+	return fmt.Sprintf("(not an appid: %d characters)", len(s))
+}
+
+// loggedReason is a refusal's message for a log line, without the appid
+// the caller sent unless loggedAppID shows it.
+func loggedReason(msg, appid string) string {
+	if appid == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, appid, loggedAppID(appid))
+}
+
 // allowedMethod reports whether the gateway forwards a method: WeChat's
 // APIs take GET and POST (HEAD, a GET without its body, too). Another
 // method (TRACE echoes the request) is refused.

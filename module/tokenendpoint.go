@@ -46,7 +46,8 @@ func (h *Handler) serveTokenEndpoint(w http.ResponseWriter, r *http.Request) {
 	} else {
 		auth := h.app.clients()
 		if tok, refusal = auth.Issue(kind, appid, key); refusal != nil {
-			h.logger.Info("token request refused", zap.String("appid", logText(appid)), zap.Int("errcode", refusal.Code), zap.String("reason", refusal.Msg))
+			h.logger.Info("token request refused", zap.String("appid", loggedAppID(appid)), zap.Int("errcode", refusal.Code),
+				zap.String("reason", loggedReason(refusal.Msg, appid)))
 			writeRefusal(w, refusal)
 			return
 		}

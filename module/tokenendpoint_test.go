@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
 	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
@@ -236,4 +239,30 @@ func TestRawTokenEndpoint(t *testing.T) {
 			t.Errorf("%d requests upstream, want 0", n)
 		}
 	})
+}
+
+// TestClientKeyNotLogged: an SDK set up with appid and key swapped sends
+// the client key as the appid; the refusals' log lines do not hold it.
+func TestClientKeyNotLogged(t *testing.T) {
+	g := newGateway(t)
+	site := g.clientsSite()
+	core, logs := observer.New(zap.DebugLevel)
+	site.logger = zap.New(core)
+	g.get(site, "/cgi-bin/token?grant_type=client_credential&appid="+shopKey+"&secret="+mpAppID)
+	g.get(site, "/cgi-bin/token?grant_type=client_credential&appid="+shopKey+"&secret="+shopKey)
+	g.get(site, "/sns/jscode2session?appid="+shopKey+"&secret="+mpAppID+"&js_code=c&grant_type=authorization_code")
+	g.get(site, "/sns/jscode2session?appid="+shopKey+"&secret="+shopKey+"&js_code=c&grant_type=authorization_code")
+	if logs.Len() == 0 {
+		t.Fatal("no refusal logged")
+	}
+	for _, e := range logs.All() {
+		for k, v := range e.ContextMap() {
+			if s, ok := v.(string); ok && strings.Contains(s, shopKey) {
+				t.Errorf("log %q field %s holds the client key: %q", e.Message, k, s)
+			}
+		}
+	}
+	if got := loggedAppID(mpAppID); got != mpAppID {
+		t.Errorf("loggedAppID(%s) = %q, want it shown", mpAppID, got)
+	}
 }
