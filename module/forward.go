@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -109,7 +110,11 @@ func sendUpstream(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request
 	out.req.URL = &out.url
 	// RequestURI is what Caddy's debug log shows of the upstream request:
 	// keep the client's, without any token the client sent.
-	query, uri := wxapi.Rewrite(r.URL, param, tok, "access_token", "component_access_token")
+	redact := tokenParams
+	if strings.HasPrefix(r.URL.Path, userCredentialPrefix) {
+		redact = snsRedacted // a platform's /sns/component/ calls
+	}
+	query, uri := wxapi.Rewrite(r.URL, param, tok, redact...)
 	out.url.RawQuery = query
 	out.url.ForceQuery = false
 	if uri != "" {
@@ -138,6 +143,13 @@ func sendUpstream(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request
 	}
 	return next.ServeHTTP(w, &out.req)
 }
+
+// tokenParams are the parameters a token is injected in; snsRedacted adds
+// the user's credentials of /sns/ calls, for the debug log's URI.
+var (
+	tokenParams = []string{"access_token", "component_access_token"}
+	snsRedacted = slices.Concat(tokenParams, []string{"refresh_token", "code", "js_code"})
+)
 
 // upstreamRequest is the request of one attempt with its own URL, in one
 // allocation.

@@ -212,3 +212,32 @@ func TestAuthorizersInMetricsAndAdmin(t *testing.T) {
 		}
 	}
 }
+
+// TestPlatformSNSRequestURIRedacted: the user's code and refresh token on
+// a platform's /sns/ calls stay out of the URI reverse_proxy's debug log
+// shows, as on every other site.
+func TestPlatformSNSRequestURIRedacted(t *testing.T) {
+	app := platformApp(t)
+	plat := platformAppSite(app, "platform")
+	comp := componentToken(t, plat)
+	for _, target := range []string{
+		"/sns/oauth2/component/access_token?appid=" + authA + "&code=USER-OAUTH-CODE-123&grant_type=authorization_code&component_appid=" + platAppID + "&component_access_token=" + comp,
+		"/sns/oauth2/component/refresh_token?appid=" + authA + "&grant_type=refresh_token&refresh_token=USER-REFRESH-TOKEN-123&component_appid=" + platAppID + "&component_access_token=" + comp,
+		"/sns/component/jscode2session?appid=" + authA + "&js_code=USER-JS-CODE-123&grant_type=authorization_code&component_appid=" + platAppID + "&component_access_token=" + comp,
+	} {
+		var uri, query string
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			uri, query = r.RequestURI, r.URL.RawQuery
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"errcode":0}`))
+			return nil
+		})
+		servePlatform(t, plat, httptest.NewRequest("GET", target, nil), next)
+		if !strings.Contains(query, "USER-") {
+			t.Errorf("upstream query %q lost the user's credential", query)
+		}
+		if strings.Contains(uri, "USER-") || strings.Contains(uri, comp) || !strings.Contains(uri, "REDACTED") {
+			t.Errorf("upstream RequestURI %s", uri)
+		}
+	}
+}
