@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -131,11 +132,33 @@ func (h *Handler) platformCaller(r *http.Request, component bool) (*clientauth.C
 		if refusal == nil && adminPath(strings.TrimSuffix(r.URL.Path, "/")) {
 			refusal = auth.MayAdmin(claims)
 		}
+		if refusal == nil {
+			refusal = checkPlatformQuery(raw, param, component, claims)
+		}
 	}
 	if refusal != nil {
 		return nil, refusal
 	}
 	return claims, nil
+}
+
+// checkPlatformQuery refuses, as on the other sites, a credential in a
+// call's query other than its token parameter, and, in an authorizer's
+// call, an appid or corpid other than the authorizer's. (A component call
+// names the authorizer it acts for in its appid.)
+func checkPlatformQuery(raw, param string, component bool, claims *clientauth.Claims) *clientauth.Error {
+	for rest := raw; rest != ""; {
+		var name, value string
+		name, value, rest = wxapi.NextParam(rest)
+		switch {
+		case name == param:
+		case slices.Contains(smuggledParams, name):
+			return clientauth.Refuse(wxapi.CodeInvalidCredential, "parameter "+name+" is not accepted: the gateway holds the credentials")
+		case !component && (name == "appid" || name == "corpid") && wxapi.Unescape(value) != claims.Authorizer:
+			return clientauth.Refuse(wxapi.CodeInvalidAppID, name+" "+logText(wxapi.Unescape(value))+" is not the authorizer this token is for")
+		}
+	}
+	return nil
 }
 
 // clientName is the client of claims, "" on a trusted site.

@@ -241,3 +241,35 @@ func TestPlatformSNSRequestURIRedacted(t *testing.T) {
 		}
 	}
 }
+
+// TestPlatformSiteRefusesSmuggledParams: the platform's site refuses what
+// the other sites refuse in clients mode: credentials in the query (a
+// client key sent as secret would go to WeChat), and in an authorizer's
+// call an appid or corpid that is not the authorizer's. A component call
+// names its authorizer in appid.
+func TestPlatformSiteRefusesSmuggledParams(t *testing.T) {
+	app := platformApp(t)
+	plat := platformAppSite(app, "platform")
+	comp := componentToken(t, plat)
+	authTok := authorizerToken(t, plat, authA)
+	for _, c := range []struct {
+		target  string
+		forward bool
+	}{
+		{"/cgi-bin/menu/get?access_token=" + authTok, true},
+		{"/cgi-bin/menu/get?access_token=" + authTok + "&appid=" + authA, true},
+		{"/cgi-bin/menu/get?access_token=" + authTok + "&appid=" + authB, false},
+		{"/cgi-bin/menu/get?access_token=" + authTok + "&corpid=wwother0000000001", false},
+		{"/cgi-bin/menu/get?access_token=" + authTok + "&secret=" + platKey, false},
+		{"/cgi-bin/menu/get?access_token=" + authTok + "&suite_access_token=x", false},
+		{"/cgi-bin/component/api_get_authorizer_option?component_access_token=" + comp + "&appid=" + authB, true},
+		{"/cgi-bin/component/api_get_authorizer_option?component_access_token=" + comp + "&secret=" + platKey, false},
+		{"/sns/component/jscode2session?appid=" + authB + "&js_code=c&grant_type=authorization_code&component_appid=" + platAppID + "&component_access_token=" + comp, true},
+	} {
+		got := ""
+		rec := servePlatform(t, plat, httptest.NewRequest("GET", c.target, nil), echoQuery(&got))
+		if forwarded := got != ""; forwarded != c.forward {
+			t.Errorf("%s: forwarded %v (%s), want %v", c.target, forwarded, rec.Body, c.forward)
+		}
+	}
+}
