@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -157,7 +158,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.tokens = val.(*tokenService)
-	a.authorizers = &authorizerSet{handles: make(map[authorizerKey]*token.Handle)}
+	a.authorizers = newAuthorizerSet()
 	a.storage = ctx.Storage()
 	if err := registerMetrics(ctx.GetMetricsRegistry(), stateCollector{a}); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
@@ -320,6 +321,7 @@ func (a *App) authorizer(ctx context.Context, comp *token.Handle, appid string) 
 		h = set.handles[key]
 	default:
 		set.handles[key] = h
+		set.addSameAppID(h)
 	}
 	return h
 }
@@ -329,11 +331,44 @@ type authorizerSet struct {
 	mu        sync.Mutex
 	handles   map[authorizerKey]*token.Handle
 	cleanedUp bool // Cleanup released them: keep no more
+	// byAppID holds the same handles by the authorizer's appid ([]*token.
+	// Handle, replaced whole under mu), read without a lock on every call
+	// (confidential); none says that there are none, without a lookup.
+	byAppID sync.Map
+	none    atomic.Bool
 }
 
 // authorizerKey names an authorizer of a platform: the platform account's
 // name and the authorizer's appid.
 type authorizerKey struct{ account, appid string }
+
+func newAuthorizerSet() *authorizerSet {
+	s := &authorizerSet{handles: make(map[authorizerKey]*token.Handle)}
+	s.none.Store(true)
+	return s
+}
+
+// addSameAppID files h under its appid; set.mu is held.
+func (set *authorizerSet) addSameAppID(h *token.Handle) {
+	appid := h.Account().AppID
+	var list []*token.Handle
+	if v, ok := set.byAppID.Load(appid); ok {
+		list = v.([]*token.Handle)
+	}
+	set.byAppID.Store(appid, append(slices.Clip(list), h))
+	set.none.Store(false)
+}
+
+// sameAppID returns the authorizer handles registered for appid (of any
+// platform of the config).
+func (set *authorizerSet) sameAppID(appid string) []*token.Handle {
+	if set == nil || set.none.Load() {
+		return nil
+	}
+	v, _ := set.byAppID.Load(appid)
+	list, _ := v.([]*token.Handle)
+	return list
+}
 
 // account returns the token handle of the named account, or an error that
 // lists the accounts there are.
@@ -364,16 +399,19 @@ func (a *App) ticket(account string, ep token.Endpoint) *token.Handle {
 // confidential returns what answers to a call of account must not show:
 // its secret and recent tokens, and those of every other account of the
 // same appid (a stable_token and a /cgi-bin/token account of one official
-// account), whose values a WeChat echo could carry too.
+// account; an account that is also a platform's authorizer, and that
+// authorizer), whose values a WeChat echo could carry too.
 func (a *App) confidential(account *token.Handle) []string {
-	own := account.Confidential()
-	sibs := a.siblings[account.Account().AppID]
-	if len(sibs) < 2 {
-		return own
+	appid := account.Account().AppID
+	sibs, auths := a.siblings[appid], a.authorizers.sameAppID(appid)
+	if len(sibs)+len(auths) < 2 {
+		return account.Confidential()
 	}
-	var all []string
-	for _, h := range sibs {
-		all = append(all, h.Confidential()...)
+	all := slices.Clip(account.Confidential())
+	for _, h := range slices.Concat(sibs, auths) {
+		if h != account {
+			all = append(all, h.Confidential()...)
+		}
 	}
 	return all
 }

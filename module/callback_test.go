@@ -37,7 +37,7 @@ func platformSite(t *testing.T) (*Handler, msgcrypt.Codec, *token.ManualClock, *
 		tokens:      &tokenService{manager: m, clock: clock},
 		handles:     map[string]*token.Handle{"platform": h},
 		codecs:      map[string]msgcrypt.Codec{"platform": codec},
-		authorizers: &authorizerSet{handles: make(map[authorizerKey]*token.Handle)},
+		authorizers: newAuthorizerSet(),
 		logger:      zap.NewNop(),
 	}
 	return &Handler{Account: "platform", Callback: true, app: app, fixed: h, logger: zap.NewNop()}, codec, clock, h

@@ -89,7 +89,7 @@ func platformApp(t *testing.T) *App {
 		handles:         map[string]*token.Handle{"platform": comp, "mp": mp},
 		siblings:        map[string][]*token.Handle{platAppID: {comp}, authA: {mp}},
 		codecs:          map[string]msgcrypt.Codec{"platform": {Token: "componenttoken01", EncodingAESKey: "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", AppID: platAppID}},
-		authorizers:     &authorizerSet{handles: make(map[authorizerKey]*token.Handle)},
+		authorizers:     newAuthorizerSet(),
 		logger:          zap.NewNop(),
 	}
 	auth, err := clientauth.New([]clientauth.Client{
@@ -271,5 +271,38 @@ func TestPlatformSiteRefusesSmuggledParams(t *testing.T) {
 		if forwarded := got != ""; forwarded != c.forward {
 			t.Errorf("%s: forwarded %v (%s), want %v", c.target, forwarded, rec.Body, c.forward)
 		}
+	}
+}
+
+// TestSameAppIDMaskedAcrossAuthorizer: a business that is a platform's
+// authorizer and also configured as an account has two real tokens; an
+// answer on either site masks both, in any form an echo carries them.
+func TestSameAppIDMaskedAcrossAuthorizer(t *testing.T) {
+	app := platformApp(t)
+	plat, mpSite := platformAppSite(app, "platform"), platformAppSite(app, "mp")
+	authTok := authorizerToken(t, plat, authA)
+	var realAuthorizer string
+	servePlatform(t, plat, httptest.NewRequest("GET", "/cgi-bin/menu/get?access_token="+authTok, nil), echoQuery(&realAuthorizer))
+	realAuthorizer = strings.TrimPrefix(realAuthorizer, "access_token=")
+	mpReal, err := app.handles["mp"].Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo := func(value string) caddyhttp.Handler {
+		return caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = fmt.Fprintf(w, `{"errcode":0,"request":{"request_body":"{\"t\":\"%s\"}"}}`, value)
+			return nil
+		})
+	}
+	mpGW := answerField(t, servePlatform(t, mpSite, httptest.NewRequest("GET",
+		"/cgi-bin/token?grant_type=client_credential&appid="+authA+"&secret="+platKey, nil), nil), "access_token")
+	rec := servePlatform(t, mpSite, httptest.NewRequest("POST", "/cgi-bin/openapi/rid/get?access_token="+mpGW, strings.NewReader(`{"rid":"x"}`)), echo(realAuthorizer))
+	if !strings.HasPrefix(realAuthorizer, "authorizer-") || strings.Contains(rec.Body.String(), realAuthorizer) {
+		t.Errorf("mp's site answered the authorizer's real token %q: %s", realAuthorizer, rec.Body)
+	}
+	rec = servePlatform(t, plat, httptest.NewRequest("POST", "/cgi-bin/openapi/rid/get?access_token="+authTok, strings.NewReader(`{"rid":"x"}`)), echo(mpReal.Value))
+	if strings.Contains(rec.Body.String(), mpReal.Value) {
+		t.Errorf("the platform's site answered mp's real token: %s", rec.Body)
 	}
 }
