@@ -408,9 +408,11 @@ func (a *App) confidential(account *token.Handle) []string {
 		return account.Confidential()
 	}
 	all := slices.Clip(account.Confidential())
-	for _, h := range slices.Concat(sibs, auths) {
-		if h != account {
-			all = append(all, h.Confidential()...)
+	for _, list := range [2][]*token.Handle{sibs, auths} {
+		for _, h := range list {
+			if h != account {
+				all = append(all, h.Confidential()...)
+			}
 		}
 	}
 	return all

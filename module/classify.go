@@ -78,27 +78,31 @@ func classify(u *url.URL) (pathClass, string) {
 	if reason := wxapi.CleanQuery(u.RawQuery); reason != "" {
 		return pathInvalid, reason
 	}
-	path := apiPath(u.Path)
+	path := u.Path
+	class := classOf(path)
+	if class != pathOther && path[len(path)-1] == '/' {
+		if tokenEndpoint(path) != "" {
+			return pathTokenEndpoint, "" // SDKs that add a slash get their token
+		}
+		// WeChat's API paths never end in one, and a Caddy matcher for the
+		// path without it (a rule in front of the gateway) would not match.
+		return pathInvalid, "the path ends in /; WeChat's API paths do not"
+	}
+	return class, ""
+}
+
+// classOf is the class of a path classify accepts.
+func classOf(path string) pathClass {
 	if class, ok := exactPaths[path]; ok {
-		return class, ""
+		return class
 	}
 	switch {
 	case strings.HasPrefix(path, userCredentialPrefix):
-		return pathUserCredential, ""
+		return pathUserCredential
 	case hasAnyPrefix(path, otherCredentialPaths) || !hasAnyPrefix(path, apiPaths):
-		return pathOther, ""
+		return pathOther
 	}
-	return pathAPI, ""
-}
-
-// apiPath is path without one trailing slash: WeChat's API paths never end
-// in one, and the gateway serves /cgi-bin/x/ as /cgi-bin/x (a slash must
-// not take a call past its grants or the ticket cache).
-func apiPath(path string) string {
-	if len(path) > 1 && path[len(path)-1] == '/' {
-		return path[:len(path)-1]
-	}
-	return path
+	return pathAPI
 }
 
 // exactPaths are the paths whose class comes from the whole path, in one
@@ -131,11 +135,14 @@ func hasAnyPrefix(path string, prefixes []string) bool {
 	return false
 }
 
-// tokenEndpoint returns the token endpoint path names, without a trailing
-// slash, or "".
+// tokenEndpoint returns the token endpoint path names, with or without a
+// trailing slash, without it, or "".
 func tokenEndpoint(path string) string {
-	if p := apiPath(path); slices.Contains(tokenEndpoints, p) {
-		return p
+	if len(path) > 1 && path[len(path)-1] == '/' {
+		path = path[:len(path)-1]
+	}
+	if slices.Contains(tokenEndpoints, path) {
+		return path
 	}
 	return ""
 }

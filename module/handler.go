@@ -42,9 +42,9 @@ const DefaultMaxReplayBody = 24 << 20
 // /datacube/ and the other families of the WeChat API) and passes every
 // other request on untouched: /sns/ (user OAuth tokens), /cgi-bin/component/
 // and /cgi-bin/service/ (third-party tokens) in particular. A path it acts
-// on loses a trailing slash (WeChat's never end in one): /cgi-bin/x/ is
-// served, granted and forwarded as /cgi-bin/x. Use Caddy matchers to narrow
-// it further. The token endpoints are never forwarded.
+// on that ends in a slash is refused (errcode 40066; WeChat's never do, and
+// a matcher for the path without it would not see it), but for the token
+// endpoints. Use Caddy matchers to narrow it further. The token endpoints are never forwarded.
 type Handler struct {
 	// Account is the name of the account (in the `wechat` app) this site
 	// serves. Required in trusted mode. In clients mode it may be left out:
@@ -156,10 +156,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	class, why := classify(r.URL)
-	if class != pathInvalid && class != pathOther {
-		// Served as classified: /cgi-bin/x/ as /cgi-bin/x, upstream too.
-		r.URL.Path = apiPath(r.URL.Path)
-	}
 	if h.fixed != nil && h.fixed.Account().Kind == token.Component && class != pathInvalid {
 		return h.serveComponent(w, r, next, class)
 	}

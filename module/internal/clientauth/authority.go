@@ -177,6 +177,9 @@ func (a *Authority) add(c Client) error {
 		if i := strings.IndexByte(p, '*'); i >= 0 && i != len(p)-1 {
 			return fmt.Errorf("client %q: paths: %q: `*` may only end a prefix", c.Name, p)
 		}
+		if len(p) > 1 && strings.HasSuffix(p, "/") {
+			return fmt.Errorf("client %q: paths: %q ends in /, as no call's path does (the gateway refuses them); for every path under it write %q", c.Name, p, p+"*")
+		}
 	}
 	a.clients[c.Name] = cl
 	return nil

@@ -342,13 +342,14 @@ func TestMayCall(t *testing.T) {
 
 func TestNewValidates(t *testing.T) {
 	for want, clients := range map[string][]Client{
-		"at least one key":         {{Name: "a", Accounts: []string{"mp"}}},
-		"shorter than 16":          {{Name: "a", Keys: []string{"short"}, Accounts: []string{"mp"}}},
-		`"nope" is not an account`: {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"nope"}}},
-		"same corp":                {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"corp-a", "corp-b"}}},
-		"also a key of client":     {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"mp"}}, {Name: "b", Keys: []string{keyShop}, Accounts: []string{"mp"}}},
-		"must start with /":        {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"mp"}, Paths: []string{"cgi-bin"}}},
-		"name at least one":        {{Name: "a", Keys: []string{keyShop}}},
+		"at least one key":               {{Name: "a", Accounts: []string{"mp"}}},
+		"shorter than 16":                {{Name: "a", Keys: []string{"short"}, Accounts: []string{"mp"}}},
+		`"nope" is not an account`:       {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"nope"}}},
+		"same corp":                      {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"corp-a", "corp-b"}}},
+		"also a key of client":           {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"mp"}}, {Name: "b", Keys: []string{keyShop}, Accounts: []string{"mp"}}},
+		"must start with /":              {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"mp"}, Paths: []string{"cgi-bin"}}},
+		`"/cgi-bin/menu/get/" ends in /`: {{Name: "a", Keys: []string{keyShop}, Accounts: []string{"mp"}, Paths: []string{"/cgi-bin/menu/get/"}}},
+		"name at least one":              {{Name: "a", Keys: []string{keyShop}}},
 	} {
 		if _, err := New(clients, accounts, 0, nil); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("New: %v, want %q", err, want)
