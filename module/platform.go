@@ -61,6 +61,7 @@ func (h *Handler) serveComponent(w http.ResponseWriter, r *http.Request, next ca
 	if !h.Trusted {
 		var refusal *clientauth.Error
 		if claims, refusal = h.platformCaller(r, component); refusal != nil {
+			countCall(clientName(claims), h.Account, refusal.Code)
 			writeRefusal(w, refusal)
 			return nil
 		}
@@ -100,7 +101,8 @@ func isComponentPath(path string) bool {
 // platformCaller authenticates a clients-mode call to the platform's site:
 // a component API call carries the platform's gateway token as
 // component_access_token, a call on behalf of an authorizer the
-// authorizer's gateway token as access_token, and never the other.
+// authorizer's gateway token as access_token, and never the other. With a
+// refusal, the claims (if the token verified) only name who was refused.
 func (h *Handler) platformCaller(r *http.Request, component bool) (*clientauth.Claims, *clientauth.Error) {
 	param, other := "access_token", "component_access_token"
 	if component {
@@ -136,10 +138,7 @@ func (h *Handler) platformCaller(r *http.Request, component bool) (*clientauth.C
 			refusal = checkPlatformQuery(raw, param, component, claims)
 		}
 	}
-	if refusal != nil {
-		return nil, refusal
-	}
-	return claims, nil
+	return claims, refusal
 }
 
 // checkPlatformQuery refuses, as on the other sites, a credential in a

@@ -306,3 +306,21 @@ func TestSameAppIDMaskedAcrossAuthorizer(t *testing.T) {
 		t.Errorf("the platform's site answered mp's real token: %s", rec.Body)
 	}
 }
+
+// TestPlatformRefusalsCounted: a refused call on a platform's site counts
+// in calls_total as refused, under the client when its token verified.
+func TestPlatformRefusalsCounted(t *testing.T) {
+	app := platformApp(t)
+	plat := platformAppSite(app, "platform")
+	authTok := authorizerToken(t, plat, authA)
+	named, anonymous := callKey{"both", "platform", 40013}, callKey{"", "platform", 41001}
+	before := map[callKey]float64{named: counted(t, callSeries(named)), anonymous: counted(t, callSeries(anonymous))}
+	var got string
+	servePlatform(t, plat, httptest.NewRequest("GET", "/cgi-bin/menu/get?access_token="+authTok+"&appid="+authB, nil), echoQuery(&got))
+	servePlatform(t, plat, httptest.NewRequest("GET", "/cgi-bin/menu/get", nil), echoQuery(&got))
+	for k, n := range before {
+		if c := counted(t, callSeries(k)) - n; c != 1 {
+			t.Errorf("series %+v counted %v refusals, want 1", k, c)
+		}
+	}
+}
