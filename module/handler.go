@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
 	"github.com/wxgate/caddy-wechat/module/internal/token"
 	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
@@ -44,7 +45,8 @@ const DefaultMaxReplayBody = 24 << 20
 // and /cgi-bin/service/ (third-party tokens) in particular. A path it acts
 // on that ends in a slash is refused (errcode 40066; WeChat's never do, and
 // a matcher for the path without it would not see it), but for the token
-// endpoints. Use Caddy matchers to narrow it further. The token endpoints are never forwarded.
+// endpoints. Use Caddy matchers to narrow it further. The token endpoints
+// are never forwarded.
 type Handler struct {
 	// Account is the name of the account (in the `wechat` app) this site
 	// serves. Required in trusted mode. In clients mode it may be left out:
@@ -218,14 +220,15 @@ func logText(s string) string {
 }
 
 // loggedAppID is an appid or corpid a caller sent, fit for a log line:
-// itself if it looks like one ("wx" or "ww" and 16 letters or digits),
-// else only its length. An SDK set up with appid and key swapped sends the
-// client key there, and a key must not reach the logs.
+// itself if it looks like one ("wx" or "ww" and 16 letters or digits) or
+// is too short to be a client key, else only its length. An SDK set up
+// with appid and key swapped sends the client key there, and a key must
+// not reach the logs.
 func loggedAppID(s string) string {
-	if len(s) == 18 && (strings.HasPrefix(s, "wx") || strings.HasPrefix(s, "ww")) && !strings.ContainsFunc(s, func(r rune) bool {
+	if len(s) < clientauth.MinKeyLength || len(s) == 18 && (strings.HasPrefix(s, "wx") || strings.HasPrefix(s, "ww")) && !strings.ContainsFunc(s, func(r rune) bool {
 		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
 	}) {
-		return s
+		return logText(s)
 	}
 	return fmt.Sprintf("(not an appid: %d characters)", len(s))
 }
@@ -233,10 +236,10 @@ func loggedAppID(s string) string {
 // loggedReason is a refusal's message for a log line, without the appid
 // the caller sent unless loggedAppID shows it.
 func loggedReason(msg, appid string) string {
-	if appid == "" {
-		return msg
+	if shown := loggedAppID(appid); shown != logText(appid) {
+		return strings.ReplaceAll(msg, appid, shown)
 	}
-	return strings.ReplaceAll(msg, appid, loggedAppID(appid))
+	return msg
 }
 
 // allowedMethod reports whether the gateway forwards a method: WeChat's
