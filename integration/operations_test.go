@@ -3,6 +3,8 @@ package integration
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -258,4 +260,53 @@ func TestWeChatSubcommand(t *testing.T) {
 		t.Errorf("refreshing an unknown account succeeded:\n%s", out)
 	}
 	assertNoLeaks(t, "the subcommand's output", string(out), []string{mpSecret, corpSecret}, e.tap.allTokens())
+}
+
+// TestFailedReloadKeepsTheRunningConfig: a new config whose wechat app
+// started but whose site could not listen (its port taken) is rolled back
+// by Caddy; the config still running keeps fetching from its own api_base.
+// (The failed one's accounts had taken over the shared token manager.)
+// Caddy starts apps in map order, so the load is tried several times.
+func TestFailedReloadKeepsTheRunningConfig(t *testing.T) {
+	e := newEnv(t, "stable_token")
+	e.call()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg, err := os.ReadFile(e.gw.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := "api_base http://" + strings.TrimPrefix(e.srv.URL, "http://")
+	if !strings.Contains(string(cfg), upstream) {
+		t.Fatal("the test's Caddyfile has no api_base to change")
+	}
+	bad := strings.ReplaceAll(string(cfg), upstream, "api_base http://127.0.0.1:1") +
+		"\nhttp://" + taken.Addr().String() + " {\n\trespond ok\n}\n"
+	admin := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for range 6 {
+		req, _ := http.NewRequest("POST", e.gw.Admin+"/load", strings.NewReader(bad))
+		req.Header.Set("Content-Type", "text/caddyfile")
+		resp, err := admin.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("a config with a taken port loaded")
+		}
+	}
+	before := e.tokenCalls()
+	resp, err := http.Post(e.gw.Admin+"/wechat/accounts/mp/refresh", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || e.tokenCalls() != before+1 {
+		t.Errorf("refresh after the failed loads: %d %s; %d fetches reached the simulator, want 1", resp.StatusCode, body, e.tokenCalls()-before)
+	}
+	e.call()
 }

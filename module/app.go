@@ -75,6 +75,7 @@ type App struct {
 	siblings    map[string][]*token.Handle // accounts by appid
 	codecs      map[string]msgcrypt.Codec  // third-party platforms' callback codecs, by account
 	authorizers *authorizerSet             // third-party platforms' authorizers in use
+	cleanedUp   bool                       // Cleanup ran (guarded by tokens.mu)
 	auth        *clientauth.Authority
 	storage     token.Store
 	logger      *zap.Logger
@@ -100,6 +101,44 @@ type tokenService struct {
 	// pushes remembers third-party platform pushes across reloads, so that
 	// a reload does not reopen the replay window.
 	pushes pushLog
+
+	// mu guards active, the config whose accounts, storage and logger the
+	// manager uses, and previous, the one before it: a new config that
+	// fails to start after the wechat app did (another app's listener)
+	// gives them back to the one still running.
+	mu               sync.Mutex
+	active, previous *App
+}
+
+// activate makes a the config the manager works for.
+func (s *tokenService) activate(a *App) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active != a {
+		s.previous, s.active = s.active, a
+	}
+	a.apply()
+}
+
+// deactivate gives the manager back to the previous config, if a is the
+// active one and the previous is still running: a failed to start.
+func (s *tokenService) deactivate(a *App) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active == a && s.previous != nil && !s.previous.cleanedUp {
+		s.active, s.previous = s.previous, nil
+		s.active.apply()
+	}
+}
+
+// cleanedUp records that a is gone for good.
+func (s *tokenService) cleanedUp(a *App) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a.cleanedUp = true
+	if s.previous == a {
+		s.previous = nil
+	}
 }
 
 // run starts the background refresh loop, once.
@@ -234,6 +273,15 @@ func (a *App) registerTickets(name string, h *token.Handle) error {
 // storage and logger; a config that fails to load never gets here) and runs
 // the background refresh loop, once per token service.
 func (a *App) Start() error {
+	a.tokens.activate(a)
+	a.tokens.run()
+	a.logger.Info("wechat gateway started", zap.Strings("accounts", slices.Sorted(maps.Keys(a.Accounts))))
+	return nil
+}
+
+// apply gives the manager this config's accounts, tickets, storage and
+// logger.
+func (a *App) apply() {
 	for _, h := range a.handles {
 		h.Activate()
 	}
@@ -245,14 +293,16 @@ func (a *App) Start() error {
 	// one token per account.
 	a.tokens.manager.SetStore(a.storage)
 	a.tokens.manager.SetLogger(a.logger)
-	a.tokens.run()
-	a.logger.Info("wechat gateway started", zap.Strings("accounts", slices.Sorted(maps.Keys(a.Accounts))))
-	return nil
 }
 
-// Stop does nothing: the refresh loop outlives a reload and ends with the
-// last config (see Cleanup).
-func (a *App) Stop() error { return nil }
+// Stop keeps the refresh loop, which outlives a reload and ends with the
+// last config (see Cleanup). If this config is stopped because it failed
+// to start (another app of it did not), the config still running gets the
+// manager back: its accounts' base URLs, secrets, storage and logger.
+func (a *App) Stop() error {
+	a.tokens.deactivate(a)
+	return nil
+}
 
 // Cleanup releases the accounts and the token service.
 func (a *App) Cleanup() error {
@@ -276,6 +326,7 @@ func (a *App) Cleanup() error {
 		a.auth.Close()
 	}
 	if a.tokens != nil {
+		a.tokens.cleanedUp(a)
 		_, err := services.Delete(a.serviceKey)
 		return err
 	}
