@@ -69,9 +69,11 @@ type Account struct {
 	DailyBudget int `json:"daily_budget,omitempty"`
 }
 
-// isPlaceholder reports whether s is a single Caddy placeholder.
+// isPlaceholder reports whether s is a single {env.…} or {file.…}
+// placeholder: anything else in braces may be the value itself, which an
+// error must not repeat.
 func isPlaceholder(s string) bool {
-	return len(s) > 2 && s[0] == '{' && s[len(s)-1] == '}' && strings.Count(s, "{") == 1
+	return (strings.HasPrefix(s, "{env.") || strings.HasPrefix(s, "{file.")) && s[len(s)-1] == '}' && strings.Count(s, "{") == 1
 }
 
 // resolve turns the config into a token.Account, resolving the secret's

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"time"
 )
@@ -116,6 +117,10 @@ const (
 	// WeChat fail, while a token still serves 1 h 55 min, so that a day
 	// takes 13 fetches, one over the physical minimum of 12.
 	DefaultMargin = 5 * time.Minute
+
+	// MaxMargin bounds refresh_margin: a margin near a token's 2 h life
+	// would refresh every few seconds and spend the day's budget.
+	MaxMargin = time.Hour
 	// DefaultDailyBudget is how many token-endpoint calls an account may
 	// make per WeChat day (midnight to midnight, UTC+8): half the platform's
 	// 2000 for /cgi-bin/token, so a runaway never exhausts the quota that
@@ -197,14 +202,17 @@ func (a Account) withDefaults() (Account, error) {
 	if a.BaseURL == "" {
 		a.BaseURL = k.baseURL
 	}
+	if u, err := url.Parse(a.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return a, fmt.Errorf("account %q: api_base %q is not an http:// or https:// URL with a host and no query (such as https://api.weixin.qq.com)", a.Name, a.BaseURL)
+	}
 	if a.AppID == "" {
 		return a, fmt.Errorf("account %q: appid is required", a.Name)
 	}
 	if a.Secret == "" {
 		return a, fmt.Errorf("account %q: secret is required", a.Name)
 	}
-	if a.Margin < 0 {
-		return a, fmt.Errorf("account %q: refresh_margin must not be negative", a.Name)
+	if a.Margin < 0 || a.Margin >= MaxMargin {
+		return a, fmt.Errorf("account %q: refresh_margin must be at least 0 and less than %v: it is how long before a token expires (WeChat's live 2h) that a new one is fetched, not how often", a.Name, MaxMargin)
 	}
 	if a.Margin == 0 {
 		a.Margin = DefaultMargin

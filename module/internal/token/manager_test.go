@@ -465,6 +465,10 @@ func TestRegisterValidates(t *testing.T) {
 		{Account{Name: "x", Kind: Official, Secret: "s"}, "appid is required"},
 		{Account{Name: "x", Kind: WeCom, AppID: "c"}, "secret is required"},
 		{Account{Name: "x", Kind: WeCom, AppID: "c", Secret: "s", Endpoint: StableToken}, "token_endpoint"},
+		{Account{Name: "x", Kind: Official, AppID: "a", Secret: "s", Margin: 2 * time.Hour}, "refresh_margin"},
+		{Account{Name: "x", Kind: Official, AppID: "a", Secret: "s", BaseURL: "api.weixin.qq.com"}, "api_base"},
+		{Account{Name: "x", Kind: Official, AppID: "a", Secret: "s", BaseURL: "ftp://h"}, "api_base"},
+		{Account{Name: "x", Kind: Official, AppID: "a", Secret: "s", BaseURL: "http://h/?q=1"}, "api_base"},
 	} {
 		if _, err := m.Register(c.a); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Register(%+v) = %v, want %q", c.a, err, c.want)
