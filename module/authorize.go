@@ -54,9 +54,9 @@ func (h *Handler) authorizeClient(r *http.Request) (*token.Handle, string, *clie
 	if h.Trusted {
 		return h.fixed, "", nil
 	}
-	q := readCallQuery(r.URL.RawQuery)
-	if q.smuggled != "" {
-		return nil, "", clientauth.Refuse(wxapi.CodeInvalidCredential, "parameter "+q.smuggled+" is not accepted: the gateway holds the credentials")
+	q := readCallQuery(r.URL.RawQuery, "access_token")
+	if refusal := q.smuggledRefusal(); refusal != nil {
+		return nil, "", refusal
 	}
 	claims, account, refusal := h.caller(q.token.value, q.token.n)
 	if refusal != nil {
@@ -70,14 +70,8 @@ func (h *Handler) authorizeClient(r *http.Request) (*token.Handle, string, *clie
 			return nil, claims.Client, refusal
 		}
 	}
-	appid := account.Account().AppID
-	for _, id := range []struct {
-		name  string
-		param queryParam
-	}{{"appid", q.appid}, {"corpid", q.corpid}} {
-		if v := wxapi.Unescape(id.param.value); id.param.n > 1 || (id.param.n == 1 && v != appid) {
-			return nil, claims.Client, clientauth.Refuse(wxapi.CodeInvalidAppID, id.name+" "+logText(v)+" is not the account this token is for")
-		}
+	if refusal := q.otherAppID(account.Account().AppID, "account"); refusal != nil {
+		return nil, claims.Client, refusal
 	}
 	return account, claims.Client, nil
 }
@@ -103,13 +97,14 @@ func (p *queryParam) add(value string) {
 	p.n++
 }
 
-// readCallQuery reads the raw query of a call in clients mode.
-func readCallQuery(raw string) (q callQuery) {
+// readCallQuery reads the raw query of a call in clients mode, whose
+// gateway token comes in the parameter tokenParam.
+func readCallQuery(raw, tokenParam string) (q callQuery) {
 	for rest := raw; rest != ""; {
 		var name, value string
 		name, value, rest = wxapi.NextParam(rest)
 		switch name {
-		case "access_token":
+		case tokenParam:
 			q.token.add(value)
 		case "appid":
 			q.appid.add(value)
@@ -122,6 +117,29 @@ func readCallQuery(raw string) (q callQuery) {
 		}
 	}
 	return q
+}
+
+// smuggledRefusal refuses a call that sent one of smuggledParams.
+func (q *callQuery) smuggledRefusal() *clientauth.Error {
+	if q.smuggled == "" {
+		return nil
+	}
+	return clientauth.Refuse(wxapi.CodeInvalidCredential, "parameter "+q.smuggled+" is not accepted: the gateway holds the credentials")
+}
+
+// otherAppID refuses a call whose appid or corpid, if sent, is sent more
+// than once or is not appid, that of the token's whom ("account",
+// "authorizer").
+func (q *callQuery) otherAppID(appid, whom string) *clientauth.Error {
+	for _, id := range []struct {
+		name  string
+		param queryParam
+	}{{"appid", q.appid}, {"corpid", q.corpid}} {
+		if v := wxapi.Unescape(id.param.value); id.param.n > 1 || (id.param.n == 1 && v != appid) {
+			return clientauth.Refuse(wxapi.CodeInvalidAppID, id.name+" "+logText(v)+" is not the "+whom+" this token is for")
+		}
+	}
+	return nil
 }
 
 // caller verifies the gateway token of a call in clients mode (the value

@@ -145,10 +145,11 @@ func sendUpstream(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request
 }
 
 // tokenParams are the parameters a token is injected in; snsRedacted adds
-// the user's credentials of /sns/ calls, for the debug log's URI.
+// the user's credentials of /sns/ calls (userCredentials), for the debug
+// log's URI.
 var (
 	tokenParams = []string{"access_token", "component_access_token"}
-	snsRedacted = slices.Concat(tokenParams, []string{"refresh_token", "code", "js_code"})
+	snsRedacted = slices.Concat([]string{"component_access_token"}, userCredentials)
 )
 
 // upstreamRequest is the request of one attempt with its own URL, in one

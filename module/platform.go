@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -146,18 +145,11 @@ func (h *Handler) platformCaller(r *http.Request, component bool) (*clientauth.C
 // call, an appid or corpid other than the authorizer's. (A component call
 // names the authorizer it acts for in its appid.)
 func checkPlatformQuery(raw, param string, component bool, claims *clientauth.Claims) *clientauth.Error {
-	for rest := raw; rest != ""; {
-		var name, value string
-		name, value, rest = wxapi.NextParam(rest)
-		switch {
-		case name == param:
-		case slices.Contains(smuggledParams, name):
-			return clientauth.Refuse(wxapi.CodeInvalidCredential, "parameter "+name+" is not accepted: the gateway holds the credentials")
-		case !component && (name == "appid" || name == "corpid") && wxapi.Unescape(value) != claims.Authorizer:
-			return clientauth.Refuse(wxapi.CodeInvalidAppID, name+" "+logText(wxapi.Unescape(value))+" is not the authorizer this token is for")
-		}
+	q := readCallQuery(raw, param)
+	if refusal := q.smuggledRefusal(); refusal != nil || component {
+		return refusal
 	}
-	return nil
+	return q.otherAppID(claims.Authorizer, "authorizer")
 }
 
 // clientName is the client of claims, "" on a trusted site.

@@ -132,7 +132,7 @@ func (h *Handler) serveRawToken(w http.ResponseWriter, r *http.Request) {
 		writeRefusal(w, clientauth.Refuse(wxapi.CodeAPIUnauthorized, "the raw-token endpoint needs client authentication; this site is trusted"))
 		return
 	}
-	q := readCallQuery(r.URL.RawQuery)
+	q := readCallQuery(r.URL.RawQuery, "access_token")
 	claims, account, refusal := h.caller(q.token.value, q.token.n)
 	if refusal == nil {
 		refusal = h.app.clients().MayReadRawToken(claims)
