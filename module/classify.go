@@ -152,6 +152,11 @@ func tokenEndpoint(path string) string {
 // the gateway checks (a client's allowed paths, /sns/, the token endpoints)
 // mean another path to WeChat.
 func unsafePath(u *url.URL) string {
+	// A path without a raw form (the client escaped nothing) that is plain
+	// is its own escaped form: no need to build that.
+	if u.RawPath == "" && plainPath(u.Path) {
+		return ""
+	}
 	p := u.EscapedPath()
 	if plainPath(p) {
 		return ""
@@ -207,12 +212,20 @@ func plainPath(p string) bool {
 				return false
 			}
 			seg = i + 1
-		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.':
-		default:
+		case !wechatPathChar[c]:
 			return false
 		}
 	}
 	return !isDotSegment(p[seg:])
 }
+
+// wechatPathChar holds the characters of WeChat's path segments: letters,
+// digits, '_', '-' and '.'.
+var wechatPathChar = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+	}
+	return t
+}()
 
 func isDotSegment(seg string) bool { return seg == "." || seg == ".." }
