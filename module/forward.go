@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 
 	"go.uber.org/zap"
 
@@ -102,14 +101,12 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, answer 
 // or streamed (stream). r itself stays as the client sent it: the access
 // log and Caddy's placeholders read it, during the call too ({uri} in a
 // header_up, forward_auth's X-Forwarded-Uri), and they must not see the
-// real token. The copy and its URL are one pooled object; reverse_proxy copies
+// real token. The copy and its URL are one allocation; reverse_proxy copies
 // the request again before it changes anything, so the header map is
 // shared, its Accept-Encoding, Range and If-Range taken out for the call
 // and put back when next returns, or panics.
 func sendUpstream(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request, param, tok string, body *heldBody, stream io.Reader) error {
-	out := upstreamRequests.Get().(*upstreamRequest)
-	defer out.free()
-	out.req, out.url = *r, *r.URL
+	out := &upstreamRequest{req: *r, url: *r.URL}
 	out.req.URL = &out.url
 	// RequestURI is what Caddy's debug log shows of the upstream request:
 	// keep the client's, without any token the client sent.
@@ -156,21 +153,12 @@ var (
 )
 
 // upstreamRequest is the request of one attempt with its own URL, in one
-// allocation, pooled: next runs synchronously, and reverse_proxy copies the
-// request, URL and headers included, before it changes or keeps anything
-// (its transport may still read the copy after it returns, never this).
+// allocation. It is not pooled: reverse_proxy keeps a pointer to it in the
+// body it sends upstream (to copy the request's trailers at the body's
+// end), and its transport may still read that body after next returned.
 type upstreamRequest struct {
 	req http.Request
 	url url.URL
-}
-
-var upstreamRequests = sync.Pool{New: func() any { return new(upstreamRequest) }}
-
-// free zeroes the request, so that the pool keeps no client's data alive,
-// and gives it back.
-func (out *upstreamRequest) free() {
-	*out = upstreamRequest{}
-	upstreamRequests.Put(out)
 }
 
 // heldHeaders are request headers taken out for an attempt, to be put

@@ -52,9 +52,7 @@ func TestSendUpstreamLeavesTheClientsRequest(t *testing.T) {
 		r.Header.Set("If-Range", "x")
 		r.Header.Set("X-Kept", "1")
 		sent, sentURL, sentHeader, sentBody := *r, *r.URL, r.Header.Clone(), r.Body
-		var seen *http.Request
 		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, up *http.Request) error {
-			seen = up
 			if up == r || up.URL == r.URL {
 				t.Fatal("next got the client's request or URL")
 			}
@@ -94,11 +92,6 @@ func TestSendUpstreamLeavesTheClientsRequest(t *testing.T) {
 		}
 		if !reflect.DeepEqual(r.Header, sentHeader) {
 			t.Errorf("panics %v: headers not restored: %v", panics, r.Header)
-		}
-		// The upstream request is pooled: once next is done, it holds
-		// nothing of the call (the real token least of all).
-		if strings.Contains(seen.RequestURI, "menu/create") || (seen.URL != nil && strings.Contains(seen.URL.RawQuery, "REAL")) {
-			t.Errorf("panics %v: the pooled upstream request still holds the call: %s %q", panics, seen.URL, seen.RequestURI)
 		}
 	}
 }
