@@ -63,7 +63,14 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	var err error
+	once := caddyopt.Once{}
 	for d.NextBlock(0) {
+		switch opt := d.Val(); opt {
+		case "client_token_ttl", "refresh_cooldown", "fetch_timeout", "max_replay_memory", "test_clock":
+			if err := once.Take(d, opt); err != nil {
+				return err
+			}
+		}
 		switch d.Val() {
 		case "account":
 			var name, kind string
@@ -135,9 +142,18 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 func (a *Account) unmarshalBlock(d *caddyfile.Dispenser, name string) error {
+	once := caddyopt.Once{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
-		switch opt := d.Val(); opt {
+		opt := d.Val()
+		key := opt
+		if opt == "corpid" {
+			key = "appid" // one option, two spellings
+		}
+		if err := once.Take(d, key); err != nil {
+			return fmt.Errorf("account %s: %w", name, err)
+		}
+		switch opt {
 		case "appid", "corpid":
 			a.AppID, err = caddyopt.OneArg(d)
 		case "secret":
@@ -178,7 +194,14 @@ func (a *Account) unmarshalBlock(d *caddyfile.Dispenser, name string) error {
 }
 
 func (c *Client) unmarshalBlock(d *caddyfile.Dispenser, name string) error {
+	once := caddyopt.Once{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "raw_token", "admin":
+			if err := once.Take(d, opt); err != nil {
+				return fmt.Errorf("client %s: %w", name, err)
+			}
+		}
 		switch opt := d.Val(); opt {
 		case "key":
 			var key string
@@ -236,7 +259,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	} else if len(args) == 1 {
 		h.Account = args[0]
 	}
+	once := caddyopt.Once{}
 	for d.NextBlock(0) {
+		if err := once.Take(d, d.Val()); err != nil {
+			return err
+		}
 		switch d.Val() {
 		case "trusted":
 			if err := caddyopt.NoArg(d); err != nil {

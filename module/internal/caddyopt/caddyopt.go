@@ -102,3 +102,20 @@ func Size(d *caddyfile.Dispenser) (int64, error) {
 	}
 	return int64(n), nil
 }
+
+// Once remembers which options of a block were given, so that an option
+// that takes one value is refused when it comes again, rather than the
+// last one silently winning. Options that add to a list (a client's key,
+// accounts and paths) are not checked.
+type Once map[string]bool
+
+// Take refuses the current option if the block gave it before. key is the
+// option as the block knows it: two spellings of one option (appid and
+// corpid) share a key.
+func (o Once) Take(d *caddyfile.Dispenser, key string) error {
+	if o[key] {
+		return d.Errf("%s: given twice in one block; give it once", d.Val())
+	}
+	o[key] = true
+	return nil
+}
