@@ -68,7 +68,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch opt := d.Val(); opt {
 		case "client_token_ttl", "refresh_cooldown", "fetch_timeout", "max_replay_memory", "test_clock":
 			if err := once.Take(d, opt); err != nil {
-				return err
+				return fmt.Errorf("wechat global option: %w", err)
 			}
 		}
 		switch d.Val() {
@@ -262,7 +262,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	once := caddyopt.Once{}
 	for d.NextBlock(0) {
 		if err := once.Take(d, d.Val()); err != nil {
-			return err
+			return fmt.Errorf("wechat directive: %w", err)
 		}
 		switch d.Val() {
 		case "trusted":

@@ -111,10 +111,13 @@ type Once map[string]bool
 
 // Take refuses the current option if the block gave it before. key is the
 // option as the block knows it: two spellings of one option (appid and
-// corpid) share a key.
+// corpid) share a key, and the error names both.
 func (o Once) Take(d *caddyfile.Dispenser, key string) error {
 	if o[key] {
-		return d.Errf("%s: given twice in one block; give it once", d.Val())
+		if opt := d.Val(); opt != key {
+			return d.Errf("%s: given twice in one block (%s and %s are one option); give it once", opt, key, opt)
+		}
+		return d.Errf("%s: given twice in one block; give it once", key)
 	}
 	o[key] = true
 	return nil
