@@ -65,13 +65,13 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	var err error
 	once := caddyopt.Once{}
 	for d.NextBlock(0) {
-		switch opt := d.Val(); opt {
-		case "client_token_ttl", "refresh_cooldown", "fetch_timeout", "max_replay_memory", "test_clock":
+		opt := d.Val()
+		if opt != "account" && opt != "client" { // those name their blocks
 			if err := once.Take(d, opt); err != nil {
 				return fmt.Errorf("wechat global option: %w", err)
 			}
 		}
-		switch d.Val() {
+		switch opt {
 		case "account":
 			var name, kind string
 			if !d.Args(&name, &kind) {
@@ -196,13 +196,13 @@ func (a *Account) unmarshalBlock(d *caddyfile.Dispenser, name string) error {
 func (c *Client) unmarshalBlock(d *caddyfile.Dispenser, name string) error {
 	once := caddyopt.Once{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch opt := d.Val(); opt {
-		case "raw_token", "admin":
+		opt := d.Val()
+		if opt == "raw_token" || opt == "admin" { // key, accounts and paths add up
 			if err := once.Take(d, opt); err != nil {
 				return fmt.Errorf("client %s: %w", name, err)
 			}
 		}
-		switch opt := d.Val(); opt {
+		switch opt {
 		case "key":
 			var key string
 			if !d.AllArgs(&key) {
