@@ -185,6 +185,15 @@ func TestClusterRidesOutRedisRestart(t *testing.T) {
 		c.advance(20 * time.Minute)
 		c.callAll()
 		c.redis.start()
+		// A go-redis client that failed to dial many times in a row stops
+		// dialling and probes the server once a second, and until a probe
+		// gets through every storage call fails at once, whatever the
+		// clocks say. Wait in real time for each instance's probe (an
+		// instance that did not fail that often dials when it next needs
+		// storage, and keeps this waiting only until the timeout).
+		start := time.Now()
+		probed := c.redis.awaitClients(len(c.gws), 10*time.Second)
+		t.Logf("instances probed the restarted Redis: %v, after %v", probed, time.Since(start).Round(time.Millisecond))
 		// Storage is back: within two sync intervals they converge on one
 		// token, and it is the newest.
 		c.advance(syncInterval)

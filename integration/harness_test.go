@@ -551,6 +551,7 @@ type redisServer struct {
 	dir  string
 	cmd  *exec.Cmd
 	done chan struct{}
+	own  int // connections the harness made since the server started
 }
 
 // startRedis runs redis-server. .ci/test installs it when it is missing.
@@ -575,9 +576,11 @@ func (r *redisServer) start() {
 	}
 	done := r.done
 	go func() { _ = r.cmd.Wait(); close(done) }()
+	r.own = 0
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if conn, err := net.Dial("tcp", r.Addr()); err == nil {
+			r.own++
 			_, _ = conn.Write([]byte("PING\r\n"))
 			buf := make([]byte, 7)
 			n, _ := io.ReadFull(conn, buf)
@@ -593,6 +596,43 @@ func (r *redisServer) start() {
 
 // stop ends redis-server and waits for it.
 func (r *redisServer) stop() { stopProcess(r.cmd, r.done, syscall.SIGTERM) }
+
+// awaitClients waits until n connections other than the harness's have
+// reached the server since it last started, or timeout passes, and says
+// whether they did.
+func (r *redisServer) awaitClients(n int, timeout time.Duration) bool {
+	r.t.Helper()
+	conn, err := net.Dial("tcp", r.Addr())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer conn.Close()
+	r.own++
+	rd := bufio.NewReader(conn)
+	for deadline := time.Now().Add(timeout); ; {
+		if _, err := conn.Write([]byte("INFO stats\r\n")); err != nil {
+			r.t.Fatal(err)
+		}
+		header, err := rd.ReadString('\n') // a bulk string: $<length>
+		if err != nil || !strings.HasPrefix(header, "$") {
+			r.t.Fatalf("INFO stats: %q, %v", header, err)
+		}
+		size, _ := strconv.Atoi(strings.TrimSpace(header[1:]))
+		body := make([]byte, size+2)
+		if _, err := io.ReadFull(rd, body); err != nil {
+			r.t.Fatal(err)
+		}
+		_, rest, _ := strings.Cut(string(body), "total_connections_received:")
+		total, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(rest, "\n", 2)[0]))
+		if total-r.own >= n {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the clients to dial
+	}
+}
 
 // Addr is host:port of the server.
 func (r *redisServer) Addr() string { return fmt.Sprintf("127.0.0.1:%d", r.Port) }
