@@ -189,7 +189,7 @@ func unsafePath(u *url.URL) string {
 	// Anything else (a second level of escapes, NUL, look-alike dots)
 	// could mean another path to a server that decodes it again.
 	for i := 0; i < len(p); i++ {
-		if c := p[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == '/') {
+		if c := p[i]; c != '/' && !wechatPathChar[c] {
 			return "unexpected character in the path"
 		}
 	}
