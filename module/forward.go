@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 
@@ -101,12 +102,20 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, answer 
 // or streamed (stream). r itself stays as the client sent it: the access
 // log and Caddy's placeholders read it, during the call too ({uri} in a
 // header_up, forward_auth's X-Forwarded-Uri), and they must not see the
-// real token. The copy and its URL are one allocation; reverse_proxy copies
-// the request again before it changes anything, so the header map is
-// shared, its Accept-Encoding, Range and If-Range taken out for the call
-// and put back when next returns, or panics.
+// real token. The copy and its URL are one allocation, pooled when the call
+// has no body (see upstreamRequest); reverse_proxy copies the request again
+// before it changes anything, so the header map is shared, its
+// Accept-Encoding, Range and If-Range taken out for the call and put back
+// when next returns, or panics.
 func sendUpstream(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request, param, tok string, body *heldBody, stream io.Reader) error {
-	out := &upstreamRequest{req: *r, url: *r.URL}
+	pooled := body == nil && stream == nil && len(r.Trailer) == 0
+	var out *upstreamRequest
+	if pooled {
+		out = upstreamRequests.Get().(*upstreamRequest)
+		out.req, out.url = *r, *r.URL
+	} else {
+		out = &upstreamRequest{req: *r, url: *r.URL}
+	}
 	out.req.URL = &out.url
 	// RequestURI is what Caddy's debug log shows of the upstream request:
 	// keep the client's, without any token the client sent.
@@ -141,7 +150,11 @@ func sendUpstream(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request
 		out.req.ContentLength = body.size
 		out.req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader()), nil }
 	}
-	return next.ServeHTTP(w, &out.req)
+	err := next.ServeHTTP(w, &out.req)
+	if pooled {
+		out.free() // not after a panic: who knows what next left running
+	}
+	return err
 }
 
 // tokenParams are the parameters a token is injected in; snsRedacted adds
@@ -153,12 +166,26 @@ var (
 )
 
 // upstreamRequest is the request of one attempt with its own URL, in one
-// allocation. It is not pooled: reverse_proxy keeps a pointer to it in the
-// body it sends upstream (to copy the request's trailers at the body's
-// end), and its transport may still read that body after next returned.
+// allocation. That of a call with no body and no trailers (most GETs) is
+// pooled: reverse_proxy keeps nothing of it once it has returned. A call
+// with a body gets its own, never reused: reverse_proxy keeps a pointer to
+// it in the body it sends upstream (to copy the request's trailers at the
+// body's end), and its transport may still read that body after next
+// returned. (reverse_proxy drops that body when ContentLength is 0, so a
+// bodiless call leaves no such pointer; TestPooledRequestLeftByReverseProxy
+// checks it, with Caddy's own handler.)
 type upstreamRequest struct {
 	req http.Request
 	url url.URL
+}
+
+var upstreamRequests = sync.Pool{New: func() any { return new(upstreamRequest) }}
+
+// free zeroes a pooled request, so that the pool keeps no call's data (its
+// real token least of all) alive, and gives it back.
+func (out *upstreamRequest) free() {
+	*out = upstreamRequest{}
+	upstreamRequests.Put(out)
 }
 
 // heldHeaders are request headers taken out for an attempt, to be put
