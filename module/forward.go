@@ -151,7 +151,7 @@ func sendUpstream(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request
 		out.req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader()), nil }
 	}
 	err := next.ServeHTTP(w, &out.req)
-	if pooled {
+	if pooled && out.bodiless() {
 		out.free() // not after a panic: who knows what next left running
 	}
 	return err
@@ -173,10 +173,19 @@ var (
 // body's end), and its transport may still read that body after next
 // returned. (reverse_proxy drops that body when ContentLength is 0, so a
 // bodiless call leaves no such pointer; TestPooledRequestLeftByReverseProxy
-// checks it, with Caddy's own handler.)
+// checks it, with Caddy's own handler.) A handler between the gateway and
+// reverse_proxy may give the request a body (`request_body { set }`): then
+// it is not put back either.
 type upstreamRequest struct {
 	req http.Request
 	url url.URL
+}
+
+// bodiless reports whether the request still has the empty body and no
+// trailers it was sent to next with, so that reverse_proxy kept no pointer
+// to it.
+func (out *upstreamRequest) bodiless() bool {
+	return out.req.Body == http.NoBody && out.req.ContentLength == 0 && len(out.req.Trailer) == 0
 }
 
 var upstreamRequests = sync.Pool{New: func() any { return new(upstreamRequest) }}

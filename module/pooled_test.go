@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/requestbody"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 )
 
@@ -23,7 +24,8 @@ import (
 // reach the one next got. For a call with a body it does (reverse_proxy's
 // trailer-copying body points back at it), which is why such a call's
 // request is never pooled, and which shows that the search finds such a
-// pointer.
+// pointer; and so it does when a handler between the two gives a bodiless
+// call a body, whose request is then not put back.
 func TestPooledRequestLeftByReverseProxy(t *testing.T) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -32,6 +34,7 @@ func TestPooledRequestLeftByReverseProxy(t *testing.T) {
 	}))
 	defer upstream.Close()
 	rp := provisionReverseProxy(t, upstream.Listener.Addr().String())
+	nop := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 
 	var up *http.Request // the request next got
 	var upURL any
@@ -41,22 +44,27 @@ func TestPooledRequestLeftByReverseProxy(t *testing.T) {
 		reached = pathsTo(reflect.ValueOf(req), up, upURL)
 		return transport.RoundTrip(req)
 	})
-	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		up, upURL = r, r.URL
-		return rp.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
-	})
-
 	for _, c := range []struct {
 		name, method, body string
 		chunked            bool
+		setBody            bool // request_body { set } between the gateway and reverse_proxy
 		pooled             bool
 	}{
-		{"GET", http.MethodGet, "", false, true},
-		{"POST without a body", http.MethodPost, "", false, true},
-		{"POST with a body", http.MethodPost, `{"touser":"o1"}`, false, false},
-		{"chunked POST", http.MethodPost, `{"touser":"o1"}`, true, false},
+		{"GET", http.MethodGet, "", false, false, true},
+		{"POST without a body", http.MethodPost, "", false, false, true},
+		{"POST with a body", http.MethodPost, `{"touser":"o1"}`, false, false, false},
+		{"chunked POST", http.MethodPost, `{"touser":"o1"}`, true, false, false},
+		{"GET given a body by request_body", http.MethodGet, "", false, true, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+				up, upURL = r, r.URL
+				proxy := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return rp.ServeHTTP(w, r, nop) })
+				if c.setBody {
+					return (&requestbody.RequestBody{Set: `{"touser":"o1"}`}).ServeHTTP(w, r, proxy)
+				}
+				return proxy(w, r)
+			})
 			var body io.Reader
 			if c.body != "" {
 				body = strings.NewReader(c.body)
@@ -93,33 +101,47 @@ func TestPooledRequestLeftByReverseProxy(t *testing.T) {
 	}
 }
 
-// TestPooledRequestsUnderLoad: calls with and without bodies through
-// Caddy's reverse_proxy from many goroutines at once, each answered whole.
-// Run with -race, it shows that no pooled request is read once reused.
+// TestPooledRequestsUnderLoad: calls through Caddy's reverse_proxy from
+// many goroutines at once: GETs, POSTs with a body, and GETs given a body
+// by request_body on their way to it. The upstream answers first and reads
+// the body afterwards, so the transport is still sending a body when the
+// handler has returned. Each answer comes whole and for its own call. Run
+// with -race, it catches in some runs (one in three or four here) a
+// request pooled when it must not be: pooling every call, as a first
+// version did, or a GET given a body. Go's transport waits up to 50 ms for
+// a body to be sent before it gives the answer back, so the race needs a
+// body whose end is read after that and before the connection is dropped;
+// TestPooledRequestLeftByReverseProxy is the deterministic check.
 func TestPooledRequestsUnderLoad(t *testing.T) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
+		answer := `{"errcode":0,"errmsg":"ok","query":"` + r.URL.RawQuery + `"}`
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"errcode":0,"errmsg":"ok","query":"`+r.URL.RawQuery+`","body":`+strconv.Itoa(len(b))+`}`)
+		w.Header().Set("Content-Length", strconv.Itoa(len(answer))) // whole before the body is read
+		_, _ = io.WriteString(w, answer)
+		w.(http.Flusher).Flush()
+		_, _ = io.Copy(io.Discard, r.Body)
 	}))
 	defer upstream.Close()
 	rp := provisionReverseProxy(t, upstream.Listener.Addr().String())
-	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		return rp.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
-	})
+	nop := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	proxy := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return rp.ServeHTTP(w, r, nop) })
+	big := strings.Repeat("x", 1<<20)
+	setBody := &requestbody.RequestBody{Set: big}
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
-			for i := range 50 {
+			for i := range 30 {
 				var body io.Reader
-				want := `"body":0}`
-				method := http.MethodGet
-				if (g+i)%3 == 0 {
-					method, body, want = http.MethodPost, strings.NewReader(`{"touser":"o1"}`), `"body":15}`
+				method, next := http.MethodGet, caddyhttp.Handler(proxy)
+				switch (g + i) % 3 {
+				case 1:
+					method, body = http.MethodPost, strings.NewReader(big)
+				case 2:
+					next = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return setBody.ServeHTTP(w, r, proxy) })
 				}
 				r := httptest.NewRequest(method, "/cgi-bin/user/info?openid=o"+strconv.Itoa(i), body)
 				r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), nil, &caddyhttp.Server{})
-				held, stream, err := readReplayable(r, 1<<20, 1<<20)
+				held, stream, err := readReplayable(r, 2<<20, 1<<30)
 				if err != nil {
 					t.Error(err)
 					return
@@ -127,8 +149,8 @@ func TestPooledRequestsUnderLoad(t *testing.T) {
 				w := httptest.NewRecorder()
 				err = sendUpstream(next, w, r, "access_token", "REAL"+strconv.Itoa(g), held, stream)
 				held.free()
-				wantQuery := `"query":"access_token=REAL` + strconv.Itoa(g) + `&openid=o` + strconv.Itoa(i) + `"`
-				if got := w.Body.String(); err != nil || !strings.Contains(got, wantQuery) || !strings.HasSuffix(got, want) {
+				want := `{"errcode":0,"errmsg":"ok","query":"access_token=REAL` + strconv.Itoa(g) + `&openid=o` + strconv.Itoa(i) + `"}`
+				if got := w.Body.String(); err != nil || got != want {
 					t.Errorf("%s %d/%d: %v %q", method, g, i, err, got)
 					return
 				}
