@@ -66,7 +66,7 @@ func (b *bench) runJSON() error {
 			if clientsURL != "" {
 				turns = append(turns, turn{p: b.gw, url: clientsURL, m: &points[i].clients})
 			}
-			for _, run := range rotate(turns, round+i) {
+			for _, run := range order(turns, round+i) {
 				mem0, err := run.p.memNow()
 				if err != nil {
 					return err
@@ -169,12 +169,38 @@ func (b *bench) profileLoad(name string, baseJob, gwJob wrkJob) error {
 	return nil
 }
 
-// rotate returns turns starting at round modulo their number, so that each
-// runs first, second, ... in turn and none always runs on another's
-// leftovers.
-func rotate(turns []turn, round int) []turn {
-	k := round % len(turns)
-	return append(append([]turn(nil), turns[k:]...), turns[:k]...)
+// order returns the turns of a round, so that over the rounds each turn
+// runs at every place and after each of the others, and none always runs
+// on another's leftovers or after its own process sat idle. A round steps
+// through the turns by a stride prime to their number, one stride per
+// round in turn, from a first turn that moves on once every stride has
+// been used. (Rotating one fixed order, as before, kept each turn's
+// neighbours: the clients-mode gateway always ran after two turns of the
+// baseline's process, the trusted gateway after one.)
+func order(turns []turn, round int) []turn {
+	n := len(turns)
+	strides := []int{}
+	for s := 1; s < n; s++ {
+		if gcd(s, n) == 1 {
+			strides = append(strides, s)
+		}
+	}
+	if len(strides) == 0 {
+		strides = []int{1} // a single turn
+	}
+	stride, first := strides[round%len(strides)], round/len(strides)
+	out := make([]turn, n)
+	for j := range n {
+		out[j] = turns[(first+stride*j)%n]
+	}
+	return out
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 // fmtCPURatio formats cpuRatio: the ratio and the per-round range.
