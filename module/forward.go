@@ -112,10 +112,10 @@ func sendUpstream(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request
 	var out *upstreamRequest
 	if pooled {
 		out = upstreamRequests.Get().(*upstreamRequest)
-		out.req, out.url = *r, *r.URL
 	} else {
-		out = &upstreamRequest{req: *r, url: *r.URL}
+		out = new(upstreamRequest)
 	}
+	out.req, out.url = *r, *r.URL
 	out.req.URL = &out.url
 	// RequestURI is what Caddy's debug log shows of the upstream request:
 	// keep the client's, without any token the client sent.
