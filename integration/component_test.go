@@ -264,6 +264,19 @@ func TestComponentTokenFromPushedTicket(t *testing.T) {
 		t.Errorf("an invalidation storm made %d authorizer and %d component token calls, want 1 each",
 			c.AuthorizerToken-1, comp.ComponentToken-1)
 	}
+	// A reload keeps the authorizer: the new config takes it over, token
+	// and all, before the old one lets go of it (the admin API lists it
+	// before any call through the new config), and fetches nothing.
+	gw.reload()
+	if !authorizerHeld(t, gw, authAppID) {
+		t.Errorf("after a reload the platform holds no token of authorizer %s", authAppID)
+	}
+	if body := menu(); errcodeOf(body) != 0 && errcodeOf(body) != 46003 {
+		t.Errorf("a call after a reload: %s", body)
+	}
+	if c := counts(); c.AuthorizerToken != 2 {
+		t.Errorf("%d api_authorizer_token calls after a reload, want none since the storm", c.AuthorizerToken-2)
+	}
 	// A restart fetches nothing and keeps the refresh token.
 	p.restart()
 	if body := menu(); errcodeOf(body) != 0 && errcodeOf(body) != 46003 {
@@ -280,4 +293,34 @@ func TestComponentTokenFromPushedTicket(t *testing.T) {
 	if _, body := authorizerToken(); errcodeOf(body) != 61023 {
 		t.Errorf("api_authorizer_token after withdrawal: %s", body)
 	}
+}
+
+// authorizerHeld reports whether the admin API lists authorizer appid of
+// the platform as holding a token.
+func authorizerHeld(t *testing.T, gw *gateway, appid string) bool {
+	t.Helper()
+	resp, err := http.Get(gw.Admin + "/wechat/accounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Accounts []struct {
+			Authorizers []struct {
+				AppID    string `json:"appid"`
+				HasToken bool   `json:"has_token"`
+			} `json:"authorizers"`
+		} `json:"accounts"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range out.Accounts {
+		for _, z := range a.Authorizers {
+			if z.AppID == appid && z.HasToken {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -274,6 +274,7 @@ func (a *App) registerTickets(name string, h *token.Handle) error {
 // the background refresh loop, once per token service.
 func (a *App) Start() error {
 	a.tokens.activate(a)
+	a.adoptAuthorizers()
 	a.tokens.run()
 	a.logger.Info("wechat gateway started", zap.Strings("accounts", slices.Sorted(maps.Keys(a.Accounts))))
 	return nil
@@ -287,6 +288,13 @@ func (a *App) apply() {
 	}
 	for _, h := range a.tickets {
 		h.Activate()
+	}
+	if set := a.authorizers; set != nil {
+		set.mu.Lock()
+		for _, h := range set.handles {
+			h.Activate()
+		}
+		set.mu.Unlock()
 	}
 	// Tokens are shared through the config's storage (file_system by
 	// default): a restart reuses them, and a cluster on one storage holds
@@ -352,14 +360,21 @@ func (a *App) authorizer(ctx context.Context, comp *token.Handle, appid string) 
 	if !comp.Authorized(ctx, appid) {
 		return nil
 	}
+	return a.registerAuthorizer(comp, appid)
+}
+
+// registerAuthorizer registers authorizer appid of the platform account
+// comp in this config and makes this config's platform (its base URL, its
+// component handle) the authorizer's, also when an older config registered
+// it. It returns the config's handle; nil if appid cannot be registered.
+func (a *App) registerAuthorizer(comp *token.Handle, appid string) *token.Handle {
 	h, err := comp.Authorizer(appid)
 	if err != nil {
 		a.logger.Warn("authorizer not registered", zap.String("account", comp.Account().Name), zap.Error(err))
 		return nil
 	}
-	// This config's platform (its base URL, its component handle) is the
-	// authorizer's from now, also when an older config registered it.
 	h.Activate()
+	set, key := a.authorizers, authorizerKey{comp.Account().Name, appid}
 	set.mu.Lock()
 	defer set.mu.Unlock()
 	switch {
@@ -375,6 +390,24 @@ func (a *App) authorizer(ctx context.Context, comp *token.Handle, appid string) 
 		set.addSameAppID(h)
 	}
 	return h
+}
+
+// adoptAuthorizers registers in this config, as it starts, the authorizers
+// of its platforms that hold a token (registered by the config it
+// replaces, which has not let go of them yet). Without it they would be
+// registered again only when next called: until then an answer on a site
+// of an account with the same appid would not be masked for the
+// authorizer's token, and the authorizer's token and state would be
+// dropped with the old config.
+func (a *App) adoptAuthorizers() {
+	for _, comp := range a.handles {
+		if comp.Account().Kind != token.Component {
+			continue
+		}
+		for _, appid := range comp.AuthorizersInUse() {
+			a.registerAuthorizer(comp, appid)
+		}
+	}
 }
 
 // authorizerSet holds the authorizer handles a config registered.

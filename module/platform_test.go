@@ -307,6 +307,76 @@ func TestSameAppIDMaskedAcrossAuthorizer(t *testing.T) {
 	}
 }
 
+// TestAuthorizersAdoptedOnReload: a config that replaces another takes
+// over the authorizers that hold a token before the old one lets go of
+// them. So the authorizer keeps its token across the reload (no new
+// fetch), and an answer on the site of the account configured with the
+// authorizer's appid masks the authorizer's token from the first call,
+// before anyone has called the authorizer through the new config.
+func TestAuthorizersAdoptedOnReload(t *testing.T) {
+	old := platformApp(t)
+	authTok := authorizerToken(t, platformAppSite(old, "platform"), authA)
+	var realAuthorizer string
+	servePlatform(t, platformAppSite(old, "platform"), httptest.NewRequest("GET", "/cgi-bin/menu/get?access_token="+authTok, nil), echoQuery(&realAuthorizer))
+	realAuthorizer = strings.TrimPrefix(realAuthorizer, "access_token=")
+	if !strings.HasPrefix(realAuthorizer, "authorizer-") {
+		t.Fatalf("the authorizer's call went up with %q", realAuthorizer)
+	}
+
+	// The new config registers its accounts on the same manager (its
+	// Provision), then starts while the old one still runs.
+	m := old.tokens.manager
+	reg := func(name string) *token.Handle {
+		h, err := m.Register(*old.handles[name].Account())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Activate()
+		return h
+	}
+	comp, mp := reg("platform"), reg("mp")
+	next := *old
+	next.handles = map[string]*token.Handle{"platform": comp, "mp": mp}
+	next.siblings = map[string][]*token.Handle{platAppID: {comp}, authA: {mp}}
+	next.authorizers = newAuthorizerSet()
+	next.adoptAuthorizers()
+	// The old config goes (its Cleanup's releases).
+	for _, h := range old.authorizers.handles {
+		h.Release()
+	}
+	old.handles["platform"].Release()
+	old.handles["mp"].Release()
+	t.Cleanup(func() {
+		for _, h := range next.authorizers.handles {
+			h.Release()
+		}
+	})
+
+	if got := next.authorizers.sameAppID(authA); len(got) != 1 {
+		t.Fatalf("the new config holds %d handles of authorizer %s, want 1", len(got), authA)
+	}
+	if got := next.authorizers.sameAppID(authB); len(got) != 0 {
+		t.Errorf("authorizer %s, never called, was adopted", authB)
+	}
+	mpSite := platformAppSite(&next, "mp")
+	mpGW := answerField(t, servePlatform(t, mpSite, httptest.NewRequest("GET",
+		"/cgi-bin/token?grant_type=client_credential&appid="+authA+"&secret="+platKey, nil), nil), "access_token")
+	echo := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `{"errcode":0,"echo":"%s"}`, realAuthorizer)
+		return nil
+	})
+	rec := servePlatform(t, mpSite, httptest.NewRequest("GET", "/cgi-bin/openapi/rid/get?access_token="+mpGW, nil), echo)
+	if strings.Contains(rec.Body.String(), realAuthorizer) {
+		t.Errorf("after the reload, mp's site answered the authorizer's real token: %s", rec.Body)
+	}
+	var again string
+	servePlatform(t, platformAppSite(&next, "platform"), httptest.NewRequest("GET", "/cgi-bin/menu/get?access_token="+authTok, nil), echoQuery(&again))
+	if again = strings.TrimPrefix(again, "access_token="); again != realAuthorizer {
+		t.Errorf("after the reload the authorizer's call went up with %q, want the token it held, %q", again, realAuthorizer)
+	}
+}
+
 // TestPlatformRefusalsCounted: a refused call on a platform's site counts
 // in calls_total as refused, under the client when its token verified.
 func TestPlatformRefusalsCounted(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -271,6 +273,30 @@ func (e *entry) authorizerStripe(appid string) *sync.Mutex {
 // Handle's Token is the authorizer_access_token. Pair it with a Release.
 func (h *Handle) Authorizer(appid string) (*Handle, error) {
 	return h.m.Register(authorizerAccount(h, appid))
+}
+
+// AuthorizersInUse returns, sorted, the appids of this component's
+// authorizers that are registered (by any config still running) and hold a
+// usable token: those whose token an answer could still carry. A config
+// that replaces another registers them again before the old one lets go
+// (see the wechat App's Start), so that reloads keep their tokens and the
+// masking of answers covers them from the first call.
+func (h *Handle) AuthorizersInUse() []string {
+	m, prefix := h.m, authorizerKey(h.Account().AppID, "")
+	now := m.opts.Clock.Now()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []string
+	for key, e := range m.entries {
+		if !strings.HasPrefix(key, prefix) {
+			continue
+		}
+		if t := e.cur.Load(); t != nil && m.usable(t, now) {
+			out = append(out, e.acct.Load().AppID)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // authorizerAccount is the account of authorizer appid of component comp.

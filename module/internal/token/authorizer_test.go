@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -451,5 +452,47 @@ func (p *openPlatform) waitsForLock(name, what string, done <-chan error) {
 			_ = p.store.Unlock(context.Background(), name)
 			p.t.Fatalf("%s did not wait for the authorizer's lock (%v)", what, err)
 		}
+	}
+}
+
+// TestAuthorizersInUse: a component lists the authorizers registered that
+// hold a usable token, whoever registered them, and none other: not one
+// registered without a token, not one whose token has expired unused, not
+// another component's.
+func TestAuthorizersInUse(t *testing.T) {
+	p := newOpenPlatform(t, 1)
+	ctx := context.Background()
+	m, comp := p.gateway()
+	p.authorize(comp, p.clock.Now())
+	if got := comp.AuthorizersInUse(); len(got) != 0 {
+		t.Fatalf("before any authorizer is registered: %v", got)
+	}
+	p.authorizer(comp, authorizedAppID(0))
+	if got := comp.AuthorizersInUse(); len(got) != 0 {
+		t.Errorf("an authorizer registered without a token is listed: %v", got)
+	}
+	if _, err := p.authorizer(comp, openAuth).Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A second registration of the component (the next config's) sees it.
+	again, err := m.Register(*comp.Account())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Release()
+	if got := again.AuthorizersInUse(); !slices.Equal(got, []string{openAuth}) {
+		t.Errorf("listed %v, want [%s]", got, openAuth)
+	}
+	other, err := m.Register(Account{Name: "other", Kind: Component, AppID: "wxothercomponent01", Secret: openSecret, BaseURL: p.srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Release()
+	if got := other.AuthorizersInUse(); len(got) != 0 {
+		t.Errorf("another component lists %v", got)
+	}
+	p.clock.Advance(3 * time.Hour) // the token expires, unused
+	if got := comp.AuthorizersInUse(); len(got) != 0 {
+		t.Errorf("after its token expired unused: %v", got)
 	}
 }
