@@ -131,6 +131,16 @@ func (s *tokenService) deactivate(a *App) {
 	}
 }
 
+// whileActive runs f, with a kept the active config until f returns, if a
+// is the active config.
+func (s *tokenService) whileActive(a *App, f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active == a {
+		f()
+	}
+}
+
 // cleanedUp records that a is gone for good.
 func (s *tokenService) cleanedUp(a *App) {
 	s.mu.Lock()
@@ -334,6 +344,10 @@ func (a *App) Cleanup() error {
 		a.auth.Close()
 	}
 	if a.tokens != nil {
+		// A config that started and is cleaned up without a Stop (Caddy
+		// does so when setting up after the apps' Start fails) gives the
+		// manager back here.
+		a.tokens.deactivate(a)
 		a.tokens.cleanedUp(a)
 		_, err := services.Delete(a.serviceKey)
 		return err
@@ -364,31 +378,37 @@ func (a *App) authorizer(ctx context.Context, comp *token.Handle, appid string) 
 }
 
 // registerAuthorizer registers authorizer appid of the platform account
-// comp in this config and makes this config's platform (its base URL, its
-// component handle) the authorizer's, also when an older config registered
-// it. It returns the config's handle; nil if appid cannot be registered.
+// comp in this config. If this config is the one the manager works for,
+// its platform (its base URL, its component handle) becomes the
+// authorizer's, also when an older config registered it; a config being
+// replaced, still serving its last requests, does not take it back (apply
+// does, if the new config fails to start). It returns the config's handle;
+// nil if appid cannot be registered.
 func (a *App) registerAuthorizer(comp *token.Handle, appid string) *token.Handle {
 	h, err := comp.Authorizer(appid)
 	if err != nil {
 		a.logger.Warn("authorizer not registered", zap.String("account", comp.Account().Name), zap.Error(err))
 		return nil
 	}
-	h.Activate()
 	set, key := a.authorizers, authorizerKey{comp.Account().Name, appid}
 	set.mu.Lock()
-	defer set.mu.Unlock()
 	switch {
 	case set.cleanedUp:
 		// A request of a config already replaced: the handle serves it,
 		// and is not kept.
+		set.mu.Unlock()
 		h.Release()
+		return h
 	case set.handles[key] != nil:
+		kept := set.handles[key]
+		set.mu.Unlock()
 		h.Release()
-		h = set.handles[key]
-	default:
-		set.handles[key] = h
-		set.addSameAppID(h)
+		return kept
 	}
+	set.handles[key] = h
+	set.addSameAppID(h)
+	set.mu.Unlock()
+	a.tokens.whileActive(a, h.Activate)
 	return h
 }
 

@@ -377,6 +377,86 @@ func TestAuthorizersAdoptedOnReload(t *testing.T) {
 	}
 }
 
+// TestAuthorizerLifecycleAcrossConfigs: a withdrawn authorizer is not
+// adopted by the next config; and a config that started and adopted the
+// authorizers, then is cleaned up without a Stop (as Caddy does when
+// setting up after the apps' Start fails), gives them back to the config
+// still running, as it gives back the accounts.
+func TestAuthorizerLifecycleAcrossConfigs(t *testing.T) {
+	old := platformApp(t)
+	old.tokens.activate(old)
+	ctx := context.Background()
+	m := old.tokens.manager
+	for _, appid := range []string{authA, authB} {
+		if _, err := old.authorizer(ctx, old.handles["platform"], appid).Token(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.handles["platform"].Unauthorize(ctx, authB, m.Clock().Now()); err != nil {
+		t.Fatal(err)
+	}
+	parentOf := func(appid string) string {
+		for _, st := range m.Statuses() {
+			if st.Endpoint == token.AuthorizerToken && st.AppID == appid {
+				return st.Parent
+			}
+		}
+		return ""
+	}
+	if p := parentOf(authA); p != "platform" {
+		t.Fatalf("the authorizer's platform is %q, want platform", p)
+	}
+
+	// The next config calls the same platform platform2, and starts.
+	acct := *old.handles["platform"].Account()
+	acct.Name = "platform2"
+	comp, err := m.Register(acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := *old
+	next.Accounts = map[string]*Account{"platform2": old.Accounts["platform"]}
+	next.handles = map[string]*token.Handle{"platform2": comp}
+	next.siblings = map[string][]*token.Handle{platAppID: {comp}}
+	next.authorizers = newAuthorizerSet()
+	next.auth = nil
+	next.tokens.activate(&next)
+	next.adoptAuthorizers()
+	if p := parentOf(authA); p != "platform2" {
+		t.Errorf("after the next config started, the authorizer's platform is %q, want platform2", p)
+	}
+	if got := next.authorizers.sameAppID(authB); len(got) != 0 {
+		t.Errorf("the withdrawn authorizer %s was adopted", authB)
+	}
+	if h := next.authorizer(ctx, comp, authB); h != nil {
+		t.Errorf("the withdrawn authorizer %s is served by the next config", authB)
+	}
+	// A third business authorises the platform, and is called through the
+	// next config, then through the old one, still serving its last
+	// requests: the old one does not take the authorizer back.
+	const authC = "wxauthorizercccc01"
+	if _, err := comp.Authorize(ctx, "code-"+authC, m.Clock().Now()); err != nil {
+		t.Fatal(err)
+	}
+	if next.authorizer(ctx, comp, authC) == nil || old.authorizer(ctx, old.handles["platform"], authC) == nil {
+		t.Fatalf("authorizer %s not served", authC)
+	}
+	if p := parentOf(authC); p != "platform2" {
+		t.Errorf("after a call through the config being replaced, authorizer %s's platform is %q, want platform2", authC, p)
+	}
+
+	// It is cleaned up without a Stop: the old config gets its platform back.
+	if err := next.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if p := parentOf(authA); p != "platform" {
+		t.Errorf("after the next config was cleaned up, the authorizer's platform is %q, want platform", p)
+	}
+	if _, err := old.authorizer(ctx, old.handles["platform"], authA).Token(ctx); err != nil {
+		t.Errorf("the old config's authorizer after the next config went: %v", err)
+	}
+}
+
 // TestPlatformRefusalsCounted: a refused call on a platform's site counts
 // in calls_total as refused, under the client when its token verified.
 func TestPlatformRefusalsCounted(t *testing.T) {

@@ -276,11 +276,12 @@ func (h *Handle) Authorizer(appid string) (*Handle, error) {
 }
 
 // AuthorizersInUse returns, sorted, the appids of this component's
-// authorizers that are registered (by any config still running) and hold a
-// usable token: those whose token an answer could still carry. A config
-// that replaces another registers them again before the old one lets go
-// (see the wechat App's Start), so that reloads keep their tokens and the
-// masking of answers covers them from the first call.
+// authorizers that are registered (by any config still running), hold a
+// usable token (one an answer could still carry) and are authorised as far
+// as this instance knows (a withdrawal it took drops them; it reads no
+// Store). A config that replaces another registers them again before the
+// old one lets go (see the wechat App's Start), so that reloads keep their
+// tokens and the masking of answers covers them from the first call.
 func (h *Handle) AuthorizersInUse() []string {
 	m, prefix := h.m, authorizerKey(h.Account().AppID, "")
 	now := m.opts.Clock.Now()
@@ -291,8 +292,13 @@ func (h *Handle) AuthorizersInUse() []string {
 		if !strings.HasPrefix(key, prefix) {
 			continue
 		}
+		appid := e.acct.Load().AppID
+		v, ok := h.e.authorizers.Load(appid)
+		if rec, _ := v.(*authorizerRecord); !ok || rec.Revoked || rec.RefreshToken == "" {
+			continue
+		}
 		if t := e.cur.Load(); t != nil && m.usable(t, now) {
-			out = append(out, e.acct.Load().AppID)
+			out = append(out, appid)
 		}
 	}
 	slices.Sort(out)
