@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -323,4 +324,94 @@ func authorizerHeld(t *testing.T, gw *gateway, appid string) bool {
 		}
 	}
 	return false
+}
+
+// TestPlatformReloadsUnderLoad: 10 reloads while 8 clients keep calling on
+// behalf of an authorizer make no panic, no failed call and no token
+// fetch, and the authorizer is still held after them.
+func TestPlatformReloadsUnderLoad(t *testing.T) {
+	p := startPlatform(t, componentCaddyfile)
+	sim, gw := p.sim, p.gw
+	p.pushTicket(t)
+	if res, err := sim.Authorize(compAppID, authAppID, ""); err != nil || !res.Push.Delivered {
+		t.Fatalf("authorising: %+v %v", res, err)
+	}
+	_, body := send(t, http.MethodPost, gw.URL("/cgi-bin/component/api_authorizer_token"), "application/json",
+		[]byte(`{"component_appid":"`+compAppID+`","authorizer_appid":"`+authAppID+`","authorizer_refresh_token":"whatever"}`))
+	var placeholder struct {
+		Token string `json:"authorizer_access_token"`
+	}
+	if err := json.Unmarshal(body, &placeholder); err != nil || placeholder.Token == "" {
+		t.Fatalf("api_authorizer_token: %s", body)
+	}
+	menuURL := gw.URL("/cgi-bin/menu/get?access_token=" + placeholder.Token)
+	if _, body := get(t, menuURL); errcodeOf(body) != 0 && errcodeOf(body) != 46003 {
+		t.Fatalf("first call: %s", body)
+	}
+	counts := func() (int64, int64) {
+		c := sim.Counters().Components[compAppID]
+		return c.ComponentToken, c.Authorizers[authAppID].AuthorizerToken
+	}
+	comps, auths := counts()
+
+	stop := make(chan struct{})
+	var calls, failures, transport atomic.Int64
+	var wg sync.WaitGroup
+	// As in TestReloadsUnderLoad, a connection in flight as a reload closes
+	// the old listener may be reset by the kernel: counted apart.
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Get(menuURL)
+				calls.Add(1)
+				if err != nil {
+					transport.Add(1)
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if code := errcodeOf(b); resp.StatusCode != http.StatusOK || code != 0 && code != 46003 {
+					if failures.Add(1) <= 3 {
+						t.Logf("failed call: HTTP %d %s", resp.StatusCode, b)
+					}
+				}
+			}
+		}()
+	}
+	for range 10 {
+		gw.reload()
+		// Let some calls through the new config before the next reload.
+		for before, deadline := calls.Load(), time.Now().Add(10*time.Second); calls.Load() < before+8; {
+			if time.Now().After(deadline) {
+				t.Fatal("no calls went through for 10 s after a reload")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if n := failures.Load(); n != 0 {
+		t.Errorf("%d of %d calls failed during 10 reloads", n, calls.Load())
+	}
+	if ok := calls.Load() - failures.Load() - transport.Load(); ok < 50 {
+		t.Errorf("only %d calls were answered during the reloads", ok)
+	}
+	t.Logf("%d calls, %d reset by a reload", calls.Load(), transport.Load())
+	if c, a := counts(); c != comps || a != auths {
+		t.Errorf("%d component and %d authorizer token calls during the reloads, want none", c-comps, a-auths)
+	}
+	if !authorizerHeld(t, gw, authAppID) {
+		t.Errorf("after the reloads the platform holds no token of authorizer %s", authAppID)
+	}
+	if logs := gw.logs(); strings.Contains(logs, "panic") || strings.Contains(logs, "http.log.error") {
+		t.Errorf("the gateway panicked:\n%s", logs)
+	}
 }
