@@ -386,6 +386,8 @@ func TestPlatformReloadsUnderLoad(t *testing.T) {
 			}
 		}()
 	}
+	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer halt() // also when a check below gives up
 	for range 10 {
 		gw.reload()
 		// Let some calls through the new config before the next reload.
@@ -396,8 +398,7 @@ func TestPlatformReloadsUnderLoad(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	halt()
 	if n := failures.Load(); n != 0 {
 		t.Errorf("%d of %d calls failed during 10 reloads", n, calls.Load())
 	}
