@@ -57,6 +57,7 @@ type bench struct {
 	gwPort2   int
 	gwPort3   int // the clients-mode site
 	noopPort  int // the baseline's site with a no-op handler before reverse_proxy
+	plainPort int // reverse_proxy alone in the gateway's process
 	baseToken string
 	gwToken   string // the gateway token of the clients-mode site's client
 }
@@ -180,12 +181,12 @@ func (b *bench) startMain() error {
 	b.probeTrusted()
 	clientKey := randomSecret()
 	env := []string{"WXB_SECRET=" + b.secret, "WXB_KEY=" + clientKey}
-	ports, err := freePorts(9)
+	ports, err := freePorts(10)
 	if err != nil {
 		return err
 	}
 	simAdmin, simPort, baseAdmin, basePort, gwAdmin, gwPort, gwPort2 := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
-	gwPort3, noopPort := ports[7], ports[8]
+	gwPort3, noopPort, plainPort := ports[7], ports[8], ports[9]
 	upstream := "127.0.0.1:" + strconv.Itoa(simPort)
 	// The same reverse_proxy for the baseline and the gateway: Caddy's
 	// HTTP transport with room for an idle upstream connection per client
@@ -273,6 +274,14 @@ func (b *bench) startMain() error {
 	%s
 }
 %s
+# The baseline's site in this process: reverse_proxy alone, the app
+# sending its own token. Against it, the measured sites show what the
+# wechat handler costs with no difference of process.
+:%d {
+	bind 127.0.0.1
+	%s
+}
+
 # The storm and day accounts, chosen by a header.
 :%d {
 	bind 127.0.0.1
@@ -284,12 +293,12 @@ func (b *bench) startMain() error {
 		account("day-token", "official", "appid", appDayToken, "token"),
 		account("day-wecom", "wecom", "corpid", corpDay, ""),
 		clients,
-		gwPort, t, proxyTo("\t"), b.clientsSite(gwPort3, proxyTo("\t")),
+		gwPort, t, proxyTo("\t"), b.clientsSite(gwPort3, proxyTo("\t")), plainPort, proxyTo("\t"),
 		gwPort2, site("mpt"), site("day-stable"), site("day-token"), site("day-wecom"))
 	if b.gw, err = b.startCaddy("gateway", gwCfg, "caddyfile", gwAdmin, gwPort, env); err != nil {
 		return err
 	}
-	b.gwPort2 = gwPort2
+	b.gwPort2, b.plainPort = gwPort2, plainPort
 	if b.trusted {
 		b.gwPort3 = gwPort3
 		if b.gwToken, err = b.clientToken(clientKey); err != nil {

@@ -17,6 +17,9 @@ import (
 type jsonPoint struct {
 	conns                               int
 	base, again, noop, gateway, clients measure
+	// plain is the baseline's site served by the gateway's process:
+	// reverse_proxy alone, the app sending its own token.
+	plain measure
 }
 
 // jsonConcurrencies are the connection counts of section 1; the targets
@@ -39,12 +42,13 @@ func (b *bench) runJSON() error {
 	gwURL := b.gw.url(userInfoPath)
 	baseURL := b.base.url(userInfoPath + "&access_token=" + b.baseToken)
 	noopURL := fmt.Sprintf("http://127.0.0.1:%d%s&access_token=%s", b.noopPort, userInfoPath, b.baseToken)
+	plainURL := fmt.Sprintf("http://127.0.0.1:%d%s&access_token=%s", b.plainPort, userInfoPath, b.baseToken)
 	clientsURL := ""
 	if b.gwToken != "" {
 		clientsURL = b.gw3URL(userInfoPath + "&access_token=" + b.gwToken)
 	}
 	logf("1. small JSON calls: warming up")
-	for _, u := range []string{baseURL, noopURL, gwURL, clientsURL} {
+	for _, u := range []string{baseURL, noopURL, plainURL, gwURL, clientsURL} {
 		if u == "" {
 			continue
 		}
@@ -62,7 +66,8 @@ func (b *bench) runJSON() error {
 		for i, c := range concs {
 			points[i].conns = c
 			turns := []turn{{p: b.base, url: baseURL, m: &points[i].base}, {p: b.gw, url: gwURL, m: &points[i].gateway},
-				{p: b.base, url: baseURL, m: &points[i].again}, {p: b.base, url: noopURL, m: &points[i].noop}}
+				{p: b.base, url: baseURL, m: &points[i].again}, {p: b.base, url: noopURL, m: &points[i].noop},
+				{p: b.gw, url: plainURL, m: &points[i].plain}}
 			if clientsURL != "" {
 				turns = append(turns, turn{p: b.gw, url: clientsURL, m: &points[i].clients})
 			}
@@ -92,8 +97,8 @@ func (b *bench) runJSON() error {
 				run.m.add(r)
 			}
 			p := &points[i]
-			logf("1. round %d/%d, %3d connections: baseline %.0f (again %.0f, no-op middleware %.0f), trusted %.0f, clients %.0f req/s so far",
-				round+1, b.opts.rounds, c, p.base.rate(), p.again.rate(), p.noop.rate(), p.gateway.rate(), p.clients.rate())
+			logf("1. round %d/%d, %3d connections: baseline %.0f (again %.0f, no-op middleware %.0f, in the gateway's process %.0f), trusted %.0f, clients %.0f req/s so far",
+				round+1, b.opts.rounds, c, p.base.rate(), p.again.rate(), p.noop.rate(), p.plain.rate(), p.gateway.rate(), p.clients.rate())
 		}
 	}
 	for _, p := range points {
@@ -105,6 +110,8 @@ func (b *bench) runJSON() error {
 			p.conns, fmtCPURatio(&p.base, &p.gateway), fmtCPURatio(&p.base, &p.clients), fmtCPURatio(&p.base, &p.again))
 		logf("1. %3d connections, per-round ratios of the no-op middleware to the baseline: %s; at equal CPU %s",
 			p.conns, fmtRatios(&p.base, &p.noop), fmtCPURatio(&p.base, &p.noop))
+		logf("1. %3d connections, per-round ratios to reverse_proxy alone in the gateway's process: trusted %s; clients %s; that site to the baseline %s",
+			p.conns, fmtRatios(&p.plain, &p.gateway), fmtRatios(&p.plain, &p.clients), fmtRatios(&p.base, &p.plain))
 	}
 	after, err := b.simc.counters()
 	if err != nil {
@@ -170,28 +177,30 @@ func (b *bench) profileLoad(name string, baseJob, gwJob wrkJob) error {
 }
 
 // order returns the turns of a round, so that over the rounds each turn
-// runs at every place and after each of the others, and none always runs
-// on another's leftovers or after its own process sat idle. A round steps
-// through the turns by a stride prime to their number, one stride per
-// round in turn, from a first turn that moves on once every stride has
-// been used. (Rotating one fixed order, as before, kept each turn's
-// neighbours: the clients-mode gateway always ran after two turns of the
-// baseline's process, the trusted gateway after one.)
+// runs at every place and right after each of the others equally often,
+// and none always runs on another's leftovers or after its own process sat
+// idle: the rounds are the rows of a Williams design (a Latin square whose
+// rows are 0, 1, n-1, 2, n-2, … shifted by the row; for an odd number of
+// turns, those rows and then the same reversed), which balances every
+// ordered pair of neighbours over n rounds, or 2n for an odd n.
 func order(turns []turn, round int) []turn {
 	n := len(turns)
-	strides := []int{}
-	for s := 1; s < n; s++ {
-		if gcd(s, n) == 1 {
-			strides = append(strides, s)
+	seq := make([]int, n) // 0, 1, n-1, 2, n-2, …
+	for j, lo, hi := 1, 1, n-1; j < n; j++ {
+		if j%2 == 1 {
+			seq[j], lo = lo, lo+1
+		} else {
+			seq[j], hi = hi, hi-1
 		}
 	}
-	if len(strides) == 0 {
-		strides = []int{1} // a single turn
-	}
-	stride, first := strides[round%len(strides)], round/len(strides)
+	r := round % (2 * max(n, 1))
 	out := make([]turn, n)
 	for j := range n {
-		out[j] = turns[(first+stride*j)%n]
+		k := j
+		if n%2 == 1 && r >= n {
+			k = n - 1 - j
+		}
+		out[j] = turns[(r+seq[k])%n]
 	}
 	return out
 }

@@ -49,19 +49,17 @@ func TestKeepOthers(t *testing.T) {
 	}
 }
 
-// TestOrder: every round runs each turn once; over rounds, with five turns
-// (the small-JSON section), each turn runs right after each other turn
-// equally often, and at every place.
+// TestOrder: every round runs each turn once; over 2n rounds, each turn
+// runs at every place, and right after each other turn, exactly twice.
 func TestOrder(t *testing.T) {
-	for _, n := range []int{1, 2, 4, 5} {
+	for n := 1; n <= 8; n++ {
 		turns := make([]turn, n)
 		for i := range turns {
 			turns[i].url = string(rune('a' + i))
 		}
 		after := map[[2]string]int{}
 		place := map[[2]string]int{}
-		rounds := 4 * n * n
-		for round := range rounds {
+		for round := range 2 * n {
 			got := order(turns, round)
 			seen := map[string]bool{}
 			for j, tu := range got {
@@ -78,19 +76,15 @@ func TestOrder(t *testing.T) {
 				t.Fatalf("n=%d round %d: %d turns", n, round, len(seen))
 			}
 		}
-		if n == 5 {
-			for a := range n {
-				for b := range n {
-					if k := after[[2]string{turns[a].url, turns[b].url}]; a != b && k != rounds*(n-1)/(n*(n-1)) {
-						t.Errorf("%s ran after %s %d times in %d rounds", turns[b].url, turns[a].url, k, rounds)
-					}
+		for _, a := range turns {
+			for j := range n {
+				if k := place[[2]string{a.url, string(rune('0' + j))}]; k != 2 {
+					t.Errorf("n=%d: %s ran at place %d %d times in %d rounds, want 2", n, a.url, j, k, 2*n)
 				}
 			}
-		}
-		for _, tu := range turns {
-			for j := range n {
-				if place[[2]string{tu.url, string(rune('0' + j))}] == 0 {
-					t.Errorf("n=%d: %s never ran at place %d", n, tu.url, j)
+			for _, b := range turns {
+				if k := after[[2]string{a.url, b.url}]; a != b && k != 2 {
+					t.Errorf("n=%d: %s ran right after %s %d times in %d rounds, want 2", n, b.url, a.url, k, 2*n)
 				}
 			}
 		}

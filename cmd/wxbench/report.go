@@ -81,6 +81,16 @@ func (r results) table() []row {
 				compare: fmt.Sprintf("%.3f× (rounds %.2f–%.2f), at equal CPU %.3f×; %+.1f µs: what any handler in the route costs",
 					nr, nLo, nHi, nc, float64(p.noop.cpuPerCall()-p.base.cpuPerCall())/1e3)})
 		}
+		samePlain := len(p.plain.rates) > 0
+		if samePlain {
+			pr, pLo, pHi := pairedRatio(&p.base, &p.plain, false)
+			pc, _, _ := cpuRatio(&p.base, &p.plain)
+			add(row{section: s, measure: fmt.Sprintf("reverse_proxy alone in the gateway's process, %d conns: throughput; proxy CPU per call", p.conns),
+				baseline: fmt.Sprintf("%.0f req/s; %s", p.base.rate(), fmtUS(p.base.cpuPerCall())),
+				gateway:  fmt.Sprintf("gateway's process: %.0f req/s; %s", p.plain.rate(), fmtUS(p.plain.cpuPerCall())),
+				compare: fmt.Sprintf("%.3f× (rounds %.2f–%.2f), at equal CPU %.3f×; %+.1f µs: what the gateway's process costs before its handler runs",
+					pr, pLo, pHi, pc, float64(p.plain.cpuPerCall()-p.base.cpuPerCall())/1e3)})
+		}
 		for _, mode := range []struct {
 			name string
 			gw   *measure
@@ -89,9 +99,14 @@ func (r results) table() []row {
 				continue
 			}
 			ratio, lo, hi := pairedRatio(&p.base, mode.gw, false)
+			same := ""
+			if samePlain {
+				sr, sLo, sHi := pairedRatio(&p.plain, mode.gw, false)
+				same = fmt.Sprintf("; to reverse_proxy alone in its process %.3f× (rounds %.2f–%.2f)", sr, sLo, sHi)
+			}
 			add(row{section: s, measure: fmt.Sprintf("%s, %d conns: throughput", mode.name, p.conns),
 				baseline: fmt.Sprintf("%.0f req/s", p.base.rate()), gateway: fmt.Sprintf("%.0f req/s", mode.gw.rate()),
-				compare: fmt.Sprintf("%.3f× (rounds %.2f–%.2f); A/A %.3f× (%.2f–%.2f)", ratio, lo, hi, aa, aaLo, aaHi),
+				compare: fmt.Sprintf("%.3f× (rounds %.2f–%.2f); A/A %.3f× (%.2f–%.2f)%s", ratio, lo, hi, aa, aaLo, aaHi, same),
 				target:  fmt.Sprintf("≥ %.2f×", jsonThroughputTarget), result: verdict(ratio >= jsonThroughputTarget)})
 			cpuR, cpuLo, cpuHi := cpuRatio(&p.base, mode.gw)
 			aaCPU, aaCPULo, aaCPUHi := cpuRatio(&p.base, &p.again)
@@ -115,10 +130,14 @@ func (r results) table() []row {
 			cost := func(m *measure) string {
 				return fmt.Sprintf("%s; %.0f allocs, %.1f KiB", fmtUS(m.cpuPerCall()), m.allocsPerCall(), m.bytesPerCall()/1024)
 			}
+			over := fmt.Sprintf("%+.1f µs over the no-op middleware", float64(mode.gw.cpuPerCall()-p.noop.cpuPerCall())/1e3)
+			if samePlain {
+				over += fmt.Sprintf(", %+.1f µs over reverse_proxy alone in its process", float64(mode.gw.cpuPerCall()-p.plain.cpuPerCall())/1e3)
+			}
 			add(row{section: s, measure: fmt.Sprintf("%s, %d conns: proxy CPU; heap allocations per call", mode.name, p.conns),
 				baseline: cost(&p.base), gateway: cost(mode.gw),
-				compare: fmt.Sprintf("%+.1f µs (%+.1f µs over the no-op middleware); %+.0f allocs, %+.1f KiB",
-					float64(mode.gw.cpuPerCall()-p.base.cpuPerCall())/1e3, float64(mode.gw.cpuPerCall()-p.noop.cpuPerCall())/1e3,
+				compare: fmt.Sprintf("%+.1f µs (%s); %+.0f allocs, %+.1f KiB",
+					float64(mode.gw.cpuPerCall()-p.base.cpuPerCall())/1e3, over,
 					mode.gw.allocsPerCall()-p.base.allocsPerCall(), (mode.gw.bytesPerCall()-p.base.bytesPerCall())/1024)})
 		}
 	}
