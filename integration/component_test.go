@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -354,58 +353,29 @@ func TestPlatformReloadsUnderLoad(t *testing.T) {
 	}
 	comps, auths := counts()
 
-	stop := make(chan struct{})
-	var calls, failures, transport atomic.Int64
-	var wg sync.WaitGroup
-	// As in TestReloadsUnderLoad, a connection in flight as a reload closes
-	// the old listener may be reset by the kernel: counted apart.
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := client.Get(menuURL)
-				calls.Add(1)
-				if err != nil {
-					transport.Add(1)
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if code := errcodeOf(b); resp.StatusCode != http.StatusOK || code != 0 && code != 46003 {
-					if failures.Add(1) <= 3 {
-						t.Logf("failed call: HTTP %d %s", resp.StatusCode, b)
-					}
-				}
-			}
-		}()
-	}
-	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	defer halt() // also when a check below gives up
+	load, stop := keepCalling(t, 8, menuURL, func(status int, body []byte) bool {
+		code := errcodeOf(body)
+		return status == http.StatusOK && json.Valid(body) && (code == 0 || code == 46003)
+	})
+	defer stop() // also when a check below gives up
 	for range 10 {
 		gw.reload()
 		// Let some calls through the new config before the next reload.
-		for before, deadline := calls.Load(), time.Now().Add(10*time.Second); calls.Load() < before+8; {
+		for before, deadline := load.calls.Load(), time.Now().Add(10*time.Second); load.calls.Load() < before+8; {
 			if time.Now().After(deadline) {
 				t.Fatal("no calls went through for 10 s after a reload")
 			}
 			time.Sleep(time.Millisecond)
 		}
 	}
-	halt()
-	if n := failures.Load(); n != 0 {
-		t.Errorf("%d of %d calls failed during 10 reloads", n, calls.Load())
+	stop()
+	if n := load.failures.Load(); n != 0 {
+		t.Errorf("%d of %d calls failed during 10 reloads", n, load.calls.Load())
 	}
-	if ok := calls.Load() - failures.Load() - transport.Load(); ok < 50 {
+	if ok := load.calls.Load() - load.failures.Load() - load.transport.Load(); ok < 50 {
 		t.Errorf("only %d calls were answered during the reloads", ok)
 	}
-	t.Logf("%d calls, %d reset by a reload", calls.Load(), transport.Load())
+	t.Logf("%d calls, %d reset by a reload", load.calls.Load(), load.transport.Load())
 	if c, a := counts(); c != comps || a != auths {
 		t.Errorf("%d component and %d authorizer token calls during the reloads, want none", c-comps, a-auths)
 	}

@@ -47,52 +47,22 @@ func TestReloadsUnderLoad(t *testing.T) {
 		t.Fatalf("first call: %+v", a)
 	}
 	fetches := e.tokenCalls()
-	stop := make(chan struct{})
-	var calls, failures, transport atomic.Int64
-	var wg sync.WaitGroup
-	// Caddy on Linux reloads onto a new SO_REUSEPORT socket and closes the
-	// old one: a connection in flight at that instant is reset by the
-	// kernel, with or without this module (a panic, too, drops the
-	// connection, but Caddy logs it: see below). Those are counted apart.
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := client.Get(e.gw.URL(userInfoPath + userQuery + tok))
-				calls.Add(1)
-				if err != nil {
-					transport.Add(1)
-					continue
-				}
-				var a wxAnswer
-				if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&a) != nil || a.Errcode != 0 {
-					if failures.Add(1) <= 3 {
-						t.Logf("failed call: HTTP %d %+v", resp.StatusCode, a)
-					}
-				}
-				resp.Body.Close()
-			}
-		}()
-	}
+	// A panic drops the connection too, but Caddy logs it: see below.
+	counts, stop := keepCalling(t, 16, e.gw.URL(userInfoPath+userQuery+tok), func(status int, body []byte) bool {
+		return status == http.StatusOK && json.Valid(body) && errcodeOf(body) == 0
+	})
+	defer stop()
 	for range 20 {
 		e.gw.reload()
 	}
-	close(stop)
-	wg.Wait()
-	if n := failures.Load(); n != 0 {
-		t.Errorf("%d of %d calls failed during 20 reloads", n, calls.Load())
+	stop()
+	if n := counts.failures.Load(); n != 0 {
+		t.Errorf("%d of %d calls failed during 20 reloads", n, counts.calls.Load())
 	}
-	if ok := calls.Load() - failures.Load() - transport.Load(); ok < 100 {
+	if ok := counts.calls.Load() - counts.failures.Load() - counts.transport.Load(); ok < 100 {
 		t.Errorf("only %d calls were answered during the reloads", ok)
 	}
-	t.Logf("%d calls, %d reset by a reload", calls.Load(), transport.Load())
+	t.Logf("%d calls, %d reset by a reload", counts.calls.Load(), counts.transport.Load())
 	if got := e.tokenCalls(); got != fetches {
 		t.Errorf("%d token fetches during the reloads; want 0", got-fetches)
 	}

@@ -636,3 +636,47 @@ func (r *redisServer) awaitClients(n int, timeout time.Duration) bool {
 
 // Addr is host:port of the server.
 func (r *redisServer) Addr() string { return fmt.Sprintf("127.0.0.1:%d", r.Port) }
+
+// loadCounts are what keepCalling's clients saw.
+type loadCounts struct {
+	calls, failures, transport atomic.Int64
+}
+
+// keepCalling starts n clients that GET url over and over, judging each
+// answer with ok, until stop is called; stop waits for them and may be
+// called more than once. A call that fails in transport (Caddy on Linux
+// reloads onto a new SO_REUSEPORT socket and closes the old one, and a
+// connection in flight at that instant is reset by the kernel, with or
+// without this module) is counted apart from a failed answer. The first
+// three failed answers are logged.
+func keepCalling(t *testing.T, n int, url string, ok func(status int, body []byte) bool) (counts *loadCounts, stop func()) {
+	counts = new(loadCounts)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				resp, err := client.Get(url)
+				counts.calls.Add(1)
+				if err != nil {
+					counts.transport.Add(1)
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if !ok(resp.StatusCode, body) && counts.failures.Add(1) <= 3 {
+					t.Logf("failed call: HTTP %d %s", resp.StatusCode, body)
+				}
+			}
+		}()
+	}
+	return counts, sync.OnceFunc(func() { close(done); wg.Wait() })
+}

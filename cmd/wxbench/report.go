@@ -72,24 +72,24 @@ func (r results) table() []row {
 	for _, p := range r.json {
 		s := "1. small JSON: GET user/info"
 		aa, aaLo, aaHi := pairedRatio(&p.base, &p.again, false)
-		if len(p.noop.rates) > 0 {
-			nr, nLo, nHi := pairedRatio(&p.base, &p.noop, false)
-			nc, _, _ := cpuRatio(&p.base, &p.noop)
-			add(row{section: s, measure: fmt.Sprintf("no-op middleware (`vars`), %d conns: throughput; proxy CPU per call", p.conns),
+		// control is a row of a site without the wechat handler, against
+		// the baseline: what a part of the gateway's setting costs.
+		control := func(m *measure, name, label, what string) {
+			r, lo, hi := pairedRatio(&p.base, m, false)
+			c, _, _ := cpuRatio(&p.base, m)
+			add(row{section: s, measure: fmt.Sprintf("%s, %d conns: throughput; proxy CPU per call", name, p.conns),
 				baseline: fmt.Sprintf("%.0f req/s; %s", p.base.rate(), fmtUS(p.base.cpuPerCall())),
-				gateway:  fmt.Sprintf("no-op middleware: %.0f req/s; %s", p.noop.rate(), fmtUS(p.noop.cpuPerCall())),
-				compare: fmt.Sprintf("%.3f× (rounds %.2f–%.2f), at equal CPU %.3f×; %+.1f µs: what any handler in the route costs",
-					nr, nLo, nHi, nc, float64(p.noop.cpuPerCall()-p.base.cpuPerCall())/1e3)})
+				gateway:  fmt.Sprintf("%s: %.0f req/s; %s", label, m.rate(), fmtUS(m.cpuPerCall())),
+				compare: fmt.Sprintf("%.3f× (rounds %.2f–%.2f), at equal CPU %.3f×; %+.1f µs: %s",
+					r, lo, hi, c, float64(m.cpuPerCall()-p.base.cpuPerCall())/1e3, what)})
+		}
+		if len(p.noop.rates) > 0 {
+			control(&p.noop, "no-op middleware (`vars`)", "no-op middleware", "what any handler in the route costs")
 		}
 		samePlain := len(p.plain.rates) > 0
 		if samePlain {
-			pr, pLo, pHi := pairedRatio(&p.base, &p.plain, false)
-			pc, _, _ := cpuRatio(&p.base, &p.plain)
-			add(row{section: s, measure: fmt.Sprintf("reverse_proxy alone in the gateway's process, %d conns: throughput; proxy CPU per call", p.conns),
-				baseline: fmt.Sprintf("%.0f req/s; %s", p.base.rate(), fmtUS(p.base.cpuPerCall())),
-				gateway:  fmt.Sprintf("gateway's process: %.0f req/s; %s", p.plain.rate(), fmtUS(p.plain.cpuPerCall())),
-				compare: fmt.Sprintf("%.3f× (rounds %.2f–%.2f), at equal CPU %.3f×; %+.1f µs: what the gateway's process costs before its handler runs",
-					pr, pLo, pHi, pc, float64(p.plain.cpuPerCall()-p.base.cpuPerCall())/1e3)})
+			control(&p.plain, "reverse_proxy alone in the gateway's process", "gateway's process",
+				"what the gateway's process costs before its handler runs")
 		}
 		for _, mode := range []struct {
 			name string
