@@ -369,13 +369,7 @@ func TestPlatformReloadsUnderLoad(t *testing.T) {
 		}
 	}
 	stop()
-	if n := load.failures.Load(); n != 0 {
-		t.Errorf("%d of %d calls failed during 10 reloads", n, load.calls.Load())
-	}
-	if ok := load.calls.Load() - load.failures.Load() - load.transport.Load(); ok < 50 {
-		t.Errorf("only %d calls were answered during the reloads", ok)
-	}
-	t.Logf("%d calls, %d reset by a reload", load.calls.Load(), load.transport.Load())
+	load.check(t, "10 reloads", 50)
 	if c, a := counts(); c != comps || a != auths {
 		t.Errorf("%d component and %d authorizer token calls during the reloads, want none", c-comps, a-auths)
 	}

@@ -56,13 +56,7 @@ func TestReloadsUnderLoad(t *testing.T) {
 		e.gw.reload()
 	}
 	stop()
-	if n := counts.failures.Load(); n != 0 {
-		t.Errorf("%d of %d calls failed during 20 reloads", n, counts.calls.Load())
-	}
-	if ok := counts.calls.Load() - counts.failures.Load() - counts.transport.Load(); ok < 100 {
-		t.Errorf("only %d calls were answered during the reloads", ok)
-	}
-	t.Logf("%d calls, %d reset by a reload", counts.calls.Load(), counts.transport.Load())
+	counts.check(t, "20 reloads", 100)
 	if got := e.tokenCalls(); got != fetches {
 		t.Errorf("%d token fetches during the reloads; want 0", got-fetches)
 	}

@@ -642,6 +642,19 @@ type loadCounts struct {
 	calls, failures, transport atomic.Int64
 }
 
+// check fails t if any answer during what (say "20 reloads") failed, or
+// if fewer than atLeast calls were answered well, and logs the counts.
+func (c *loadCounts) check(t *testing.T, what string, atLeast int64) {
+	t.Helper()
+	if n := c.failures.Load(); n != 0 {
+		t.Errorf("%d of %d calls failed during %s", n, c.calls.Load(), what)
+	}
+	if ok := c.calls.Load() - c.failures.Load() - c.transport.Load(); ok < atLeast {
+		t.Errorf("only %d calls were answered during %s", ok, what)
+	}
+	t.Logf("%d calls, %d reset by a reload", c.calls.Load(), c.transport.Load())
+}
+
 // keepCalling starts n clients that GET url over and over, judging each
 // answer with ok, until stop is called; stop waits for them and may be
 // called more than once. A call that fails in transport (Caddy on Linux
