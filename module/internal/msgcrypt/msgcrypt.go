@@ -38,7 +38,9 @@ const (
 	// KeyLen is the length of an EncodingAESKey: 43 base64 characters.
 	KeyLen = 43
 	// BlockSize is the PKCS#7 block size WeChat pads to (twice the AES
-	// block): every valid ciphertext is a multiple of it.
+	// block). Encrypt pads to it; Decrypt takes any whole number of AES
+	// blocks with 1 to 32 bytes of padding, as WeChat's own samples do, so
+	// that a sender padding to AES's 16 bytes is read too.
 	BlockSize = 32
 	// RandomLen is the length of the random prefix of the plaintext.
 	RandomLen = 16
@@ -55,9 +57,9 @@ var (
 	ErrBadKey = errors.New("msgcrypt: EncodingAESKey must be 43 base64 characters")
 	// ErrBadBase64: the ciphertext is not standard base64.
 	ErrBadBase64 = errors.New("msgcrypt: ciphertext is not valid base64")
-	// ErrBadLength: the decoded ciphertext is empty or not a multiple of
-	// BlockSize.
-	ErrBadLength = errors.New("msgcrypt: ciphertext length is not a positive multiple of 32 bytes")
+	// ErrBadLength: the decoded ciphertext is empty or not a whole number
+	// of AES blocks (16 bytes).
+	ErrBadLength = errors.New("msgcrypt: ciphertext length is not a positive multiple of 16 bytes")
 	// ErrBadPadding: the PKCS#7 padding is not 1 to 32 equal bytes (a wrong
 	// key, usually).
 	ErrBadPadding = errors.New("msgcrypt: bad PKCS#7 padding")
@@ -168,8 +170,10 @@ func encryptWith(encodingAESKey, appid string, msg []byte, random [RandomLen]byt
 
 // Decrypt decrypts a base64 ciphertext with the EncodingAESKey and returns
 // the message and the appid it was encrypted for. It checks the base64, the
-// length, the padding (1 to 32 equal bytes) and the length field, never
-// trusting any of them; a wrong key usually shows as ErrBadPadding.
+// length (whole AES blocks), the padding (1 to 32 equal bytes, so padded to
+// 32 bytes as WeChat does or to 16 as a standard PKCS#7 library does) and
+// the length field, never trusting any of them; a wrong key usually shows
+// as ErrBadPadding.
 func Decrypt(encodingAESKey, ciphertextB64 string) (msg []byte, appid string, err error) {
 	key, err := ParseKey(encodingAESKey)
 	if err != nil {
@@ -182,7 +186,7 @@ func Decrypt(encodingAESKey, ciphertextB64 string) (msg []byte, appid string, er
 	if err != nil {
 		return nil, "", ErrBadBase64
 	}
-	if len(data) == 0 || len(data)%BlockSize != 0 {
+	if len(data) == 0 || len(data)%aes.BlockSize != 0 {
 		return nil, "", ErrBadLength
 	}
 	block, err := aes.NewCipher(key)
@@ -192,7 +196,7 @@ func Decrypt(encodingAESKey, ciphertextB64 string) (msg []byte, appid string, er
 	cipher.NewCBCDecrypter(block, key[:aes.BlockSize]).CryptBlocks(data, data)
 
 	pad := int(data[len(data)-1])
-	if pad < 1 || pad > BlockSize {
+	if pad < 1 || pad > BlockSize || pad > len(data) {
 		return nil, "", ErrBadPadding
 	}
 	for _, b := range data[len(data)-pad:] {

@@ -168,8 +168,9 @@ func TestDecryptErrors(t *testing.T) {
 		{"not base64", "!!!!", ErrBadBase64},
 		{"url-safe base64", strings.ReplaceAll(strings.ReplaceAll(vectors[0].want, "+", "-"), "/", "_"), ErrBadBase64},
 		{"empty", "", ErrBadLength},
-		{"16 bytes", rawCipher(t, make([]byte, 16)), ErrBadLength},
-		{"48 bytes", rawCipher(t, make([]byte, 48)), ErrBadLength},
+		{"15 bytes", base64.StdEncoding.EncodeToString(make([]byte, 15)), ErrBadLength},
+		{"40 bytes", base64.StdEncoding.EncodeToString(make([]byte, 40)), ErrBadLength},
+		{"pad 32 in one block", rawCipher(t, bytes.Repeat([]byte{32}, 16)), ErrBadPadding},
 		{"unequal pad bytes", rawCipher(t, badPad), ErrBadPadding},
 		{"pad 0", rawCipher(t, zeroPad), ErrBadPadding},
 		{"pad 33", rawCipher(t, bigPad), ErrBadPadding},
@@ -196,6 +197,24 @@ func TestDecryptErrors(t *testing.T) {
 	other := NewKey()
 	if _, _, err := Decrypt(other, vectors[0].want); err == nil {
 		t.Fatal("decrypted with another key")
+	}
+}
+
+// TestDecryptPaddedTo16 reads what a standard PKCS#7 library sends: padded
+// to AES's 16-byte block rather than WeChat's 32, as WeChat's own samples
+// accept. Every length lands half of its ciphertexts on an odd block count.
+func TestDecryptPaddedTo16(t *testing.T) {
+	for n := range 40 {
+		msg := strings.Repeat("m", n)
+		plain := make([]byte, 16, 64+n)
+		plain = binary.BigEndian.AppendUint32(plain, uint32(n))
+		plain = append(append(plain, msg...), "wx3rd"...)
+		pad := 16 - len(plain)%16
+		plain = append(plain, bytes.Repeat([]byte{byte(pad)}, pad)...)
+		got, appid, err := Decrypt(testKey, rawCipher(t, plain))
+		if err != nil || string(got) != msg || appid != "wx3rd" {
+			t.Fatalf("%d bytes padded to 16: %q %q %v", n, got, appid, err)
+		}
 	}
 }
 
