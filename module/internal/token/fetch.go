@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -152,9 +154,9 @@ func (f *HTTPFetcher) FetchAuthorizerToken(ctx context.Context, a *Account, comp
 		return Fetched{}, "", err
 	}
 	var ans struct {
-		AuthorizerToken string `json:"authorizer_access_token"`
-		ExpiresIn       int64  `json:"expires_in"`
-		RefreshToken    string `json:"authorizer_refresh_token"`
+		AuthorizerToken string  `json:"authorizer_access_token"`
+		ExpiresIn       seconds `json:"expires_in"`
+		RefreshToken    string  `json:"authorizer_refresh_token"`
 	}
 	if _, err := decodeAnswer(where, "token", raw); err != nil {
 		return Fetched{}, "", err
@@ -258,9 +260,30 @@ type endpointAnswer struct {
 	Errmsg      string `json:"errmsg"`
 	AccessToken string `json:"access_token"`
 	// ComponentToken is api_component_token's name for it.
-	ComponentToken string `json:"component_access_token"`
-	Ticket         string `json:"ticket"`
-	ExpiresIn      int64  `json:"expires_in"`
+	ComponentToken string  `json:"component_access_token"`
+	Ticket         string  `json:"ticket"`
+	ExpiresIn      seconds `json:"expires_in"`
+}
+
+// seconds is a lifetime as an endpoint writes it, in seconds. WeChat sends
+// an integer; a number with a fraction or an exponent, or a number in
+// quotes, is read too (rounded down, at most 2^31 s), so that such an
+// answer is not thrown away whole. null leaves it 0.
+type seconds int64
+
+func (s *seconds) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		b = b[1 : len(b)-1]
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(f) {
+		return errors.New("expires_in is not a number")
+	}
+	*s = seconds(math.Floor(min(max(f, -1), 1<<31)))
+	return nil
 }
 
 // decodeAnswer decodes raw, the answer of a token or ticket endpoint

@@ -524,6 +524,15 @@ func TestParseTokenAnswer(t *testing.T) {
 	}{
 		{`{"access_token":"ACCESS_TOKEN","expires_in":7200}`, ""},
 		{`{"errcode":0,"errmsg":"ok","access_token":"T","expires_in":7200}`, ""},
+		// A lifetime written otherwise than as an integer is read, rounded down.
+		{`{"access_token":"T","expires_in":7200.9}`, ""},
+		{`{"access_token":"T","expires_in":7.2e3}`, ""},
+		{`{"access_token":"T","expires_in":"7200"}`, ""},
+		{"{\n  \"access_token\" : \"T\",\n  \"expires_in\" : 7200\n}\n", ""},
+		{`{"access_token":"T","expires_in":"soon"}`, "not token JSON"},
+		{`{"access_token":"T","expires_in":null}`, "expires_in 0"},
+		{`{"access_token":"T","expires_in":-5}`, "expires_in -1"},
+		{`{"access_token":"T","expires_in":0.5}`, "expires_in 0"},
 		{`{"errcode":40125,"errmsg":"invalid appsecret rid: 1-2-3"}`, "errcode 40125 (invalid secret)"},
 		{`<html>502</html>`, "not token JSON"},
 		{`{"access_token":"a b","expires_in":7200}`, "no usable access_token"},
