@@ -2,6 +2,7 @@ package clientauth
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -193,13 +194,27 @@ func TestConfigChangesRevokeTokens(t *testing.T) {
 		code    int
 		why     string
 	}{
-		"account taken away": {[]Client{{Name: "shop", Keys: []string{keyShop}, Accounts: []string{"mp2"}}}, wxapi.CodeInvalidAppID, whyAccount},
+		"account taken away": {[]Client{{Name: "shop", Keys: []string{keyShop}, Accounts: []string{"mp2"}}}, wxapi.CodeInvalidCredential, whyAccount},
 		"key moved":          {[]Client{{Name: "other", Keys: []string{keyShop}, Accounts: []string{"mp"}}}, wxapi.CodeInvalidCredential, whyUnsigned},
 		"client removed":     {[]Client{{Name: "crm", Keys: []string{keyCRM}, Accounts: []string{"mp"}}}, wxapi.CodeInvalidCredential, whyUnsigned},
 	} {
 		b, _ := newAuthority(t, c.clients...)
 		_, err := b.Verify(tok)
 		wantRefusal(t, name, err, c.code, c.why)
+	}
+	// An account renamed: the token names one the config no longer has.
+	// 40001, on which SDKs fetch a new token, and the new one verifies.
+	renamed := slices.Clone(accounts)
+	renamed[0].Name = "main"
+	b, err := New([]Client{{Name: "shop", Keys: []string{keyShop}, Accounts: []string{"main"}}}, renamed, 0, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	_, refusal := b.Verify(tok)
+	wantRefusal(t, "account renamed", refusal, wxapi.CodeInvalidCredential, whyAccount)
+	if cl, refusal := b.Verify(mustIssue(t, b, "official", "wx1", keyShop)); refusal != nil || cl.Account != "main" {
+		t.Fatalf("a new token after the rename: %+v, %v", cl, refusal)
 	}
 }
 
@@ -235,7 +250,7 @@ func TestFormat1StillAccepted(t *testing.T) {
 		why  string
 	}{
 		"forged":         {issueV1(cl, "not-the-key-0123456789"), wxapi.CodeInvalidCredential, whyUnsigned},
-		"not its client": {issueV1(other, keyShop), wxapi.CodeInvalidAppID, whyAccount},
+		"not its client": {issueV1(other, keyShop), wxapi.CodeInvalidCredential, whyAccount},
 		"truncated":      {tok[:len(tok)-3], wxapi.CodeInvalidCredential, whyUnsigned},
 		"no such client": {issueV1(ghost, keyShop), wxapi.CodeInvalidCredential, whyUnsigned},
 		"too long":       {tok + strings.Repeat("A", maxSizeV1), wxapi.CodeInvalidCredential, whyMalformed},
@@ -392,7 +407,7 @@ func TestChangedAccountInvalidatesTokens(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer b.Close()
-			if _, err := b.Verify(tok); err == nil || err.Code != wxapi.CodeInvalidAppID {
+			if _, err := b.Verify(tok); err == nil || err.Code != wxapi.CodeInvalidCredential {
 				t.Fatalf("token for a %s account: %v", name, err)
 			}
 		})

@@ -283,7 +283,10 @@ func (a *Authority) parseV2(rest string) (*Claims, *Error) {
 	}
 	name, ok := a.tags[[8]byte(raw[8:16])]
 	if !ok || !k.client.accounts[name] {
-		return nil, Refuse(wxapi.CodeInvalidAppID, "client "+k.client.Name+" may no longer use the account its token was issued for")
+		// 40001, not 40013: an SDK fetches a new token on 40001 only, and the
+		// account may just have been renamed; the token endpoint then says
+		// whether the client may still use the appid.
+		return nil, Refuse(wxapi.CodeInvalidCredential, "client "+k.client.Name+" may no longer use the account its token was issued for; fetch a new one")
 	}
 	acct := a.accounts[name]
 	if authorizer := raw[fixedSizeV2:]; len(authorizer) > 0 && (acct.Kind != "component" || !validAuthorizer(string(authorizer))) {
@@ -321,7 +324,7 @@ func (a *Authority) parseV1(rest string) (*Claims, *Error) {
 		return nil, unsigned()
 	}
 	if acct := a.accounts[cl.Account]; !c.accounts[cl.Account] || acct.AppID != cl.AppID || (cl.Kind != "" && acct.Kind != cl.Kind) {
-		return nil, Refuse(wxapi.CodeInvalidAppID, "client "+c.Name+" may no longer use account "+cl.Account+" "+cl.AppID)
+		return nil, Refuse(wxapi.CodeInvalidCredential, "client "+c.Name+" may no longer use account "+cl.Account+" "+cl.AppID+"; fetch a new token")
 	}
 	// A client can sign claims with its own key: hold them to what the
 	// gateway issues.
