@@ -22,6 +22,8 @@ func FuzzQueryValue(f *testing.F) {
 		{"=v&k=", "k"},
 		{"a%26b=1", "a&b"},
 		{"", "x"},
+		{"appid=wx1&secret=s&code=CODE1&grant_type=authorization_code", "code"},
+		{"appid=wx1&js_code=JSCODE1", "js_code"},
 	} {
 		f.Add(seed[0], seed[1])
 	}
@@ -187,4 +189,13 @@ func FuzzRequest(f *testing.F) {
 		}
 		ft.sim.ClearFaults("")
 	})
+}
+
+// TestCountersHideLoginCodes: a user's login code is as secret as a token
+// for the minutes it lives, so the counters' queries do not show it.
+func TestCountersHideLoginCodes(t *testing.T) {
+	red := redactQuery("appid=wx1&secret=s&code=CODE1&grant_type=authorization_code&js_code=JSCODE1")
+	if strings.Contains(red, "CODE1") || !strings.Contains(red, "grant_type=authorization_code") {
+		t.Fatalf("redactQuery = %q", red)
+	}
 }

@@ -27,12 +27,15 @@ func queryValue(raw, key string) (value string, ok bool) {
 	return "", false
 }
 
-// sensitiveParams are the query parameters whose values are never shown.
+// sensitiveParams are the query parameters whose values are never shown:
+// secrets, tokens and a user's one-time login codes (OAuth's code, a mini
+// program's js_code).
 var sensitiveParams = map[string]bool{
 	"access_token": true, "secret": true, "corpsecret": true, "appsecret": true,
 	"component_access_token": true, "component_appsecret": true, "suite_access_token": true,
 	"provider_access_token": true, "authorizer_access_token": true, "refresh_token": true,
 	"authorizer_refresh_token": true, "provider_secret": true, "suite_secret": true,
+	"code": true, "js_code": true, "auth_code": true, "pre_auth_code": true,
 }
 
 // redactQuery replaces the values of sensitive parameters in a raw query.
