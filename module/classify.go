@@ -80,12 +80,17 @@ func classify(u *url.URL) (pathClass, string) {
 	}
 	path := u.Path
 	class := classOf(path)
-	if class != pathOther && path[len(path)-1] == '/' {
-		if tokenEndpoint(path) != "" {
+	if strings.HasSuffix(path, "/") && (class != pathOther || hasAnyPrefix(path, apiPaths)) {
+		switch {
+		case tokenEndpoint(path) != "":
 			return pathTokenEndpoint, "" // SDKs that add a slash get their token
+		case path == componentTokenPath+"/":
+			return class, "" // and a platform's SDK its component token
 		}
-		// WeChat's API paths never end in one, and a Caddy matcher for the
-		// path without it (a rule in front of the gateway) would not match.
+		// WeChat's API paths never end in one (a platform's and a WeCom
+		// suite's under /cgi-bin/ no more than the rest), and a Caddy
+		// matcher for the path without it (a rule in front of the gateway)
+		// would not match.
 		return pathInvalid, "the path ends in /; WeChat's API paths do not"
 	}
 	return class, ""

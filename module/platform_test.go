@@ -474,3 +474,40 @@ func TestPlatformRefusalsCounted(t *testing.T) {
 		}
 	}
 }
+
+// TestComponentPathsEndingInSlashRefused: a platform's API path with a
+// trailing slash is refused (40066) and sent nowhere, on a platform's site
+// and a trusted one, as any API path is: a Caddy rule in front of the
+// gateway for the path without it would not see it. The component token
+// endpoint keeps the slash SDKs may add.
+func TestComponentPathsEndingInSlashRefused(t *testing.T) {
+	app := platformApp(t)
+	plat := platformAppSite(app, "platform")
+	comp := componentToken(t, plat)
+	var upstream []string
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		upstream = append(upstream, r.URL.Path)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"errcode":0}`))
+		return nil
+	})
+	rec := servePlatform(t, plat, httptest.NewRequest("POST",
+		"/cgi-bin/component/api_get_authorizer_option/?component_access_token="+comp, strings.NewReader(`{}`)), next)
+	wantErrcode(t, rec, 40066)
+	if len(upstream) != 0 {
+		t.Errorf("the platform's site sent %q upstream", upstream)
+	}
+	rec = servePlatform(t, plat, httptest.NewRequest("POST", "/cgi-bin/component/api_component_token/",
+		strings.NewReader(`{"component_appid":"`+platAppID+`","component_appsecret":"`+platKey+`"}`)), next)
+	if !strings.Contains(rec.Body.String(), `"component_access_token"`) {
+		t.Errorf("the component token endpoint with a slash: %s", rec.Body)
+	}
+
+	g := newGateway(t)
+	g.setUpstream(jsonAnswer(`{"errcode":0}`))
+	wantErrcode(t, g.get(g.trustedSite(), "/cgi-bin/component/api_query_auth/"), 40066)
+	wantErrcode(t, g.get(g.trustedSite(), "/cgi-bin/service/get_suite_token/"), 40066)
+	if seen := g.upstreamRequests(); len(seen) != 0 {
+		t.Errorf("the trusted site sent %q upstream", seen[0].Path)
+	}
+}
