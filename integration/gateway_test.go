@@ -441,6 +441,9 @@ func TestReloadKeepsTokens(t *testing.T) {
 	cfgPath := filepath.Join(e.gw.dir, "Caddyfile")
 	cfg, _ := os.ReadFile(cfgPath)
 	cfg = bytes.Replace(cfg, []byte("wechat mp {\n"), []byte("wechat mp {\n\t\tmax_replay_body 1MiB\n"), 1)
+	// The app's own timings too: they used to start a new token service,
+	// its tokens, budgets and counters empty until the next call.
+	cfg = bytes.Replace(cfg, []byte("\t\ttest_clock\n"), []byte("\t\ttest_clock\n\t\tfetch_timeout 7s\n\t\trefresh_cooldown 45s\n"), 1)
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -448,6 +451,12 @@ func TestReloadKeepsTokens(t *testing.T) {
 	cmd.Env = append(os.Environ(), "WX_MP_SECRET="+mpSecret, "WX_CORP_SECRET="+corpSecret)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("caddy reload: %v\n%s", err, out)
+	}
+	if !bytes.Contains(cfg, []byte("fetch_timeout 7s")) {
+		t.Fatal("the test's Caddyfile has no test_clock line to add the app's timings after")
+	}
+	if st := e.gw.accounts()["mp"]; !st.HasToken || st.Generation != 1 || st.CallsToday != 1 {
+		t.Fatalf("status right after the reload: %+v", st)
 	}
 	e.call()
 	if got := e.tokenCalls(); got != 1 {

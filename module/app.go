@@ -163,8 +163,8 @@ func (s *tokenService) Destruct() error {
 	return nil
 }
 
-// services holds the token services across config reloads, keyed by the
-// manager-level options, so that a reload that changes them starts afresh.
+// services holds the token services across config reloads: one, or one
+// with the test clock.
 var services = caddy.NewUsagePool()
 
 // Provision sets the app up: it resolves secrets and registers accounts
@@ -172,7 +172,7 @@ var services = caddy.NewUsagePool()
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	if a.RefreshCooldown < 0 {
-		a.RefreshCooldown = caddyopt.Off // one spelling of off, for the service key
+		a.RefreshCooldown = caddyopt.Off // one spelling of off
 	}
 	if a.FetchTimeout < 0 {
 		return fmt.Errorf("fetch_timeout must not be negative")
@@ -186,7 +186,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.MaxReplayMemory == 0 {
 		a.MaxReplayMemory = DefaultMaxReplayMemory
 	}
-	a.serviceKey = fmt.Sprintf("tokens/cooldown=%d/timeout=%d/test_clock=%t", a.RefreshCooldown, a.FetchTimeout, a.TestClock)
+	// One service whatever the options (a reload that changes
+	// refresh_cooldown or fetch_timeout hands them over in apply), but for
+	// test_clock: a manager's clock cannot change under its tokens.
+	a.serviceKey = fmt.Sprintf("tokens/test_clock=%t", a.TestClock)
 	val, _, err := services.LoadOrNew(a.serviceKey, func() (caddy.Destructor, error) {
 		opts := token.Options{
 			RefreshCooldown: time.Duration(a.RefreshCooldown),
@@ -311,6 +314,7 @@ func (a *App) apply() {
 	// one token per account.
 	a.tokens.manager.SetStore(a.storage)
 	a.tokens.manager.SetLogger(a.logger)
+	a.tokens.manager.SetTimings(time.Duration(a.RefreshCooldown), time.Duration(a.FetchTimeout))
 }
 
 // Stop keeps the refresh loop, which outlives a reload and ends with the

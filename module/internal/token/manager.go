@@ -162,6 +162,9 @@ type Manager struct {
 	opts  Options
 	log   atomic.Pointer[zap.Logger]
 	store atomic.Pointer[storeBox]
+	// refreshCooldown and fetchTimeout are Options.RefreshCooldown and
+	// Options.FetchTimeout, which SetTimings changes in a running Manager.
+	refreshCooldown, fetchTimeout atomic.Int64
 
 	mu      sync.RWMutex
 	entries map[string]*entry // by Account.Key()
@@ -173,8 +176,25 @@ func NewManager(opts Options) *Manager {
 	m := &Manager{opts: opts, entries: make(map[string]*entry)}
 	m.SetStore(opts.Store)
 	m.SetLogger(opts.Logger)
+	m.SetTimings(opts.RefreshCooldown, opts.FetchTimeout)
 	return m
 }
+
+// SetTimings sets Options.RefreshCooldown and Options.FetchTimeout, with
+// their defaults for 0, for the calls and refreshes that start from now
+// on: a config reload hands its own over this way, and the accounts keep
+// their tokens, budgets and state.
+func (m *Manager) SetTimings(refreshCooldown, fetchTimeout time.Duration) {
+	if refreshCooldown == 0 {
+		refreshCooldown = DefaultRefreshCooldown
+	}
+	setDuration(&fetchTimeout, DefaultFetchTimeout)
+	m.refreshCooldown.Store(int64(refreshCooldown))
+	m.fetchTimeout.Store(int64(fetchTimeout))
+}
+
+// timeout is the FetchTimeout now.
+func (m *Manager) timeout() time.Duration { return time.Duration(m.fetchTimeout.Load()) }
 
 // SetLogger sets the logger (a config reload hands over its own).
 func (m *Manager) SetLogger(l *zap.Logger) {
@@ -541,7 +561,7 @@ func (m *Manager) acquire(ctx context.Context, e *entry, failed string, errcode 
 // per penalty, less one doubling per hour since the penalty last grew.
 // e.mu is held.
 func (m *Manager) cooldown(e *entry, now time.Time) time.Duration {
-	base := m.opts.RefreshCooldown
+	base := time.Duration(m.refreshCooldown.Load())
 	if base <= 0 {
 		return 0
 	}

@@ -191,6 +191,32 @@ func TestFreshTokenRejectedIsNotRefreshed(t *testing.T) {
 	}
 }
 
+// TestSetTimingsTakesEffect: a reload's refresh_cooldown reaches the
+// running manager: with the cooldown off, the same fresh token's rejection
+// is refreshed; set back to 30 s, the next one is not.
+func TestSetTimingsTakesEffect(t *testing.T) {
+	f := &fakeFetcher{}
+	m, h, clock := newTestManager(t, f, Account{Name: "mp", Kind: Official, AppID: "wx1", Secret: "s3cret", Endpoint: ClientCredential})
+	tok := mustToken(t, h)
+	clock.Advance(5 * time.Second)
+	m.SetTimings(-1, 7*time.Second)
+	if m.timeout() != 7*time.Second {
+		t.Fatalf("fetch timeout %v", m.timeout())
+	}
+	got, err := h.Reject(context.Background(), tok, 40014)
+	if err != nil || got == nil || got.Value != "tok-2" || f.count() != 2 {
+		t.Fatalf("reject of a fresh token, cooldown off: %v, %v, %d fetches; want tok-2 and 2", got, err, f.count())
+	}
+	m.SetTimings(0, 0)
+	clock.Advance(5 * time.Second)
+	if got, err := h.Reject(context.Background(), got, 40014); got != nil || err != nil || f.count() != 2 {
+		t.Fatalf("reject of a fresh token, default cooldown: %v, %v, %d fetches; want nil, nil, 2", got, err, f.count())
+	}
+	if m.timeout() != DefaultFetchTimeout {
+		t.Fatalf("fetch timeout %v, want the default", m.timeout())
+	}
+}
+
 func TestExpiredTokenFetchedAgain(t *testing.T) {
 	f := &fakeFetcher{}
 	_, h, clock := newTestManager(t, f, Account{})

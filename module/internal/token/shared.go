@@ -18,7 +18,7 @@ const lockWaitFactor = 3
 func (m *Manager) obtain(ctx context.Context, e *entry, a *Account, proactive bool) (*Token, error) {
 	s := m.sharedStore()
 	if s == nil {
-		fctx, cancel := context.WithTimeout(ctx, m.opts.FetchTimeout)
+		fctx, cancel := context.WithTimeout(ctx, m.timeout())
 		defer cancel()
 		return m.fetch(fctx, e, a, nil)
 	}
@@ -49,7 +49,7 @@ func (m *Manager) obtain(ctx context.Context, e *entry, a *Account, proactive bo
 	default:
 		return m.alone(e, a, proactive, err)
 	}
-	fctx, cancel := context.WithTimeout(ctx, m.opts.FetchTimeout)
+	fctx, cancel := context.WithTimeout(ctx, m.timeout())
 	defer cancel()
 	tok, err := m.fetch(fctx, e, a, stored)
 	if err != nil {
@@ -120,7 +120,7 @@ func (m *Manager) alone(e *entry, a *Account, proactive bool, cause error) (*Tok
 	}
 	m.lg().Warn("token storage unreachable; fetching a token without it", zap.String("account", a.Name),
 		zap.String("appid", a.AppID), zap.Error(cause))
-	ctx, cancel := context.WithTimeout(context.Background(), m.opts.FetchTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), m.timeout())
 	defer cancel()
 	return m.fetch(ctx, e, a, nil)
 }
