@@ -40,33 +40,41 @@ func OneArg(d *caddyfile.Dispenser) (string, error) {
 // Duration reads a duration that cannot be turned off: a Go or Caddy
 // duration (90s, 2h, 1d), not negative.
 func Duration(d *caddyfile.Dispenser) (caddy.Duration, error) {
-	opt := d.Val()
-	dur, err := DurationOrOff(d)
-	if err == nil && dur == Off {
-		return 0, d.Errf("%s cannot be turned off; give a duration", opt)
-	}
-	return dur, err
+	return duration(d, false)
 }
 
 // DurationOrOff reads a duration, or `off` (returned as Off). A literal 0
 // is refused, because it would read as "none" but mean the default.
 func DurationOrOff(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	return duration(d, true)
+}
+
+// duration reads a duration, or `off` if the option may be turned off; its
+// errors mention `off` only then.
+func duration(d *caddyfile.Dispenser, offAllowed bool) (caddy.Duration, error) {
 	opt := d.Val()
 	val, err := OneArg(d)
 	if err != nil {
 		return 0, err
 	}
+	orOff := ""
+	if offAllowed {
+		orOff = " (write off to turn it off)"
+	}
 	if val == "off" {
-		return Off, nil
+		if offAllowed {
+			return Off, nil
+		}
+		return 0, d.Errf("%s cannot be turned off; give a duration", opt)
 	}
 	dur, err := caddy.ParseDuration(val)
 	switch {
 	case err != nil:
 		return 0, d.Errf("%s: bad duration %q: %v", opt, val, err)
 	case dur < 0:
-		return 0, d.Errf("%s: duration %q must not be negative (write off to turn it off)", opt, val)
+		return 0, d.Errf("%s: duration %q must not be negative%s", opt, val, orOff)
 	case dur == 0:
-		return 0, d.Errf("%s: duration 0 is ambiguous: leave the option out for its default, or write off", opt)
+		return 0, d.Errf("%s: duration 0 is ambiguous: leave the option out for its default%s", opt, orOff)
 	}
 	return caddy.Duration(dur), nil
 }

@@ -30,12 +30,14 @@ func TestDurations(t *testing.T) {
 		}
 	}
 	for line, msg := range map[string]string{
-		"refresh_cooldown 0":     "duration 0 is ambiguous",
-		"refresh_cooldown -5s":   "must not be negative",
+		"refresh_cooldown 0":     "duration 0 is ambiguous: leave the option out for its default (write off to turn it off)",
+		"refresh_cooldown -5s":   "must not be negative (write off to turn it off)",
 		"refresh_cooldown soon":  "bad duration",
 		"refresh_cooldown":       "want exactly one value",
 		"refresh_cooldown 1s 2s": "want exactly one value",
 		"fetch_timeout off":      "fetch_timeout cannot be turned off",
+		"fetch_timeout 0":        "leave the option out for its default",
+		"fetch_timeout -1s":      "must not be negative",
 	} {
 		var err error
 		if strings.HasPrefix(line, "fetch_timeout") {
@@ -45,6 +47,10 @@ func TestDurations(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("%q: error %v, want one saying %q", line, err, msg)
+		}
+		// Only an option that can be turned off is said to be.
+		if err != nil && strings.HasPrefix(line, "fetch_timeout") && strings.Contains(err.Error(), "write off") {
+			t.Errorf("%q: error %v suggests off", line, err)
 		}
 	}
 }
