@@ -201,12 +201,28 @@ func unsafePath(u *url.URL) string {
 	if strings.ContainsRune(u.Path, '\\') {
 		return "backslash"
 	}
+	return caseVariant(u.Path)
+}
+
+// caseVariant refuses a path that is, but for its case, one the gateway
+// treats apart (the token and ticket endpoints, the AppSecret and admin
+// calls, /sns/, a platform's /cgi-bin/component/): WeChat's paths are
+// lower-case, and should WeChat read them without regard to case, such a
+// variant must not slip past those checks with the account's token.
+func caseVariant(path string) string {
+	lower := strings.ToLower(path)
+	if lower == path {
+		return ""
+	}
+	if c := classOf(lower); c != pathAPI && c != pathOther || adminPath(lower) || hasAnyPrefix(lower, otherCredentialPaths) {
+		return "the path is " + lower + " in other letter case; WeChat's paths are lower-case"
+	}
 	return ""
 }
 
 // plainPath reports, in one pass, that an escaped path is safe as it
 // stands: WeChat's characters only (so nothing is escaped and Path is the
-// same), no empty segment, no dot segment. Any other path goes through
+// same), in lower case, no empty segment, no dot segment. Any other path goes through
 // unsafePath's checks, which say what is wrong with it.
 func plainPath(p string) bool {
 	seg := 0 // where the current segment starts
@@ -217,7 +233,7 @@ func plainPath(p string) bool {
 				return false
 			}
 			seg = i + 1
-		case !wechatPathChar[c]:
+		case !plainPathChar[c]:
 			return false
 		}
 	}
@@ -229,6 +245,15 @@ func plainPath(p string) bool {
 var wechatPathChar = func() (t [256]bool) {
 	for c := range t {
 		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+	}
+	return t
+}()
+
+// plainPathChar is wechatPathChar without upper case, which plainPath
+// leaves to unsafePath's checks (caseVariant).
+var plainPathChar = func() (t [256]bool) {
+	for c := range t {
+		t[c] = wechatPathChar[c] && !('A' <= c && c <= 'Z')
 	}
 	return t
 }()

@@ -81,6 +81,18 @@ func TestUnsafePath(t *testing.T) {
 		"/cgi-bin/%252e%252e/token":    true,
 		"/cgi-bin/user/info%00":        true,
 		"/cgi-bin/‥/token":             true,
+		// Upper case: refused where the path is one the gateway guards.
+		"/cgi-bin/Menu/get":                          false,
+		"/Health":                                    false,
+		"/cgi-bin/CLEAR_QUOTA":                       true,
+		"/cgi-bin/Token":                             true,
+		"/cgi-bin/ticket/GETTICKET":                  true,
+		"/SNS/userinfo":                              true,
+		"/sns/JSCODE2SESSION":                        true,
+		"/cgi-bin/component/API_QUERY_AUTH":          true,
+		"/cgi-bin/Component/api_get_authorizer_info": true,
+		"/cgi-bin/SERVICE/get_suite_token":           true,
+		"/Wechat-Gateway/raw_token":                  true,
 	} {
 		u, err := url.Parse("http://h" + path)
 		if err != nil {

@@ -71,6 +71,8 @@ func TestRefusedMethodsQueriesAndPaths(t *testing.T) {
 		"/cgi-bin/menu/get?bad=%zz",
 		"/cgi-bin/%252e%252e/token",
 		"/sns/auth?openid=o;secret=k",
+		"/cgi-bin/CLEAR_QUOTA",
+		"/cgi-bin/component/API_QUERY_AUTH",
 	} {
 		wantErrcode(t, g.get(site, target), wxapi.CodeInvalidURL)
 	}
