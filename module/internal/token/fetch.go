@@ -21,8 +21,11 @@ import (
 type Fetched struct {
 	// Value is the access token.
 	Value string
-	// ExpiresIn is the lifetime the endpoint gave (for stable_token the
-	// remaining lifetime of the current token).
+	// ExpiresIn is the lifetime the endpoint gave (for stable_token,
+	// gettoken and the tickets the remaining lifetime of the current
+	// value). 0 means none, or under a second: the Manager takes it only
+	// for the value it already holds from an endpoint that hands one out
+	// until it expires.
 	ExpiresIn time.Duration
 }
 
@@ -137,7 +140,7 @@ func (f *HTTPFetcher) FetchTicket(ctx context.Context, a *Account, accessToken s
 	if err != nil {
 		return Fetched{}, err
 	}
-	if !plausibleToken(ans.Ticket) || ans.ExpiresIn <= 0 {
+	if !plausibleToken(ans.Ticket) || ans.ExpiresIn < 0 {
 		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("answer holds no usable ticket (%d chars, expires_in %d)", len(ans.Ticket), ans.ExpiresIn)}
 	}
 	return Fetched{Value: ans.Ticket, ExpiresIn: time.Duration(ans.ExpiresIn) * time.Second}, nil
@@ -313,9 +316,11 @@ func parseTokenAnswer(where string, raw []byte) (Fetched, error) {
 	if !plausibleToken(ans.AccessToken) {
 		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("answer holds no usable access_token (%d chars)", len(ans.AccessToken))}
 	}
-	if ans.ExpiresIn <= 0 {
+	if ans.ExpiresIn < 0 {
 		return Fetched{}, &FetchError{Endpoint: where, Err: fmt.Errorf("answer has expires_in %d", ans.ExpiresIn)}
 	}
+	// expires_in 0 (or none) is for the Manager to judge: the last second
+	// of a token gettoken hands back, or no lifetime at all.
 	return Fetched{Value: ans.AccessToken, ExpiresIn: time.Duration(ans.ExpiresIn) * time.Second}, nil
 }
 

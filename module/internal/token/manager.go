@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -752,10 +753,22 @@ func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token
 				zap.String("account", a.Name), zap.String("appid", a.AppID))
 		}
 	}
+	same := prev != nil && prev.Value == got.Value
+	if got.ExpiresIn <= 0 {
+		// gettoken and the tickets hand the same value back, with the life
+		// it has left, until it expires. Asked when it expires here (worked
+		// out from a lifetime rounded down and a clock of its own), the
+		// answer can be that value with under a second left: 0. Use it for
+		// that second; the call after it brings the next value.
+		if !same || !a.Endpoint.untilExpiry() {
+			return nil, &FetchError{Endpoint: a.Endpoint.Path(), Err: fmt.Errorf("answer has expires_in %d", int64(got.ExpiresIn/time.Second))}
+		}
+		got.ExpiresIn = time.Second
+	}
 	var gen uint64 = 1
 	fetched := start
 	switch {
-	case prev != nil && prev.Value == got.Value:
+	case same:
 		// Handed back unchanged (stable_token's normal mode before its
 		// rotation window, gettoken before expiry): the same token, as old
 		// as when it was first fetched, so that the refresh cooldown does
@@ -765,8 +778,10 @@ func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token
 		gen = prev.Generation + 1
 	}
 	expires := start.Add(got.ExpiresIn)
-	if prev != nil && prev.Value == got.Value && prev.Expires.Before(expires) {
-		expires = prev.Expires // the same token does not live longer for being asked for again
+	if same && prev.Expires.After(start) && prev.Expires.Before(expires) {
+		// The same token does not live longer for being asked for again,
+		// unless it has expired here and the endpoint says it lives on.
+		expires = prev.Expires
 	}
 	tok := &Token{Value: got.Value, Fetched: fetched, Expires: expires, Generation: gen,
 		untilExpiry: a.Endpoint.untilExpiry()}

@@ -556,13 +556,10 @@ func TestParseTokenAnswer(t *testing.T) {
 		{`{"access_token":"T","expires_in":"7200"}`, ""},
 		{"{\n  \"access_token\" : \"T\",\n  \"expires_in\" : 7200\n}\n", ""},
 		{`{"access_token":"T","expires_in":"soon"}`, "not token JSON"},
-		{`{"access_token":"T","expires_in":null}`, "expires_in 0"},
 		{`{"access_token":"T","expires_in":-5}`, "expires_in -1"},
-		{`{"access_token":"T","expires_in":0.5}`, "expires_in 0"},
 		{`{"errcode":40125,"errmsg":"invalid appsecret rid: 1-2-3"}`, "errcode 40125 (invalid secret)"},
 		{`<html>502</html>`, "not token JSON"},
 		{`{"access_token":"a b","expires_in":7200}`, "no usable access_token"},
-		{`{"access_token":"T","expires_in":0}`, "expires_in 0"},
 	} {
 		got, err := parseTokenAnswer("api/cgi-bin/token", []byte(c.body))
 		if c.want == "" {
@@ -575,6 +572,74 @@ func TestParseTokenAnswer(t *testing.T) {
 			t.Errorf("%s: error %v, want %q", c.body, err, c.want)
 		}
 	}
+	// No lifetime, or under a second: for the Manager to judge (see
+	// TestLastSecondOfAToken).
+	for _, body := range []string{`{"access_token":"T","expires_in":0}`, `{"access_token":"T","expires_in":0.5}`, `{"access_token":"T","expires_in":null}`, `{"access_token":"T"}`} {
+		if got, err := parseTokenAnswer("api/cgi-bin/token", []byte(body)); err != nil || got.ExpiresIn != 0 {
+			t.Errorf("%s: %v %v", body, got, err)
+		}
+	}
+}
+
+// TestLastSecondOfAToken: gettoken hands the same token back until it
+// expires, with the life it has left. Asked just before that (its expiry
+// here comes from a lifetime rounded down), it answers that token with 0 or
+// 1 s left: the token serves that second, and the call after it gets the
+// next one, with no failed call and no burst of calls. An endpoint that
+// hands out new tokens, or a new token with no life, is an error.
+func TestLastSecondOfAToken(t *testing.T) {
+	for _, left := range []time.Duration{0, time.Second} {
+		f := &lastSecondFetcher{left: left}
+		clock := NewFrozenClock(t0)
+		h, err := NewManager(Options{Clock: clock, Fetcher: f}).Register(Account{Name: "w", Kind: WeCom, AppID: "corp", Secret: "s3cret", Endpoint: GetToken})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok := mustToken(t, h); tok.Value != "tok-1" {
+			t.Fatalf("first token %s", tok.Value)
+		}
+		clock.Advance(2 * time.Hour) // expired here; the endpoint still has it for under a second
+		if tok := mustToken(t, h); tok.Value != "tok-1" || f.calls != 2 {
+			t.Fatalf("%v left: %s after %d calls, want tok-1 after 2", left, tok.Value, f.calls)
+		}
+		if tok := mustToken(t, h); tok.Value != "tok-1" || f.calls != 2 {
+			t.Fatalf("%v left, asked again: %s after %d calls, want tok-1 after 2", left, tok.Value, f.calls)
+		}
+		f.expired = true
+		clock.Advance(left + time.Second)
+		if tok := mustToken(t, h); tok.Value != "tok-2" || f.calls != 3 {
+			t.Fatalf("%v left, then expired: %s after %d calls, want tok-2 after 3", left, tok.Value, f.calls)
+		}
+	}
+	for name, a := range map[string]Account{
+		"stable_token": {Name: "mp", Kind: Official, AppID: "wx1", Secret: "s3cret"},
+		"new token":    {Name: "w", Kind: WeCom, AppID: "corp", Secret: "s3cret", Endpoint: GetToken},
+	} {
+		f := &fakeFetcher{lifetime: -1} // a lifetime of 0 s
+		_, h, _ := newTestManager(t, f, a)
+		if _, err := h.Token(context.Background()); err == nil || !strings.Contains(err.Error(), "expires_in 0") {
+			t.Errorf("%s with expires_in 0: %v", name, err)
+		}
+	}
+}
+
+// lastSecondFetcher hands out tok-1 for 2 h, then tok-1 again with left
+// to live, then (once expired is set) tok-2.
+type lastSecondFetcher struct {
+	calls   int
+	left    time.Duration
+	expired bool
+}
+
+func (f *lastSecondFetcher) Fetch(ctx context.Context, a *Account, force bool) (Fetched, error) {
+	f.calls++
+	switch {
+	case f.calls == 1:
+		return Fetched{Value: "tok-1", ExpiresIn: 2 * time.Hour}, nil
+	case !f.expired:
+		return Fetched{Value: "tok-1", ExpiresIn: f.left}, nil
+	}
+	return Fetched{Value: "tok-2", ExpiresIn: 2 * time.Hour}, nil
 }
 
 func TestQuotaDayIsShanghaiMidnight(t *testing.T) {
