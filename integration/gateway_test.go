@@ -508,12 +508,24 @@ func TestValidateNamesTheField(t *testing.T) {
 			secret {env.HOME}
 		}
 		client shop {
-			key {env.HOME}
+			key {env.PATH}
 			accounts mp
 		}
 		client_token_ttl 9000d
 	}
 }`, `client_token_ttl must be at most`},
+		"client key is a secret": {`{
+	wechat {
+		account mp official {
+			appid wx1
+			secret {env.HOME}
+		}
+		client shop {
+			key {env.HOME}
+			accounts mp
+		}
+	}
+}`, `client "shop": key 1 is the secret of account "mp"`},
 	} {
 		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".Caddyfile")
 		if err := os.WriteFile(path, []byte(c.cfg), 0o600); err != nil {

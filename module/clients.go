@@ -71,6 +71,11 @@ func (a *App) provisionClients(repl *caddy.Replacer) error {
 			if err != nil {
 				return fmt.Errorf("client %q: key %s: %v (is the variable set, the file readable and not empty?)", name, k, err)
 			}
+			for acctName, h := range a.handles {
+				if key == h.Account().Secret {
+					return fmt.Errorf("client %q: key %d is the secret of account %q; give the client a key of its own, so that the secret stays in the gateway", name, i+1, acctName)
+				}
+			}
 			c.Keys = append(c.Keys, key)
 		}
 		clients = append(clients, c)
