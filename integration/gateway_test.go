@@ -514,6 +514,15 @@ func TestValidateNamesTheField(t *testing.T) {
 		client_token_ttl 9000d
 	}
 }`, `client_token_ttl must be at most`},
+		"token ttl too long, no client": {`{
+	wechat {
+		account mp official {
+			appid wx1
+			secret {env.HOME}
+		}
+		client_token_ttl 400d
+	}
+}`, `client_token_ttl must be at most`},
 		"client key is a secret": {`{
 	wechat {
 		account mp official {

@@ -180,6 +180,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.ClientTokenTTL < 0 {
 		return fmt.Errorf("client_token_ttl must not be negative")
 	}
+	if time.Duration(a.ClientTokenTTL) > clientauth.MaxTTL {
+		// Checked with clients or without, so that adding one later does
+		// not turn up an old mistake.
+		return fmt.Errorf("client_token_ttl must be at most %v (366 days)", clientauth.MaxTTL)
+	}
 	if a.MaxReplayMemory < 0 {
 		return fmt.Errorf("max_replay_memory must not be negative")
 	}
