@@ -61,7 +61,12 @@ func (h *Handle) SetVerifyTicket(ctx context.Context, ticket string, issued time
 		return errors.New("account " + a.Name + " is not a third-party platform")
 	}
 	vt := &VerifyTicket{Ticket: ticket, Issued: issued, Received: m.opts.Clock.Now()}
-	if old := m.currentVerifyTicket(ctx, e, a); old != nil && !issued.After(old.Issued) {
+	// An older push is stale, the same push again a replay. Another ticket
+	// of the same second is the later push: WeChat's CreateTime counts
+	// seconds, and an emulator on a clock that stands still pushes more
+	// than one a second.
+	if old := m.currentVerifyTicket(ctx, e, a); old != nil &&
+		(issued.Before(old.Issued) || issued.Equal(old.Issued) && ticket == old.Ticket) {
 		return nil
 	}
 	e.verifyTicket.Store(vt)

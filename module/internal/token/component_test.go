@@ -148,3 +148,34 @@ func TestRefusedVerifyTicketWaitsForTheNextPush(t *testing.T) {
 		t.Errorf("tickets sent %q, want %q", f.tickets, want)
 	}
 }
+
+// TestVerifyTicketOfTheSameSecond: a push is taken unless it is older than
+// the ticket held, or the same push again; another ticket of the same
+// second is the later push.
+func TestVerifyTicketOfTheSameSecond(t *testing.T) {
+	m := NewManager(Options{Clock: NewFrozenClock(t0), Fetcher: &fakeFetcher{}})
+	h, err := m.Register(Account{Name: "platform", Kind: Component, AppID: "wxcomp", Secret: "compsecret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Release)
+	ctx := context.Background()
+	for i, c := range []struct {
+		ticket string
+		issued time.Time
+		want   string
+	}{
+		{"ticket@1", t0, "ticket@1"},
+		{"ticket@2", t0, "ticket@2"},
+		{"ticket@1", t0.Add(-time.Second), "ticket@2"},
+		{"ticket@2", t0, "ticket@2"},
+		{"ticket@3", t0.Add(time.Second), "ticket@3"},
+	} {
+		if err := h.SetVerifyTicket(ctx, c.ticket, c.issued); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.currentVerifyTicket(ctx, h.e, h.e.acct.Load()); got == nil || got.Ticket != c.want {
+			t.Fatalf("push %d (%s): holding %+v, want %s", i+1, c.ticket, got, c.want)
+		}
+	}
+}
