@@ -28,13 +28,22 @@ type VerifyTicket struct {
 	Rejected bool      `json:"rejected,omitempty"`
 }
 
-// supersedes reports whether t is newer news than old: issued later, or the
-// same ticket now known to be rejected.
+// supersedes reports whether t is newer news than old: issued later, the
+// same ticket now known to be rejected, or another ticket of the same
+// second (WeChat's CreateTime counts seconds) that is not refused where
+// old is, or else was received later.
 func (t *VerifyTicket) supersedes(old *VerifyTicket) bool {
-	if old == nil || t.Issued.After(old.Issued) {
+	switch {
+	case old == nil || t.Issued.After(old.Issued):
 		return true
+	case !t.Issued.Equal(old.Issued):
+		return false
+	case t.Ticket == old.Ticket:
+		return t.Rejected && !old.Rejected
+	case t.Rejected != old.Rejected:
+		return !t.Rejected
 	}
-	return t.Issued.Equal(old.Issued) && t.Ticket == old.Ticket && t.Rejected && !old.Rejected
+	return t.Received.After(old.Received)
 }
 
 // VerifyTicketTTL is how long WeChat accepts a component_verify_ticket.
@@ -96,27 +105,49 @@ func (m *Manager) rejectVerifyTicket(ctx context.Context, e *entry, a *Account, 
 	}
 	m.lg().Warn("WeChat refused the component_verify_ticket; waiting for the next push to the callback",
 		zap.String("account", a.Name), zap.Time("issued", vt.Issued))
-	if cur := m.currentVerifyTicket(ctx, e, a); cur != nil && cur.Ticket == vt.Ticket && cur.Issued.Equal(vt.Issued) {
-		if err := m.shareVerifyTicket(ctx, a, &r); err != nil {
-			m.lg().Warn("could not share a refused component_verify_ticket", zap.String("account", a.Name), zap.Error(err))
+	if m.sharedStore() == nil {
+		return
+	}
+	// Marked refused in the Store only over vt itself: a ticket another
+	// instance took meanwhile (later, or another of the same second) stays,
+	// and is taken here too.
+	stored := m.storedVerifyTicket(ctx, a)
+	if stored != nil && (stored.Ticket != vt.Ticket || !stored.Issued.Equal(vt.Issued)) {
+		if stored.supersedes(&r) {
+			e.verifyTicket.CompareAndSwap(&r, stored)
 		}
+		return
+	}
+	if err := m.shareVerifyTicket(ctx, a, &r); err != nil {
+		m.lg().Warn("could not share a refused component_verify_ticket", zap.String("account", a.Name), zap.Error(err))
 	}
 }
 
 // currentVerifyTicket returns the newest ticket held here or in the Store.
 func (m *Manager) currentVerifyTicket(ctx context.Context, e *entry, a *Account) *VerifyTicket {
 	vt := e.verifyTicket.Load()
-	if s := m.sharedStore(); s != nil {
-		sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
-		raw, err := s.Load(sctx, verifyTicketKey(a))
-		cancel()
-		var stored VerifyTicket
-		if err == nil && json.Unmarshal(raw, &stored) == nil && stored.Ticket != "" && stored.supersedes(vt) {
-			vt = &stored
-			e.verifyTicket.Store(vt)
-		}
+	if stored := m.storedVerifyTicket(ctx, a); stored != nil && stored.supersedes(vt) {
+		vt = stored
+		e.verifyTicket.Store(vt)
 	}
 	return vt
+}
+
+// storedVerifyTicket returns the ticket in the Store, or nil: no Store, no
+// ticket or no answer.
+func (m *Manager) storedVerifyTicket(ctx context.Context, a *Account) *VerifyTicket {
+	s := m.sharedStore()
+	if s == nil {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
+	raw, err := s.Load(sctx, verifyTicketKey(a))
+	cancel()
+	var stored VerifyTicket
+	if err != nil || json.Unmarshal(raw, &stored) != nil || stored.Ticket == "" {
+		return nil
+	}
+	return &stored
 }
 
 // fetchComponentToken asks api_component_token for a component token with

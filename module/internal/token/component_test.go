@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
@@ -176,6 +177,53 @@ func TestVerifyTicketOfTheSameSecond(t *testing.T) {
 		}
 		if got := m.currentVerifyTicket(ctx, h.e, h.e.acct.Load()); got == nil || got.Ticket != c.want {
 			t.Fatalf("push %d (%s): holding %+v, want %s", i+1, c.ticket, got, c.want)
+		}
+	}
+}
+
+// TestVerifyTicketOfTheSameSecondAcrossInstances: another ticket of the
+// same second that one instance took reaches the others through the
+// Store, and a refusal of the older one on an instance that had not seen
+// it yet does not overwrite it there.
+func TestVerifyTicketOfTheSameSecondAcrossInstances(t *testing.T) {
+	for _, gap := range []time.Duration{100 * time.Millisecond, 0} {
+		clock := NewFrozenClock(t0)
+		store := newMemStore()
+		comp := Account{Name: "platform", Kind: Component, AppID: "wxcomp", Secret: "compsecret"}
+		register := func() *Handle {
+			h, err := NewManager(Options{Clock: clock, Fetcher: &fakeFetcher{}, Store: store}).Register(comp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(h.Release)
+			return h
+		}
+		x, y := register(), register()
+		ctx := context.Background()
+		held := func(h *Handle) *VerifyTicket { return h.m.currentVerifyTicket(ctx, h.e, h.e.acct.Load()) }
+		if err := x.SetVerifyTicket(ctx, "ticket@1", t0); err != nil {
+			t.Fatal(err)
+		}
+		if got := held(y); got == nil || got.Ticket != "ticket@1" {
+			t.Fatalf("y holds %+v", got)
+		}
+		clock.Advance(gap)
+		if err := y.SetVerifyTicket(ctx, "ticket@2", t0); err != nil {
+			t.Fatal(err)
+		}
+		old := x.e.verifyTicket.Load()
+		if got := held(x); gap > 0 && got.Ticket != "ticket@2" {
+			t.Errorf("x holds %s after y took ticket@2 of the same second, received later", got.Ticket)
+		}
+		// WeChat refuses ticket@1 on x, which used it before it saw ticket@2.
+		x.e.verifyTicket.Store(old)
+		x.m.rejectVerifyTicket(ctx, x.e, x.e.acct.Load(), old)
+		var stored VerifyTicket
+		if raw, err := store.Load(ctx, verifyTicketKey(&comp)); err != nil || json.Unmarshal(raw, &stored) != nil || stored.Ticket != "ticket@2" || stored.Rejected {
+			t.Fatalf("gap %v: the Store holds %+v (%v) after x's refusal of ticket@1, want ticket@2", gap, stored, err)
+		}
+		if got := held(x); got.Ticket != "ticket@2" || got.Rejected {
+			t.Fatalf("gap %v: x holds %+v after its refusal of ticket@1, want ticket@2", gap, got)
 		}
 	}
 }
