@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/wxgate/caddy-wechat/module/internal/caddyopt"
 	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
 	"github.com/wxgate/caddy-wechat/module/internal/msgcrypt"
 	"github.com/wxgate/caddy-wechat/module/internal/token"
@@ -510,4 +512,27 @@ func TestComponentPathsEndingInSlashRefused(t *testing.T) {
 	if seen := g.upstreamRequests(); len(seen) != 0 {
 		t.Errorf("the trusted site sent %q upstream", seen[0].Path)
 	}
+}
+
+// TestConfigTimingsReachTheManager: the config that becomes active hands
+// its refresh_cooldown and fetch_timeout to the manager it shares with the
+// config before it; one given the manager back after a failed start hands
+// back its own.
+func TestConfigTimingsReachTheManager(t *testing.T) {
+	m := token.NewManager(token.Options{Logger: zap.NewNop()})
+	svc := &tokenService{manager: m}
+	old := &App{RefreshCooldown: caddy.Duration(45 * time.Second), FetchTimeout: caddy.Duration(7 * time.Second), tokens: svc, logger: zap.NewNop()}
+	next := &App{RefreshCooldown: caddyopt.Off, tokens: svc, logger: zap.NewNop()}
+	want := func(step string, cooldown, timeout time.Duration) {
+		t.Helper()
+		if c, f := m.Timings(); c != cooldown || f != timeout {
+			t.Errorf("%s: cooldown %v, fetch timeout %v; want %v and %v", step, c, f, cooldown, timeout)
+		}
+	}
+	svc.activate(old)
+	want("first config", 45*time.Second, 7*time.Second)
+	svc.activate(next)
+	want("reloaded: cooldown off, default timeout", time.Duration(caddyopt.Off), token.DefaultFetchTimeout)
+	svc.deactivate(next)
+	want("the reload failed to start", 45*time.Second, 7*time.Second)
 }

@@ -194,6 +194,12 @@ func (m *Manager) SetTimings(refreshCooldown, fetchTimeout time.Duration) {
 	m.fetchTimeout.Store(int64(fetchTimeout))
 }
 
+// Timings returns the refresh cooldown and the fetch timeout in force, as
+// SetTimings last set them (defaults filled in).
+func (m *Manager) Timings() (refreshCooldown, fetchTimeout time.Duration) {
+	return time.Duration(m.refreshCooldown.Load()), m.timeout()
+}
+
 // timeout is the FetchTimeout now.
 func (m *Manager) timeout() time.Duration { return time.Duration(m.fetchTimeout.Load()) }
 
