@@ -280,12 +280,16 @@ func (s *seconds) UnmarshalJSON(b []byte) error {
 	}
 	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
 		b = b[1 : len(b)-1]
+		// A decimal number, as JSON writes one: not "Inf", "NaN" or hex.
+		if len(b) == 0 || strings.Trim(string(b), "0123456789.eE+-") != "" {
+			return errors.New("expires_in is not a number")
+		}
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || math.IsNaN(f) {
+	if err != nil && !errors.Is(err, strconv.ErrRange) || math.IsNaN(f) {
 		return errors.New("expires_in is not a number")
 	}
-	*s = seconds(math.Floor(min(max(f, -1), 1<<31)))
+	*s = seconds(math.Floor(min(max(f, -1), 1<<31))) // out of range: ±Inf, clamped
 	return nil
 }
 

@@ -556,6 +556,11 @@ func TestParseTokenAnswer(t *testing.T) {
 		{`{"access_token":"T","expires_in":"7200"}`, ""},
 		{"{\n  \"access_token\" : \"T\",\n  \"expires_in\" : 7200\n}\n", ""},
 		{`{"access_token":"T","expires_in":"soon"}`, "not token JSON"},
+		{`{"access_token":"T","expires_in":"Infinity"}`, "not token JSON"},
+		{`{"access_token":"T","expires_in":"NaN"}`, "not token JSON"},
+		{`{"access_token":"T","expires_in":"0x1p4"}`, "not token JSON"},
+		{`{"access_token":"T","expires_in":""}`, "not token JSON"},
+		{`{"access_token":"T","expires_in":-1e400}`, "expires_in -1"},
 		{`{"access_token":"T","expires_in":-5}`, "expires_in -1"},
 		{`{"errcode":40125,"errmsg":"invalid appsecret rid: 1-2-3"}`, "errcode 40125 (invalid secret)"},
 		{`<html>502</html>`, "not token JSON"},
@@ -570,6 +575,12 @@ func TestParseTokenAnswer(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.body, err, c.want)
+		}
+	}
+	// A lifetime past any range is held at 2^31 s.
+	for _, body := range []string{`{"access_token":"T","expires_in":1e400}`, `{"access_token":"T","expires_in":"99999999999999999999"}`} {
+		if got, err := parseTokenAnswer("api/cgi-bin/token", []byte(body)); err != nil || got.ExpiresIn != (1<<31)*time.Second {
+			t.Errorf("%s: %v %v", body, got, err)
 		}
 	}
 	// No lifetime, or under a second: for the Manager to judge (see
