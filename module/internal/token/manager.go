@@ -154,6 +154,9 @@ type Token struct {
 	// with this same token until it expires, so asking again sooner only
 	// spends quota and brings it back.
 	untilExpiry bool
+	// lastSecond marks such a token handed back with no life left, kept
+	// for one second: handed back so once more, it is an error.
+	lastSecond bool
 }
 
 // Manager keeps the tokens of a set of accounts. It is safe for concurrent
@@ -760,13 +763,16 @@ func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token
 		}
 	}
 	same := prev != nil && prev.Value == got.Value
-	if got.ExpiresIn <= 0 {
+	lastSecond := got.ExpiresIn <= 0
+	if lastSecond {
 		// gettoken and the tickets hand the same value back, with the life
 		// it has left, until it expires. Asked when it expires here (worked
 		// out from a lifetime rounded down and a clock of its own), the
 		// answer can be that value with under a second left: 0. Use it for
-		// that second; the call after it brings the next value.
-		if !same || !a.Endpoint.untilExpiry() {
+		// that second; the call after it brings the next value. An endpoint
+		// that says 0 of the same value twice is stuck: an error, so that
+		// the account backs off rather than asks every second.
+		if !same || !a.Endpoint.untilExpiry() || prev.lastSecond {
 			return nil, &FetchError{Endpoint: a.Endpoint.Path(), Err: fmt.Errorf("answer has expires_in %d", int64(got.ExpiresIn/time.Second))}
 		}
 		got.ExpiresIn = time.Second
@@ -790,7 +796,7 @@ func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token
 		expires = prev.Expires
 	}
 	tok := &Token{Value: got.Value, Fetched: fetched, Expires: expires, Generation: gen,
-		untilExpiry: a.Endpoint.untilExpiry()}
+		untilExpiry: a.Endpoint.untilExpiry(), lastSecond: lastSecond}
 	m.lg().Info("access_token refreshed", zap.String("account", a.Name), zap.String("appid", a.AppID),
 		zap.String("endpoint", string(a.Endpoint)), zap.Duration("expires_in", got.ExpiresIn), zap.Uint64("generation", gen))
 	return tok, nil

@@ -616,10 +616,21 @@ func TestLastSecondOfAToken(t *testing.T) {
 		if tok := mustToken(t, h); tok.Value != "tok-1" || f.calls != 2 {
 			t.Fatalf("%v left, asked again: %s after %d calls, want tok-1 after 2", left, tok.Value, f.calls)
 		}
-		f.expired = true
 		clock.Advance(left + time.Second)
-		if tok := mustToken(t, h); tok.Value != "tok-2" || f.calls != 3 {
-			t.Fatalf("%v left, then expired: %s after %d calls, want tok-2 after 3", left, tok.Value, f.calls)
+		if left == 0 {
+			// Stuck: the same token with no life left again. An error, and
+			// the account backs off instead of asking every second.
+			if _, err := h.Token(context.Background()); err == nil || f.calls != 3 {
+				t.Fatalf("stuck endpoint: %v after %d calls, want an error after 3", err, f.calls)
+			}
+			if _, err := h.Token(context.Background()); err == nil || f.calls != 3 {
+				t.Fatalf("stuck endpoint, asked again at once: %v after %d calls, want an error and no call", err, f.calls)
+			}
+			clock.Advance(DefaultBackoffMin * 2)
+		}
+		f.expired = true
+		if tok := mustToken(t, h); tok.Value != "tok-2" {
+			t.Fatalf("%v left, then expired: %s after %d calls, want tok-2", left, tok.Value, f.calls)
 		}
 	}
 	for name, a := range map[string]Account{
