@@ -84,8 +84,10 @@ func classify(u *url.URL) (pathClass, string) {
 		switch {
 		case tokenEndpoint(path) != "":
 			return pathTokenEndpoint, "" // SDKs that add a slash get their token
-		case path == componentTokenPath+"/":
-			return class, "" // and a platform's SDK its component token
+		case class == pathOther && strings.HasSuffix(path, "_token/"):
+			// And a platform's or a WeCom suite's SDK its token (api_component_token,
+			// api_authorizer_token, get_suite_token, get_provider_token, ...).
+			return class, ""
 		}
 		// WeChat's API paths never end in one (a platform's and a WeCom
 		// suite's under /cgi-bin/ no more than the rest), and a Caddy

@@ -480,8 +480,8 @@ func TestPlatformRefusalsCounted(t *testing.T) {
 // TestComponentPathsEndingInSlashRefused: a platform's API path with a
 // trailing slash is refused (40066) and sent nowhere, on a platform's site
 // and a trusted one, as any API path is: a Caddy rule in front of the
-// gateway for the path without it would not see it. The component token
-// endpoint keeps the slash SDKs may add.
+// gateway for the path without it would not see it. The token endpoints of
+// platforms and WeCom suites keep the slash SDKs may add.
 func TestComponentPathsEndingInSlashRefused(t *testing.T) {
 	app := platformApp(t)
 	plat := platformAppSite(app, "platform")
@@ -508,7 +508,7 @@ func TestComponentPathsEndingInSlashRefused(t *testing.T) {
 	g := newGateway(t)
 	g.setUpstream(jsonAnswer(`{"errcode":0}`))
 	wantErrcode(t, g.get(g.trustedSite(), "/cgi-bin/component/api_query_auth/"), 40066)
-	wantErrcode(t, g.get(g.trustedSite(), "/cgi-bin/service/get_suite_token/"), 40066)
+	wantErrcode(t, g.get(g.trustedSite(), "/cgi-bin/service/get_permanent_code/"), 40066)
 	if seen := g.upstreamRequests(); len(seen) != 0 {
 		t.Errorf("the trusted site sent %q upstream", seen[0].Path)
 	}
