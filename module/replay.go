@@ -1,6 +1,7 @@
 package caddywechat
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxgate/caddy-wechat/module/internal/token"
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 // Stage 5 of an API call: look at the answer (the inspector held back a
@@ -48,7 +50,9 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		// Pass the answer on; a body that streamed cannot be sent again, and
 		// a path where a fresh token failed too wants another kind of token.
 		// A streamed call still reports the token, so the next calls get a
-		// fresh one.
+		// fresh one. (A path is stuck only when a fresh token stood, alive,
+		// and was refused: reporting its token on every call would, for a
+		// /cgi-bin/token account, replace a good token every cooldown.)
 		if first.stream != nil {
 			_, _ = first.account.Reject(ctx, first.token, code)
 		}
@@ -80,13 +84,34 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	if code, rid, rejected := second.tokenError(); rejected {
 		replayed = "rejected"
 		m.rejections.WithLabelValues(accountLabel(acct), strconv.Itoa(code)).Inc()
-		h.stuck.add(acct.Name, path, h.app.now())
-		h.logger.Warn("a fresh access_token was refused too: this path wants another kind of token; not refreshing for it for a while",
-			zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code),
-			zap.String("rid", rid), zap.Duration("for", stuckFor))
+		if h.wrongKind(ctx, first.account, fresh, code) {
+			h.stuck.add(acct.Name, path, h.app.now())
+			h.logger.Warn("a fresh access_token was refused too: this path wants another kind of token; not refreshing for it for a while",
+				zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code),
+				zap.String("rid", rid), zap.Duration("for", stuckFor))
+		} else {
+			h.logger.Info("the fresh access_token was refused too, having been replaced meanwhile; the next call gets the new one",
+				zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code),
+				zap.String("rid", rid))
+		}
 	}
 	second.pass()
 	return nil
+}
+
+// wrongKind reports whether WeChat's refusal (code) of fresh, the token a
+// replay was sent with, says the path wants another kind of token rather
+// than that fresh died in flight (another system rotated the token between
+// the refresh and the replay). 40014 says so; for a 40001 or 42001 the
+// token is reported, and it is the path's fault only if it stands: handed
+// back unchanged, or too fresh to replace. A token that cannot be had at
+// all leaves the path alone.
+func (h *Handler) wrongKind(ctx context.Context, account *token.Handle, fresh *token.Token, code int) bool {
+	if code == wxapi.CodeInvalidToken {
+		return true
+	}
+	next, err := account.Reject(ctx, fresh, code)
+	return err == nil && (next == nil || next.Value == fresh.Value)
 }
 
 // stuckFor is how long a path where a fresh token was refused too is left

@@ -294,8 +294,9 @@ func TestFreshTokenRefusedTooMarksPathStuck(t *testing.T) {
 }
 
 // With the simulator: the token is revoked, so the refresh brings a new
-// one, but the path refuses that one too (an injected fault), so it is
-// left alone.
+// one, but the path refuses that one too (an injected fault). The fresh
+// token is reported: stable_token hands it back unchanged (one normal-mode
+// call), so it stands and the path is left alone.
 func TestStuckPathWithSimulator(t *testing.T) {
 	g := newGateway(t)
 	h := g.trustedSite()
@@ -315,16 +316,19 @@ func TestStuckPathWithSimulator(t *testing.T) {
 	if len(seen) != 2 || fresh == first || seen[0].query(t, "access_token")[0] != first || seen[1].query(t, "access_token")[0] != fresh {
 		t.Fatalf("%d attempts; want the call with the revoked token and one replay with the fresh one", len(seen))
 	}
-	if n := g.fetches.calls.Load(); n != 2 {
-		t.Errorf("%d fetches, want 2", n)
+	if n := g.fetches.calls.Load(); n != 3 {
+		t.Errorf("%d fetches, want 3 (the first token, the fresh one, the check of the fresh one)", n)
+	}
+	if g.fetches.last() != fresh {
+		t.Errorf("the check replaced the fresh token")
 	}
 	if !h.stuck.has("mp", "/cgi-bin/menu/get", g.clock.Now()) {
 		t.Fatal("the path is not marked stuck")
 	}
 	g.advance(time.Minute)
 	wantErrcode(t, g.get(h, "/cgi-bin/menu/get"), wxapi.CodeInvalidCredential)
-	if n := g.fetches.calls.Load(); n != 2 {
-		t.Errorf("%d fetches after a call to a stuck path, want still 2", n)
+	if n := g.fetches.calls.Load(); n != 3 {
+		t.Errorf("%d fetches after a call to a stuck path, want still 3", n)
 	}
 	if p := g.sim.Counters().Paths["/cgi-bin/menu/get"]; p.Calls != 3 || p.Faults != 3 {
 		t.Errorf("simulator saw menu/get %+v, want 3 calls (call, replay, call), all faults", p)
@@ -334,6 +338,48 @@ func TestStuckPathWithSimulator(t *testing.T) {
 	}
 	// The fresh token serves the other paths.
 	wantErrcode(t, g.get(h, "/cgi-bin/user/info?openid=o1"), 0)
+}
+
+// TestTokenReplacedDuringTheReplay: the token is invalidated (another
+// system rotated it) while the replay is in flight, so WeChat refuses the
+// fresh token too. The path is not marked stuck: the fresh token is
+// reported, its successor fetched, and the next calls to the path are
+// refreshed and replayed as ever (it was left without either for 10
+// minutes).
+func TestTokenReplacedDuringTheReplay(t *testing.T) {
+	g := newGateway(t)
+	h := g.trustedSite()
+	const path = "/cgi-bin/menu/get"
+	wantErrcode(t, g.get(h, "/cgi-bin/user/info?openid=o1"), 0)
+	g.advance(time.Minute)
+	if _, err := g.sim.InvalidateTokens(mpAppID); err != nil {
+		t.Fatal(err)
+	}
+	sim, revoked := g.sim, g.fetches.last()
+	replays := 0
+	g.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == path && !strings.Contains(r.URL.RawQuery, "access_token="+revoked) && replays == 0 {
+			replays++
+			// The replay: the fresh token dies just before it arrives.
+			if _, err := g.sim.InvalidateTokens(mpAppID); err != nil {
+				t.Error(err)
+			}
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	wantErrcode(t, g.get(h, path), wxapi.CodeInvalidCredential)
+	if h.stuck.has("mp", path, g.clock.Now()) {
+		t.Fatal("the path was marked stuck for a token that died in flight")
+	}
+	g.advance(5 * time.Minute)
+	if _, err := g.sim.InvalidateTokens(mpAppID); err != nil {
+		t.Fatal(err)
+	}
+	g.resetSeen()
+	wantErrcode(t, g.get(h, path), wxapi.CodeMenuNotExist)
+	if seen := g.upstreamRequests(); len(seen) != 2 {
+		t.Errorf("next call after another invalidation: %d attempts, want 2 (call, replay)", len(seen))
+	}
 }
 
 func TestLargeBodyStreamsWithoutReplay(t *testing.T) {
