@@ -59,7 +59,8 @@ type App struct {
 	// MaxReplayMemory caps the request-body bytes that all calls together
 	// hold in memory so that they can be replayed after a token refresh.
 	// Past it, a call's body streams to WeChat and the call is not
-	// replayed. Default: 256 MiB (268435456).
+	// replayed; a body's first 4 KiB (the whole of most JSON calls) are
+	// held whatever it says. Default: 256 MiB (268435456).
 	MaxReplayMemory int64 `json:"max_replay_memory,omitempty"`
 
 	// TestClock lets the admin API move the gateway's clock

@@ -35,7 +35,8 @@ type heldBody struct {
 }
 
 // readReplayable reads the request body into memory if it is no larger
-// than limit, and if the bytes all calls hold stay within budget.
+// than limit, and if the bytes all calls hold stay within budget (but for
+// its first 4 KiB, which are held whatever the budget).
 // Otherwise it returns, as stream, a reader that yields what was read and
 // then the rest: such a call cannot be replayed. body is nil when there is
 // no body; the caller calls body.free when the call is done, whatever err.
@@ -57,7 +58,10 @@ func readReplayable(r *http.Request, limit, budget int64) (body *heldBody, strea
 			if body.size > limit {
 				return body, io.MultiReader(body.reader(), r.Body), nil
 			}
-			if replayMemory.Add(size) > budget {
+			// The first chunk is held whatever the budget: the small JSON
+			// body of most calls keeps its replay while uploads take the
+			// rest; the excess is bounded by the calls in flight.
+			if replayMemory.Add(size) > budget && last != nil {
 				replayMemory.Add(-size)
 				return body, io.MultiReader(body.reader(), r.Body), nil
 			}

@@ -61,3 +61,22 @@ func TestHeldBodyOverTheLimitStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestSmallBodyHeldPastTheBudget: with the budget spent by uploads, a small
+// JSON body is still held, so the call keeps its replay.
+func TestSmallBodyHeldPastTheBudget(t *testing.T) {
+	data := []byte(`{"touser":"o1","msgtype":"text","text":{"content":"hi"}}`)
+	r := httptest.NewRequest("POST", "/cgi-bin/message/custom/send", bytes.NewReader(data))
+	before := replayMemory.Load()
+	body, stream, err := readReplayable(r, 24<<20, 1)
+	if err != nil || stream != nil || body == nil || body.size != int64(len(data)) {
+		t.Fatalf("held %v, stream %v, err %v", body, stream != nil, err)
+	}
+	if got, _ := io.ReadAll(body.reader()); !bytes.Equal(got, data) {
+		t.Errorf("held %q", got)
+	}
+	body.free()
+	if replayMemory.Load() != before {
+		t.Errorf("memory not given back")
+	}
+}
