@@ -102,16 +102,25 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 // wrongKind reports whether WeChat's refusal (code) of fresh, the token a
 // replay was sent with, says the path wants another kind of token rather
 // than that fresh died in flight (another system rotated the token between
-// the refresh and the replay). 40014 says so; for a 40001 or 42001 the
-// token is reported, and it is the path's fault only if it stands: handed
-// back unchanged, or too fresh to replace. A token that cannot be had at
-// all leaves the path alone.
+// the refresh and the replay). 40014 says so. For a 40001 or 42001 of a
+// stable_token or gettoken token, the token is reported (a normal-mode
+// call hands a live token back unchanged), and it is the path's fault only
+// if it stands: handed back unchanged, or too fresh to replace; a token
+// that cannot be had at all leaves the path alone. Every call of the other
+// endpoints makes a new token, so asking would replace a good one, and with
+// refresh_cooldown off spend a call per call: the path is at fault unless
+// the token was replaced meanwhile.
 func (h *Handler) wrongKind(ctx context.Context, account *token.Handle, fresh *token.Token, code int) bool {
 	if code == wxapi.CodeInvalidToken {
 		return true
 	}
-	next, err := account.Reject(ctx, fresh, code)
-	return err == nil && (next == nil || next.Value == fresh.Value)
+	switch account.Account().Endpoint {
+	case token.StableToken, token.GetToken:
+		next, err := account.Reject(ctx, fresh, code)
+		return err == nil && (next == nil || next.Value == fresh.Value)
+	}
+	gen, ok := account.Generation()
+	return !ok || gen == fresh.Generation
 }
 
 // stuckFor is how long a path where a fresh token was refused too is left

@@ -702,3 +702,36 @@ func TestAnswersNeverCarryTheRealToken(t *testing.T) {
 		}
 	}
 }
+
+// TestCooldownOffTokenEndpointNotDrained: with refresh_cooldown off, a
+// client calling a path that refuses every token of a /cgi-bin/token
+// account costs at most the first refresh: the replay's refusal marks the
+// path, with no call to ask whether the fresh token stands (each would
+// make a new token).
+func TestCooldownOffTokenEndpointNotDrained(t *testing.T) {
+	g := newGateway(t, func(c *gatewayConfig) { c.cooldown = -1 }) // refresh_cooldown off
+	h := g.site(Handler{Account: "mp2", Trusted: true})
+	sim := g.sim
+	const refusing = "/cgi-bin/always/refused"
+	g.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == refusing {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"errcode":40001,"errmsg":"invalid credential"}`)
+			return
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	wantErrcode(t, g.get(h, "/cgi-bin/user/info?openid=o1"), 0)
+	g.advance(10 * time.Minute)
+	base := g.fetches.calls.Load()
+	for range 20 {
+		g.get(h, refusing)
+		g.advance(time.Second)
+	}
+	if n := g.fetches.calls.Load() - base; n > 1 {
+		t.Errorf("20 calls to a path that refuses every token: %d /cgi-bin/token calls, want at most 1", n)
+	}
+	if !h.stuck.has("mp2", refusing, g.clock.Now()) {
+		t.Error("the path is not marked stuck")
+	}
+}
