@@ -154,8 +154,9 @@ type Token struct {
 	// with this same token until it expires, so asking again sooner only
 	// spends quota and brings it back.
 	untilExpiry bool
-	// lastSecond marks such a token handed back with no life left, kept
-	// for one second: handed back so once more, it is an error.
+	// lastSecond marks such a token handed back after it expired here, or
+	// with no life left, and kept for a second or so: handed back so once
+	// more, it is an error.
 	lastSecond bool
 }
 
@@ -763,18 +764,20 @@ func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token
 		}
 	}
 	same := prev != nil && prev.Value == got.Value
-	lastSecond := got.ExpiresIn <= 0
-	if lastSecond {
-		// gettoken and the tickets hand the same value back, with the life
-		// it has left, until it expires. Asked when it expires here (worked
-		// out from a lifetime rounded down and a clock of its own), the
-		// answer can be that value with under a second left: 0. Use it for
-		// that second; the call after it brings the next value. An endpoint
-		// that says 0 of the same value twice is stuck: an error, so that
-		// the account backs off rather than asks every second.
-		if !same || !a.Endpoint.untilExpiry() || prev.lastSecond {
-			return nil, &FetchError{Endpoint: a.Endpoint.Path(), Err: fmt.Errorf("answer has expires_in %d", int64(got.ExpiresIn/time.Second))}
-		}
+	// gettoken and the tickets hand the same value back, with the life it
+	// has left, until it expires. Asked when it expires here (worked out
+	// from a lifetime rounded down, and a clock of its own), the answer can
+	// be that value with a second or less left (0, rounded down): it is
+	// kept for that second, and the call after it brings the next value.
+	// Handed back so twice in a row, the endpoint is stuck: an error, so
+	// that the account backs off rather than asks every second.
+	lastSecond := same && (got.ExpiresIn <= 0 || !prev.Expires.After(start))
+	switch {
+	case lastSecond && prev.lastSecond:
+		return nil, &FetchError{Endpoint: a.Endpoint.Path(), Err: errors.New("answer hands back the expired value again")}
+	case got.ExpiresIn <= 0 && !(same && a.Endpoint.untilExpiry()):
+		return nil, &FetchError{Endpoint: a.Endpoint.Path(), Err: fmt.Errorf("answer has expires_in %d", int64(got.ExpiresIn/time.Second))}
+	case got.ExpiresIn <= 0:
 		got.ExpiresIn = time.Second
 	}
 	var gen uint64 = 1

@@ -617,17 +617,15 @@ func TestLastSecondOfAToken(t *testing.T) {
 			t.Fatalf("%v left, asked again: %s after %d calls, want tok-1 after 2", left, tok.Value, f.calls)
 		}
 		clock.Advance(left + time.Second)
-		if left == 0 {
-			// Stuck: the same token with no life left again. An error, and
-			// the account backs off instead of asking every second.
-			if _, err := h.Token(context.Background()); err == nil || f.calls != 3 {
-				t.Fatalf("stuck endpoint: %v after %d calls, want an error after 3", err, f.calls)
-			}
-			if _, err := h.Token(context.Background()); err == nil || f.calls != 3 {
-				t.Fatalf("stuck endpoint, asked again at once: %v after %d calls, want an error and no call", err, f.calls)
-			}
-			clock.Advance(DefaultBackoffMin * 2)
+		// Stuck: the same token, past its expiry here, again. An error, and
+		// the account backs off instead of asking every second.
+		if _, err := h.Token(context.Background()); err == nil || f.calls != 3 {
+			t.Fatalf("stuck endpoint: %v after %d calls, want an error after 3", err, f.calls)
 		}
+		if _, err := h.Token(context.Background()); err == nil || f.calls != 3 {
+			t.Fatalf("stuck endpoint, asked again at once: %v after %d calls, want an error and no call", err, f.calls)
+		}
+		clock.Advance(DefaultBackoffMin * 2)
 		f.expired = true
 		if tok := mustToken(t, h); tok.Value != "tok-2" {
 			t.Fatalf("%v left, then expired: %s after %d calls, want tok-2", left, tok.Value, f.calls)
@@ -673,4 +671,42 @@ func TestQuotaDayIsShanghaiMidnight(t *testing.T) {
 	if !nextQuotaDay(before).Equal(after) {
 		t.Fatalf("next quota day %v, want %v", nextQuotaDay(before), after)
 	}
+}
+
+// TestStuckEndpointBacksOff: an endpoint that keeps handing back a value
+// past its expiry here, with a second or no life left, is asked with
+// backoff, not once a second, over an hour of calls.
+func TestStuckEndpointBacksOff(t *testing.T) {
+	for name, left := range map[string][]time.Duration{"1s": {time.Second}, "0s": {0}, "1s then 0s": {time.Second, 0}} {
+		f := &stillFetcher{left: left}
+		clock := NewFrozenClock(t0)
+		h, err := NewManager(Options{Clock: clock, Fetcher: f}).Register(Account{Name: "w", Kind: WeCom, AppID: "corp", Secret: "s3cret", Endpoint: GetToken})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustToken(t, h)
+		clock.Advance(2 * time.Hour)
+		for range 3600 {
+			_, _ = h.Token(context.Background())
+			clock.Advance(time.Second)
+		}
+		if f.calls-1 > 60 {
+			t.Errorf("%s: %d calls in an hour for a value never replaced", name, f.calls-1)
+		}
+	}
+}
+
+// stillFetcher hands out tok-1 for 2 h, then tok-1 again and again, with
+// the lifetimes left in turn: an endpoint whose clock stands still.
+type stillFetcher struct {
+	calls int
+	left  []time.Duration
+}
+
+func (f *stillFetcher) Fetch(context.Context, *Account, bool) (Fetched, error) {
+	f.calls++
+	if f.calls == 1 {
+		return Fetched{Value: "tok-1", ExpiresIn: 2 * time.Hour}, nil
+	}
+	return Fetched{Value: "tok-1", ExpiresIn: f.left[(f.calls-2)%len(f.left)]}, nil
 }
