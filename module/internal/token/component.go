@@ -59,6 +59,19 @@ var errRefusedVerifyTicket = &FetchError{Endpoint: ComponentToken.Path(),
 
 func verifyTicketKey(a *Account) string { return storePrefix + a.Key() + "/verify_ticket.json" }
 
+// refusedTicketKey is where the last ticket WeChat refused is recorded,
+// apart from the ticket itself: a refusal written over the ticket's record
+// could replace a newer push another instance wrote meanwhile.
+func refusedTicketKey(a *Account) string {
+	return storePrefix + a.Key() + "/verify_ticket_refused.json"
+}
+
+// refusedTicket names a refused ticket in the Store.
+type refusedTicket struct {
+	Ticket string    `json:"ticket"`
+	Issued time.Time `json:"issued"`
+}
+
 // SetVerifyTicket records the component_verify_ticket WeChat pushed for a
 // component account, issued at issued, and shares it through the Store. A
 // ticket issued before the one held is ignored: a replayed push cannot
@@ -93,10 +106,11 @@ func (m *Manager) shareVerifyTicket(ctx context.Context, a *Account, vt *VerifyT
 	return m.storeShared(ctx, verifyTicketKey(a), vt)
 }
 
-// rejectVerifyTicket marks vt rejected, here and in the Store, unless a
-// newer ticket has replaced it meanwhile (compare-and-invalidate): the next
-// refresh then waits for WeChat's next push instead of spending calls on a
-// ticket WeChat refuses.
+// rejectVerifyTicket marks vt rejected, here unless a newer ticket has
+// replaced it meanwhile (compare-and-invalidate), and in the Store in a
+// record of its own, which marks the ticket record refused only while that
+// still holds vt: the next refresh then waits for WeChat's next push
+// instead of spending calls on a ticket WeChat refuses.
 func (m *Manager) rejectVerifyTicket(ctx context.Context, e *entry, a *Account, vt *VerifyTicket) {
 	r := *vt
 	r.Rejected = true
@@ -108,18 +122,13 @@ func (m *Manager) rejectVerifyTicket(ctx context.Context, e *entry, a *Account, 
 	if m.sharedStore() == nil {
 		return
 	}
-	// Marked refused in the Store only over vt itself: a ticket another
-	// instance took meanwhile (later, or another of the same second) stays,
-	// and is taken here too.
-	stored := m.storedVerifyTicket(ctx, a)
-	if stored != nil && (stored.Ticket != vt.Ticket || !stored.Issued.Equal(vt.Issued)) {
-		if stored.supersedes(&r) {
-			e.verifyTicket.CompareAndSwap(&r, stored)
-		}
-		return
-	}
-	if err := m.shareVerifyTicket(ctx, a, &r); err != nil {
+	if err := m.storeShared(ctx, refusedTicketKey(a), refusedTicket{Ticket: vt.Ticket, Issued: vt.Issued}); err != nil {
 		m.lg().Warn("could not share a refused component_verify_ticket", zap.String("account", a.Name), zap.Error(err))
+	}
+	// A ticket another instance took meanwhile (later, or another of the
+	// same second) is taken here too.
+	if stored := m.storedVerifyTicket(ctx, a); stored != nil && stored.supersedes(&r) {
+		e.verifyTicket.CompareAndSwap(&r, stored)
 	}
 }
 
@@ -146,6 +155,13 @@ func (m *Manager) storedVerifyTicket(ctx context.Context, a *Account) *VerifyTic
 	var stored VerifyTicket
 	if err != nil || json.Unmarshal(raw, &stored) != nil || stored.Ticket == "" {
 		return nil
+	}
+	sctx, cancel = context.WithTimeout(ctx, m.opts.StoreTimeout)
+	raw, err = s.Load(sctx, refusedTicketKey(a))
+	cancel()
+	var refused refusedTicket
+	if err == nil && json.Unmarshal(raw, &refused) == nil && refused.Ticket == stored.Ticket && refused.Issued.Equal(stored.Issued) {
+		stored.Rejected = true
 	}
 	return &stored
 }

@@ -227,3 +227,53 @@ func TestVerifyTicketOfTheSameSecondAcrossInstances(t *testing.T) {
 		}
 	}
 }
+
+// hookStore runs onLoad once, after the first Load of a verify ticket.
+type hookStore struct {
+	*memStore
+	onLoad func()
+}
+
+func (s *hookStore) Load(ctx context.Context, key string) ([]byte, error) {
+	raw, err := s.memStore.Load(ctx, key)
+	if f := s.onLoad; f != nil && strings.HasSuffix(key, "verify_ticket.json") {
+		s.onLoad = nil
+		f()
+	}
+	return raw, err
+}
+
+// TestRefusalKeepsANewerPush: a push another instance writes while this
+// one records WeChat's refusal of the older ticket stays, usable, for
+// every instance.
+func TestRefusalKeepsANewerPush(t *testing.T) {
+	clock := NewFrozenClock(t0)
+	store := &hookStore{memStore: newMemStore()}
+	comp := Account{Name: "platform", Kind: Component, AppID: "wxcomp", Secret: "compsecret"}
+	register := func() *Handle {
+		h, err := NewManager(Options{Clock: clock, Fetcher: &fakeFetcher{}, Store: store}).Register(comp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.Release)
+		return h
+	}
+	x, y, z := register(), register(), register()
+	ctx := context.Background()
+	if err := x.SetVerifyTicket(ctx, "ticket@1", t0); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(10 * time.Minute)
+	vt := x.e.verifyTicket.Load()
+	store.onLoad = func() { // y takes the next push while x records the refusal
+		if err := y.SetVerifyTicket(ctx, "ticket@2", t0.Add(10*time.Minute)); err != nil {
+			t.Error(err)
+		}
+	}
+	x.m.rejectVerifyTicket(ctx, x.e, x.e.acct.Load(), vt)
+	for i, h := range []*Handle{x, y, z} {
+		if got := h.m.currentVerifyTicket(ctx, h.e, h.e.acct.Load()); got == nil || got.Ticket != "ticket@2" || got.Rejected {
+			t.Errorf("instance %d holds %+v, want ticket@2, usable", i, got)
+		}
+	}
+}
