@@ -189,16 +189,7 @@ func TestVerifyTicketOfTheSameSecondAcrossInstances(t *testing.T) {
 	for _, gap := range []time.Duration{100 * time.Millisecond, 0} {
 		clock := NewFrozenClock(t0)
 		store := newMemStore()
-		comp := Account{Name: "platform", Kind: Component, AppID: "wxcomp", Secret: "compsecret"}
-		register := func() *Handle {
-			h, err := NewManager(Options{Clock: clock, Fetcher: &fakeFetcher{}, Store: store}).Register(comp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(h.Release)
-			return h
-		}
-		x, y := register(), register()
+		x, y := platformInstance(t, clock, store), platformInstance(t, clock, store)
 		ctx := context.Background()
 		held := func(h *Handle) *VerifyTicket { return h.m.currentVerifyTicket(ctx, h.e, h.e.acct.Load()) }
 		if err := x.SetVerifyTicket(ctx, "ticket@1", t0); err != nil {
@@ -219,7 +210,7 @@ func TestVerifyTicketOfTheSameSecondAcrossInstances(t *testing.T) {
 		x.e.verifyTicket.Store(old)
 		x.m.rejectVerifyTicket(ctx, x.e, x.e.acct.Load(), old)
 		var stored VerifyTicket
-		if raw, err := store.Load(ctx, verifyTicketKey(&comp)); err != nil || json.Unmarshal(raw, &stored) != nil || stored.Ticket != "ticket@2" || stored.Rejected {
+		if raw, err := store.Load(ctx, verifyTicketKey(x.Account())); err != nil || json.Unmarshal(raw, &stored) != nil || stored.Ticket != "ticket@2" || stored.Rejected {
 			t.Fatalf("gap %v: the Store holds %+v (%v) after x's refusal of ticket@1, want ticket@2", gap, stored, err)
 		}
 		if got := held(x); got.Ticket != "ticket@2" || got.Rejected {
@@ -249,16 +240,7 @@ func (s *hookStore) Load(ctx context.Context, key string) ([]byte, error) {
 func TestRefusalKeepsANewerPush(t *testing.T) {
 	clock := NewFrozenClock(t0)
 	store := &hookStore{memStore: newMemStore()}
-	comp := Account{Name: "platform", Kind: Component, AppID: "wxcomp", Secret: "compsecret"}
-	register := func() *Handle {
-		h, err := NewManager(Options{Clock: clock, Fetcher: &fakeFetcher{}, Store: store}).Register(comp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(h.Release)
-		return h
-	}
-	x, y, z := register(), register(), register()
+	x, y, z := platformInstance(t, clock, store), platformInstance(t, clock, store), platformInstance(t, clock, store)
 	ctx := context.Background()
 	if err := x.SetVerifyTicket(ctx, "ticket@1", t0); err != nil {
 		t.Fatal(err)
@@ -276,4 +258,17 @@ func TestRefusalKeepsANewerPush(t *testing.T) {
 			t.Errorf("instance %d holds %+v, want ticket@2, usable", i, got)
 		}
 	}
+}
+
+// platformInstance is one instance of the platform "platform", sharing
+// store with the others.
+func platformInstance(t *testing.T, clock Clock, store Store) *Handle {
+	t.Helper()
+	h, err := NewManager(Options{Clock: clock, Fetcher: &fakeFetcher{}, Store: store}).Register(
+		Account{Name: "platform", Kind: Component, AppID: "wxcomp", Secret: "compsecret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Release)
+	return h
 }
