@@ -107,3 +107,33 @@ func TestClearQuotaNeedsAdmin(t *testing.T) {
 	admin := g.gatewayToken(site, "official", mpAppID, adminKey)
 	wantErrcode(t, g.post(site, "/cgi-bin/clear_quota?access_token="+admin, "application/json", []byte(`{"appid":"`+mpAppID+`"}`)), 0)
 }
+
+// TestFileDownloadsUnchanged: a file WeChat serves back (a WeCom file's
+// media/get, get_material: a Content-Disposition) reaches the client byte
+// for byte, though it holds what the mask would take for credentials; the
+// same text without a Content-Disposition is masked.
+func TestFileDownloadsUnchanged(t *testing.T) {
+	content := "id,url\n1,https://example.com/cb?access_token=abc123&secret=s3cr3t&corpsecret=q\n"
+	for _, c := range []struct {
+		contentType, disposition string
+		unchanged                bool
+	}{
+		{"text/csv", `attachment; filename="report.csv"`, true},
+		{"application/zip", `attachment; filename="export.zip"`, true},
+		{"application/json", `attachment; filename="export.json"`, true},
+		{"text/csv", "", false},
+	} {
+		g := newGateway(t)
+		g.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", c.contentType)
+			if c.disposition != "" {
+				w.Header().Set("Content-Disposition", c.disposition)
+			}
+			_, _ = w.Write([]byte(content))
+		}))
+		rec := g.get(g.trustedSite(), "/cgi-bin/media/get?media_id=m1")
+		if got := rec.Body.String() == content; got != c.unchanged {
+			t.Errorf("%s, %q: body %q, want unchanged %v", c.contentType, c.disposition, rec.Body, c.unchanged)
+		}
+	}
+}

@@ -114,7 +114,7 @@ func (i *inspector) WriteHeader(status int) {
 		return
 	}
 	i.status = status
-	i.masked = maskable(h)
+	i.masked = maskable(h) && !fileDownload(status, h)
 	if !holdBack(status, h) {
 		i.startPassing()
 	}
@@ -151,7 +151,7 @@ func last(h http.Header, key string) string {
 
 // maskable reports whether an answer could echo a request: anything but
 // images, audio and video (the media WeChat serves, which it never builds
-// from a request's text). An answer with several Content-Types is masked
+// from a request's text) and files (fileDownload). An answer with several Content-Types is masked
 // unless all of them are media: a client may read any one of them.
 func maskable(h http.Header) bool {
 	for _, ct := range h["Content-Type"] {
@@ -161,6 +161,15 @@ func maskable(h http.Header) bool {
 		}
 	}
 	return len(h["Content-Type"]) == 0
+}
+
+// fileDownload reports whether an answer is a file WeChat serves back
+// (media/get of a WeCom file, get_material): a success with a
+// Content-Disposition. Its bytes are what an app uploaded, never an echo of
+// the request, and go to the client unchanged, whatever their type (a CSV
+// or a zip may well hold "access_token=").
+func fileDownload(status int, h http.Header) bool {
+	return status/100 == 2 && last(h, "Content-Disposition") != ""
 }
 
 // jsonOrText reports whether a Content-Type is application/json or a text/
