@@ -133,6 +133,12 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusBadRequest, "not a third-party platform event", err)
 		return
 	}
+	if platform := h.fixed.Account().AppID; ev.AppID != platform {
+		// Sealed with this platform's key, but for another platform (one
+		// token and key shared between platforms): not this one's ticket.
+		refuse(http.StatusBadRequest, "an event for another platform ("+logText(ev.AppID)+")", nil)
+		return
+	}
 	switch ev.InfoType {
 	case msgcrypt.InfoTypeVerifyTicket:
 		if err := h.fixed.SetVerifyTicket(r.Context(), ev.ComponentVerifyTicket, time.Unix(ev.CreateTime, 0)); err != nil {

@@ -249,3 +249,25 @@ func TestPlatformSiteWithholdsRefreshTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestCallbackRefusesAnotherPlatformsEvent: a push sealed with this
+// platform's token and key but naming another platform in its event (the
+// two share a key) is refused, and its ticket not kept.
+func TestCallbackRefusesAnotherPlatformsEvent(t *testing.T) {
+	site, codec, clock, h := platformSite(t)
+	ev := msgcrypt.ComponentEvent{AppID: "wxanotherplatform1", CreateTime: clock.Now().Unix(),
+		InfoType: msgcrypt.InfoTypeVerifyTicket, ComponentVerifyTicket: "ticket@of-another-platform"}
+	ts := strconv.FormatInt(clock.Now().Unix(), 10)
+	env, sig, err := codec.Seal(ev.Marshal(), ts, "nonce1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, "/cb?timestamp="+ts+"&nonce=nonce1&msg_signature="+sig, bytes.NewReader(env.Marshal()))
+	rec := httptest.NewRecorder()
+	if err := site.ServeHTTP(rec, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, fresh := h.VerifyTicketStatus(); rec.Code != http.StatusBadRequest || fresh {
+		t.Errorf("a push naming component %s: answered %d %q, ticket kept %v; want 400 and no ticket", ev.AppID, rec.Code, rec.Body, fresh)
+	}
+}
