@@ -264,7 +264,7 @@ func (h *Handler) serveQueryAuth(w http.ResponseWriter, r *http.Request, claims 
 		wxapi.WriteError(w, wxapi.CodeCodeMissing, "authorization_code missing")
 		return
 	}
-	auth, err := h.fixed.Authorize(r.Context(), req.AuthorizationCode, time.Time{})
+	auth, err := h.fixed.Authorize(r.Context(), req.AuthorizationCode, h.app.now())
 	var fe *token.FetchError
 	switch {
 	case errors.As(err, &fe) && fe.Errcode != 0:

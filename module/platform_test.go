@@ -536,3 +536,54 @@ func TestConfigTimingsReachTheManager(t *testing.T) {
 	svc.deactivate(next)
 	want("the reload failed to start", 45*time.Second, 7*time.Second)
 }
+
+// codesFetcher is a platformFetcher whose codes may carry a "#n" suffix,
+// so that one authorizer can authorise more than once.
+type codesFetcher struct{ platformFetcher }
+
+func (f *codesFetcher) QueryAuth(ctx context.Context, a *token.Account, tok, code string) (token.Authorization, string, error) {
+	code, _, _ = strings.Cut(code, "#")
+	return f.platformFetcher.QueryAuth(ctx, a, tok, code)
+}
+
+// TestOlderWithdrawalAfterReauthorization: an authorizer withdraws at t1,
+// then authorises again, first exchanged by the platform's page (no push
+// time) and then pushed. A retry of the t1 withdrawal reaching the gateway
+// later (another instance, a restart) does not revoke the new
+// authorisation: the push dates it.
+func TestOlderWithdrawalAfterReauthorization(t *testing.T) {
+	clock := token.NewFrozenClock(testStart)
+	m := token.NewManager(token.Options{Clock: clock, Logger: zap.NewNop(), Fetcher: &codesFetcher{}})
+	comp, err := m.Register(token.Account{Name: "platform", Kind: token.Component, AppID: platAppID, Secret: "component-secret-0123456789abcdef"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	comp.Activate()
+	t.Cleanup(comp.Release)
+	ctx := context.Background()
+	if err := comp.SetVerifyTicket(ctx, "ticket@1", clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := comp.Authorize(ctx, "code-"+authB+"#1", clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	t1 := clock.Now()
+	if err := comp.Unauthorize(ctx, authB, t1); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	if _, err := comp.Authorize(ctx, "code-"+authB+"#2", time.Time{}); err != nil { // the page's exchange
+		t.Fatal(err)
+	}
+	if _, err := comp.Authorize(ctx, "code-"+authB+"#2", clock.Now()); err != nil { // its push
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	if err := comp.Unauthorize(ctx, authB, t1); err != nil { // t1's push again
+		t.Fatal(err)
+	}
+	if !comp.Authorized(ctx, authB) {
+		t.Errorf("the withdrawal issued at %v revoked the authorisation made a minute later", t1.Format(time.TimeOnly))
+	}
+}

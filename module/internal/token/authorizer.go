@@ -64,8 +64,10 @@ type authorizerRecord struct {
 	Revoked      bool      `json:"revoked,omitempty"`
 	Updated      time.Time `json:"updated"`
 	// Authorized is when WeChat issued the push of the authorisation the
-	// refresh token comes from (its CreateTime, WeChat's clock), zero when
-	// the code came otherwise: a withdrawal issued before it is older news.
+	// refresh token comes from (its CreateTime, WeChat's clock), or when the
+	// platform's own api_query_auth exchanged its code (the gateway's
+	// clock), whichever is later: a withdrawal issued before it is older
+	// news.
 	Authorized time.Time `json:"authorized,omitzero"`
 }
 
@@ -105,8 +107,8 @@ func authorizerStoreKey(comp *Account, appid string) string {
 // `updateauthorized` push, or the platform's authorization page) for the
 // authorizer's refresh token, which it keeps, and returns the authorizer's
 // appid and what it granted. issued is when WeChat issued the push that
-// brought the code (zero if none did). It is called on a component
-// account's Handle.
+// brought the code, or when the platform's call brought it. It is called on
+// a component account's Handle.
 func (h *Handle) Authorize(ctx context.Context, code string, issued time.Time) (Authorization, error) {
 	m, comp := h.m, h.Account()
 	if comp.Kind != Component || comp.Endpoint != ComponentToken {
@@ -120,6 +122,18 @@ func (h *Handle) Authorize(ctx context.Context, code string, issued time.Time) (
 	// redirects with it and WeChat pushes it too: the second exchange is
 	// answered from the first, wherever in the cluster it happened.
 	if auth, ok := m.exchanged(ctx, h.e, comp, code); ok {
+		// The push of a code the platform's page already exchanged dates
+		// the authorisation, if it is later: a withdrawal issued before it
+		// is older news.
+		if !issued.IsZero() && ValidAppID(auth.AppID) {
+			m.underAuthorizerLock(ctx, h, auth.AppID, func(ctx context.Context) {
+				if cur := m.refreshToken(ctx, h.e, comp, auth.AppID); cur != nil && cur.RefreshToken != "" && issued.After(cur.Authorized) {
+					rec := *cur
+					rec.Authorized, rec.Updated = issued, time.Time{}
+					_ = m.keepRefreshToken(ctx, h.e, comp, auth.AppID, rec)
+				}
+			})
+		}
 		return auth, nil
 	}
 	var auth Authorization
