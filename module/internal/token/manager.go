@@ -154,6 +154,10 @@ type Token struct {
 	// with this same token until it expires, so asking again sooner only
 	// spends quota and brings it back.
 	untilExpiry bool
+	// heldToExpiry marks a ticket of an endpoint that, asked before a
+	// ticket expired, handed it back unchanged: its tickets are kept to
+	// their expiry (refreshAt), not asked for early again.
+	heldToExpiry bool
 	// lastSecond marks such a token handed back after it expired here, or
 	// with no life left, and kept for a second or so: handed back so once
 	// more, it is an error.
@@ -381,13 +385,24 @@ func (m *Manager) usable(t *Token, now time.Time) bool {
 // refreshAt is when a background refresh of t is due: the account's margin
 // before t expires, or when it expires for an endpoint that hands out the
 // same token until then (gettoken): a refresh before that would only bring
-// t back.
+// t back. A ticket is asked for once TicketMargin before it expires, in
+// case the endpoint hands out the next one then, and kept to its expiry if
+// it comes back.
 func refreshAt(a *Account, t *Token) time.Time {
-	if a.Endpoint.untilExpiry() {
+	switch {
+	case a.Endpoint.Ticket() && !t.heldToExpiry:
+		return t.Expires.Add(-TicketMargin)
+	case a.Endpoint.untilExpiry():
 		return t.Expires
 	}
 	return t.Expires.Add(-a.Margin)
 }
+
+// TicketMargin is how long before a JS-SDK ticket expires the gateway asks
+// for the next one: SDKs cache a ticket for its expires_in less up to 25
+// minutes (silenceper/wechat: 1500 s, and a negative cache time fails
+// with Redis), so a ticket handed out should have more left than that.
+const TicketMargin = 30 * time.Minute
 
 // entry is the state of one account.
 type entry struct {
@@ -799,7 +814,8 @@ func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token
 		expires = prev.Expires
 	}
 	tok := &Token{Value: got.Value, Fetched: fetched, Expires: expires, Generation: gen,
-		untilExpiry: a.Endpoint.untilExpiry(), lastSecond: lastSecond}
+		untilExpiry: a.Endpoint.untilExpiry(), lastSecond: lastSecond,
+		heldToExpiry: prev != nil && (prev.heldToExpiry || same && prev.Expires.After(start))}
 	m.lg().Info("access_token refreshed", zap.String("account", a.Name), zap.String("appid", a.AppID),
 		zap.String("endpoint", string(a.Endpoint)), zap.Duration("expires_in", got.ExpiresIn), zap.Uint64("generation", gen))
 	return tok, nil

@@ -20,6 +20,7 @@ type ticketPlatform struct {
 	value    string
 	expires  time.Time
 	rejectOn string // a token value the ticket endpoint refuses with 40001
+	fresh    bool   // a new ticket on every call, not the same until it expires
 }
 
 func (f *ticketPlatform) FetchTicket(_ context.Context, a *Account, accessToken string) (Fetched, error) {
@@ -30,7 +31,7 @@ func (f *ticketPlatform) FetchTicket(_ context.Context, a *Account, accessToken 
 		return Fetched{}, &FetchError{Endpoint: a.Endpoint.Path(), Errcode: wxapi.CodeInvalidCredential, Errmsg: "invalid credential"}
 	}
 	now := f.clock.Now()
-	if f.value == "" || !now.Before(f.expires) {
+	if f.value == "" || !now.Before(f.expires) || f.fresh {
 		f.minted++
 		f.value = fmt.Sprintf("ticket-%d-0123456789", f.minted)
 		f.expires = now.Add(2 * time.Hour)
@@ -118,6 +119,32 @@ func TestTicketDayAtMostThirteenFetches(t *testing.T) {
 	}
 	if n := f.ticketCalls(); n > 13 {
 		t.Errorf("%d ticket fetches in a day, want at most 13", n)
+	}
+}
+
+// TestTicketsHandedOutWithTimeToCache: an endpoint that hands out a new
+// ticket when asked has it asked TicketMargin before the ticket expires, so
+// that every ticket handed out has more than the 25 minutes SDKs take off
+// before caching it; one that hands back the same ticket until it expires
+// is asked early once, then no more (TestTicketDayAtMostThirteenFetches).
+func TestTicketsHandedOutWithTimeToCache(t *testing.T) {
+	m, _, ticket, clock, f := newTicketManager(t)
+	f.mu.Lock()
+	f.fresh = true
+	f.mu.Unlock()
+	for elapsed := time.Duration(0); elapsed < 24*time.Hour; elapsed += 10 * time.Second {
+		tok, err := ticket.Token(context.Background())
+		if err != nil {
+			t.Fatalf("at %v: %v", elapsed, err)
+		}
+		if left := tok.Expires.Sub(clock.Now()); left <= 25*time.Minute {
+			t.Fatalf("at %v: a ticket with %v left handed out", elapsed, left)
+		}
+		m.RefreshDue(context.Background())
+		clock.Advance(10 * time.Second)
+	}
+	if n := f.ticketCalls(); n > 17 {
+		t.Errorf("%d ticket fetches in a day, want at most 17 (one each 1h30)", n)
 	}
 }
 
