@@ -313,6 +313,9 @@ func (a *App) apply() {
 		for _, h := range set.handles {
 			h.Activate()
 		}
+		for _, h := range set.tickets {
+			h.Activate()
+		}
 		set.mu.Unlock()
 	}
 	// Tokens are shared through the config's storage (file_system by
@@ -344,6 +347,9 @@ func (a *App) Cleanup() error {
 	}
 	if set := a.authorizers; set != nil {
 		set.mu.Lock()
+		for _, h := range set.tickets {
+			h.Release()
+		}
 		for _, h := range set.handles {
 			h.Release()
 		}
@@ -422,6 +428,48 @@ func (a *App) registerAuthorizer(comp *token.Handle, appid string) *token.Handle
 	return h
 }
 
+// authorizerTicket returns the handle of the ticket of type ep of auth,
+// authorizer appid of platform account comp, registering it on first use
+// (a ticket is per appid: one shared with an account of the same appid
+// configured directly), so that the tickets of a platform's authorizers
+// are cached as an account's are; nil if it cannot be registered.
+func (a *App) authorizerTicket(comp, auth *token.Handle, ep token.Endpoint) *token.Handle {
+	set := a.authorizers
+	key := authorizerTicketKey{authorizerKey{comp.Account().Name, auth.Account().AppID}, ep}
+	set.mu.Lock()
+	th := set.tickets[key]
+	set.mu.Unlock()
+	if th != nil {
+		return th
+	}
+	th, err := a.tokens.manager.Register(token.Account{Name: auth.Account().Name + "/" + string(ep), Endpoint: ep, Parent: auth})
+	if err != nil {
+		a.logger.Warn("authorizer ticket not registered", zap.String("account", comp.Account().Name), zap.Error(err))
+		return nil
+	}
+	set.mu.Lock()
+	switch {
+	case set.cleanedUp:
+		// A request of a config already replaced: the handle serves it,
+		// and is not kept.
+		set.mu.Unlock()
+		th.Release()
+		return th
+	case set.tickets[key] != nil:
+		kept := set.tickets[key]
+		set.mu.Unlock()
+		th.Release()
+		return kept
+	}
+	if set.tickets == nil {
+		set.tickets = make(map[authorizerTicketKey]*token.Handle)
+	}
+	set.tickets[key] = th
+	set.mu.Unlock()
+	a.tokens.whileActive(a, th.Activate)
+	return th
+}
+
 // adoptAuthorizers registers in this config, as it starts, the authorizers
 // of its platforms that hold a token (registered by the config it
 // replaces, which has not let go of them yet). Without it they would be
@@ -444,7 +492,8 @@ func (a *App) adoptAuthorizers() {
 type authorizerSet struct {
 	mu        sync.Mutex
 	handles   map[authorizerKey]*token.Handle
-	cleanedUp bool // Cleanup released them: keep no more
+	tickets   map[authorizerTicketKey]*token.Handle // the authorizers' JS-SDK tickets in use
+	cleanedUp bool                                  // Cleanup released them: keep no more
 	// byAppID holds the same handles by the authorizer's appid ([]*token.
 	// Handle, replaced whole under mu), read without a lock on every call
 	// (confidential); none says that there are none, without a lookup.
@@ -455,6 +504,12 @@ type authorizerSet struct {
 // authorizerKey names an authorizer of a platform: the platform account's
 // name and the authorizer's appid.
 type authorizerKey struct{ account, appid string }
+
+// authorizerTicketKey names a ticket type of an authorizer.
+type authorizerTicketKey struct {
+	authorizerKey
+	ep token.Endpoint
+}
 
 func newAuthorizerSet() *authorizerSet {
 	s := &authorizerSet{handles: make(map[authorizerKey]*token.Handle)}

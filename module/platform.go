@@ -76,6 +76,8 @@ func (h *Handler) serveComponent(w http.ResponseWriter, r *http.Request, next ca
 	case component:
 		countCall(clientName(claims), h.Account, 0)
 		return h.forward(w, r, next, h.fixed)
+	case class == pathTicket:
+		h.serveAuthorizerTicket(w, r, claims)
 	default:
 		return h.serveAuthorizerCall(w, r, next, claims)
 	}
@@ -291,6 +293,38 @@ func (h *Handler) serveQueryAuth(w http.ResponseWriter, r *http.Request, claims 
 // authorizer's token. The authorizer is the one the client's gateway token
 // names, or on a trusted site the one the placeholder names.
 func (h *Handler) serveAuthorizerCall(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, claims *clientauth.Claims) error {
+	account := h.authorizerOf(w, r, claims)
+	if account == nil {
+		return nil
+	}
+	countCall(clientName(claims), h.Account, 0)
+	return h.forward(w, r, next, account)
+}
+
+// serveAuthorizerTicket answers an authorizer's JS-SDK ticket call from the
+// ticket cache, as serveTicket answers an account's: a ticket call
+// forwarded would reach WeChat on every call, spending the authorizer's
+// ticket quota.
+func (h *Handler) serveAuthorizerTicket(w http.ResponseWriter, r *http.Request, claims *clientauth.Claims) {
+	account := h.authorizerOf(w, r, claims)
+	if account == nil {
+		return
+	}
+	ep, refusal := ticketOf(r, account.Account().Kind)
+	if refusal != nil {
+		countCall(clientName(claims), h.Account, refusal.Code)
+		writeRefusal(w, refusal)
+		return
+	}
+	countCall(clientName(claims), h.Account, 0)
+	h.writeTicket(w, r, h.app.authorizerTicket(h.fixed, account, ep))
+}
+
+// authorizerOf returns the handle of the authorizer a call to the
+// platform's site is made for (named by the caller's gateway token, or on a
+// trusted site by its placeholder token), or answers the call and returns
+// nil.
+func (h *Handler) authorizerOf(w http.ResponseWriter, r *http.Request, claims *clientauth.Claims) *token.Handle {
 	appid := ""
 	if claims != nil {
 		appid = claims.Authorizer
@@ -307,10 +341,8 @@ func (h *Handler) serveAuthorizerCall(w http.ResponseWriter, r *http.Request, ne
 	account := h.app.authorizer(r.Context(), h.fixed, appid)
 	if account == nil {
 		notAuthorized(w, appid)
-		return nil
 	}
-	countCall(clientName(claims), h.Account, 0)
-	return h.forward(w, r, next, account)
+	return account
 }
 
 // refreshTokenAnswers are the component APIs whose answers hold

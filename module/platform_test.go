@@ -2,6 +2,7 @@ package caddywechat
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
 	"github.com/wxgate/caddy-wechat/module/internal/msgcrypt"
 	"github.com/wxgate/caddy-wechat/module/internal/token"
+	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
 const (
@@ -31,8 +33,9 @@ const (
 // platformFetcher mints component, official and authorizer tokens and
 // exchanges codes ("code-<appid>" authorizes appid), without a network.
 type platformFetcher struct {
-	mu sync.Mutex
-	n  int
+	mu      sync.Mutex
+	n       int
+	tickets map[string]int // ticket calls by the token they were made with
 }
 
 func (f *platformFetcher) next(prefix string) string {
@@ -48,6 +51,16 @@ func (f *platformFetcher) Fetch(_ context.Context, a *token.Account, _ bool) (to
 
 func (f *platformFetcher) FetchAuthorizerToken(_ context.Context, a *token.Account, _, _ string) (token.Fetched, string, error) {
 	return token.Fetched{Value: f.next("authorizer-" + a.AppID), ExpiresIn: 2 * time.Hour}, "", nil
+}
+
+func (f *platformFetcher) FetchTicket(_ context.Context, a *token.Account, accessToken string) (token.Fetched, error) {
+	f.mu.Lock()
+	if f.tickets == nil {
+		f.tickets = make(map[string]int)
+	}
+	f.tickets[accessToken]++
+	f.mu.Unlock()
+	return token.Fetched{Value: f.next("ticket-" + string(a.Endpoint) + "-" + a.AppID), ExpiresIn: 2 * time.Hour}, nil
 }
 
 func (f *platformFetcher) QueryAuth(_ context.Context, _ *token.Account, _, code string) (token.Authorization, string, error) {
@@ -585,5 +598,43 @@ func TestOlderWithdrawalAfterReauthorization(t *testing.T) {
 	}
 	if !comp.Authorized(ctx, authB) {
 		t.Errorf("the withdrawal issued at %v revoked the authorisation made a minute later", t1.Format(time.TimeOnly))
+	}
+}
+
+// TestAuthorizerTicketsCached: on a platform's site an authorizer's JS-SDK
+// ticket calls are answered from the ticket cache, fetched once per type
+// with the authorizer's token, and never forwarded: forwarded, every call
+// reached WeChat and spent the authorizer's ticket quota. WeCom's ticket
+// paths are refused for an authorizer (an official account).
+func TestAuthorizerTicketsCached(t *testing.T) {
+	app := platformApp(t)
+	plat := platformAppSite(app, "platform")
+	authTok := authorizerToken(t, plat, authA)
+	upstream := 0
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		upstream++
+		return nil
+	})
+	var tickets []string
+	for _, typ := range []string{"jsapi", "jsapi", "wx_card", "jsapi"} {
+		rec := servePlatform(t, plat, httptest.NewRequest("GET", "/cgi-bin/ticket/getticket?type="+typ+"&access_token="+authTok, nil), next)
+		var ans struct {
+			Errcode   int    `json:"errcode"`
+			Ticket    string `json:"ticket"`
+			ExpiresIn int    `json:"expires_in"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &ans); err != nil || ans.Errcode != 0 || ans.ExpiresIn != 7200 || !strings.Contains(ans.Ticket, "ticket-"+typ+"-"+authA) {
+			t.Fatalf("%s ticket: %s", typ, rec.Body)
+		}
+		tickets = append(tickets, ans.Ticket)
+	}
+	if tickets[0] != tickets[1] || tickets[0] != tickets[3] || tickets[0] == tickets[2] {
+		t.Errorf("tickets %q: want one jsapi ticket throughout and another wx_card one", tickets)
+	}
+	for _, path := range []string{"/cgi-bin/get_jsapi_ticket?", "/cgi-bin/ticket/get?type=agent_config&"} {
+		wantErrcode(t, servePlatform(t, plat, httptest.NewRequest("GET", path+"access_token="+authTok, nil), next), wxapi.CodeAPIUnauthorized)
+	}
+	if upstream != 0 {
+		t.Errorf("%d ticket calls forwarded upstream, want 0", upstream)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -64,7 +65,17 @@ func (h *Handler) serveTicket(w http.ResponseWriter, r *http.Request, account *t
 		writeRefusal(w, refusal)
 		return
 	}
-	t, err := h.app.ticket(acct.Name, ep).Token(r.Context())
+	h.writeTicket(w, r, h.app.ticket(acct.Name, ep))
+}
+
+// writeTicket answers with the ticket of handle th, in WeChat's shape, with
+// its real remaining life.
+func (h *Handler) writeTicket(w http.ResponseWriter, r *http.Request, th *token.Handle) {
+	if th == nil {
+		unavailable(w, errors.New("no ticket could be registered"))
+		return
+	}
+	t, err := th.Token(r.Context())
 	if err != nil {
 		unavailable(w, err)
 		return
