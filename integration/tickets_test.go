@@ -70,8 +70,11 @@ func TestTicketStormAcrossACluster(t *testing.T) {
 }
 
 // TestTicketDay: a ticket asked for every 10 minutes of a simulated day,
-// with the background refresh running, costs at most 13 ticket calls and
-// never fails.
+// with the background refresh running, costs at most 14 ticket calls and
+// never fails: one a lifetime and one more, plus the one early ask
+// (TicketMargin before the first ticket expires) that finds the simulator
+// hands the same ticket back until it expires, after which it is not asked
+// early again.
 func TestTicketDay(t *testing.T) {
 	e := newEnv(t, "stable_token")
 	for elapsed := time.Duration(0); elapsed < 24*time.Hour; elapsed += 10 * time.Minute {
@@ -82,8 +85,8 @@ func TestTicketDay(t *testing.T) {
 		}
 		e.advance(10 * time.Minute)
 	}
-	if n := simTickets(e.tap); n > 13 {
-		t.Errorf("%d ticket calls in a day, want at most 13", n)
+	if n := simTickets(e.tap); n > 14 {
+		t.Errorf("%d ticket calls in a day, want at most 14", n)
 	}
 }
 
