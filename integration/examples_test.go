@@ -61,6 +61,7 @@ import (
 	"github.com/silenceper/wechat/v2"
 	"github.com/silenceper/wechat/v2/cache"
 	"github.com/silenceper/wechat/v2/miniprogram"
+	"github.com/silenceper/wechat/v2/miniprogram/qrcode"
 	miniConfig "github.com/silenceper/wechat/v2/miniprogram/config"
 	"github.com/silenceper/wechat/v2/officialaccount"
 	offConfig "github.com/silenceper/wechat/v2/officialaccount/config"
@@ -1198,27 +1199,12 @@ var exampleCalls = []exampleCall{
 		}
 		return err
 	}},
-	// Plain HTTP: silenceper/wechat wants the image as image/jpeg, the
-	// simulator answers image/png.
 	{kind: simulator.KindOfficial, path: "/wxa/getwxacodeunlimit", run: func(c *exampleCaller) error {
-		q := "/wxa/getwxacodeunlimit"
-		if !c.trusted {
-			tok, err := c.gatewayToken()
-			if err != nil {
-				return err
-			}
-			q += "?access_token=" + url.QueryEscape(tok)
+		img, err := c.mini().GetQRCode().GetWXACodeUnlimit(qrcode.QRCoder{Scene: "id=7", Page: "pages/index/index"})
+		if err == nil && !bytes.HasPrefix(img, []byte{0xff, 0xd8, 0xff}) {
+			err = fmt.Errorf("answered %d bytes that are no JPEG: %.200q", len(img), img)
 		}
-		resp, err := c.e.client.Post(c.base+q, "application/json", strings.NewReader(`{"scene":"id=7","page":"pages/index/index"}`))
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		png, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK || !bytes.HasPrefix(png, []byte("\x89PNG")) {
-			return fmt.Errorf("answered %d, %d bytes that are no PNG: %.200s", resp.StatusCode, len(png), png)
-		}
-		return nil
+		return err
 	}},
 	{kind: simulator.KindOfficial, path: "/sns/oauth2/access_token", run: func(c *exampleCaller) error {
 		tok, err := c.official().GetOauth().GetUserAccessToken(c.code())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"image/jpeg"
 	"image/png"
 	"net/http"
 	"strings"
@@ -145,12 +146,12 @@ func TestWxaCodeUnlimit(t *testing.T) {
 	h := start(t)
 	tok := h.mpToken()
 	a := h.post("/wxa/getwxacodeunlimit", tq(tok), `{"scene":"a=1&b=2","page":"pages/index/index","width":300,"line_color":{"r":0,"g":"128","b":255}}`)
-	if a.status != 200 || a.header.Get("Content-Type") != "image/png" {
+	if a.status != 200 || a.header.Get("Content-Type") != "image/jpeg" {
 		t.Fatalf("getwxacodeunlimit: %d %s %q", a.status, a.header.Get("Content-Type"), truncate(a.body))
 	}
-	img, err := png.Decode(bytes.NewReader(a.body))
+	img, err := jpeg.Decode(bytes.NewReader(a.body))
 	if err != nil {
-		t.Fatalf("not a PNG: %v", err)
+		t.Fatalf("not a JPEG: %v", err)
 	}
 	if img.Bounds().Dx() != 300 {
 		t.Errorf("width %d", img.Bounds().Dx())
@@ -166,6 +167,9 @@ func TestWxaCodeUnlimit(t *testing.T) {
 	expectMP(t, h.post("/wxa/getwxacodeunlimit", tq(tok), `{"scene":"x","env_version":"beta"}`), 40097)
 	expectMP(t, h.post("/wxa/getwxacodeunlimit", tq(tok), `{"scene":`), 47001)
 	hyaline := h.post("/wxa/getwxacodeunlimit", tq(tok), `{"scene":"x","is_hyaline":true,"width":10}`)
+	if ct := hyaline.header.Get("Content-Type"); ct != "image/png" {
+		t.Errorf("is_hyaline: Content-Type %s, want image/png", ct)
+	}
 	img, err = png.Decode(bytes.NewReader(hyaline.body))
 	if err != nil || img.Bounds().Dx() != 280 {
 		t.Fatalf("small width not clamped to 280: %v", err)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"image/png"
 	"strings"
 
@@ -108,14 +109,22 @@ func handleWxaCodeUnlimit(s *Simulator, c *call) {
 	if req.IsHyaline {
 		background = color.RGBA{}
 	}
+	// WeChat answers a JPEG, and a PNG for a transparent background.
 	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
-	if err := enc.Encode(&buf, wxaImage(req.Scene+"\x00"+req.Page, width, line, background)); err != nil {
+	img := wxaImage(req.Scene+"\x00"+req.Page, width, line, background)
+	contentType, err := "image/jpeg", error(nil)
+	if req.IsHyaline {
+		contentType = "image/png"
+		err = (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, img)
+	} else {
+		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90})
+	}
+	if err != nil {
 		c.fail(wxapi.CodeSystemBusy)
 		return
 	}
 	c.code = wxapi.CodeOK
-	c.write(200, "image/png", buf.Bytes())
+	c.write(200, contentType, buf.Bytes())
 }
 
 // wxaImage draws a deterministic round-ish pattern of cells derived from
