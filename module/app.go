@@ -52,8 +52,10 @@ type App struct {
 	Clients map[string]*Client `json:"clients,omitempty"`
 
 	// ClientTokenTTL is the lifetime of the gateway tokens handed to
-	// clients, and the expires_in they are told; at most 366 days.
-	// Default: 2h, WeChat's own, which SDKs cache well.
+	// clients, and the expires_in they are told; at most 366 days. Keep it
+	// over 30 minutes: some SDKs cache a token for its expires_in less 25
+	// minutes (silenceper/wechat, which fails with a Redis cache under
+	// that). Default: 2h, WeChat's own, which SDKs cache well.
 	ClientTokenTTL caddy.Duration `json:"client_token_ttl,omitempty"`
 
 	// MaxReplayMemory caps the request-body bytes that all calls together
