@@ -49,6 +49,9 @@ type record struct {
 	Fetched    time.Time `json:"fetched"`
 	Expires    time.Time `json:"expires"`
 	Generation uint64    `json:"generation"`
+	// HeldToExpiry: the ticket's endpoint hands it back until it expires
+	// (Token.heldToExpiry), so that no instance asks for the next early.
+	HeldToExpiry bool `json:"held_to_expiry,omitempty"`
 }
 
 func recordKey(a *Account) string { return storePrefix + a.Key() + ".json" }
@@ -85,7 +88,7 @@ func loadRecord(ctx context.Context, s Store, a *Account, now time.Time) (*Token
 		return nil, &badRecordError{why: "it was fetched in the future"}
 	}
 	return &Token{Value: r.Token, Fetched: r.Fetched, Expires: r.Expires, Generation: r.Generation,
-		untilExpiry: a.Endpoint.untilExpiry()}, nil
+		untilExpiry: a.Endpoint.untilExpiry(), heldToExpiry: r.HeldToExpiry}, nil
 }
 
 // saveRecord writes the account's record.
@@ -93,6 +96,7 @@ func saveRecord(ctx context.Context, s Store, a *Account, t *Token) error {
 	raw, err := json.Marshal(record{
 		Version: recordVersion, Kind: a.Kind, AppID: a.AppID, Endpoint: a.Endpoint,
 		Token: t.Value, Fetched: t.Fetched, Expires: t.Expires, Generation: t.Generation,
+		HeldToExpiry: t.heldToExpiry,
 	})
 	if err != nil {
 		return err

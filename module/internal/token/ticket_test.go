@@ -157,3 +157,40 @@ func TestTicketNeedsAParentOfItsKind(t *testing.T) {
 		t.Error("a ticket without a parent was accepted")
 	}
 }
+
+// TestTicketDayInACluster: two instances sharing a Store, a ticket in use
+// on both all day: the endpoint that hands its ticket back until it
+// expires is asked early once for the cluster, not once a lifetime by each
+// instance that adopted the other's ticket from the Store.
+func TestTicketDayInACluster(t *testing.T) {
+	clock := NewFrozenClock(t0)
+	f := &ticketPlatform{platformFetcher: &platformFetcher{clock: clock}}
+	store := newMemStore()
+	var ms []*Manager
+	var tickets []*Handle
+	for range 2 {
+		m := NewManager(Options{Clock: clock, Fetcher: f, Store: store, Rand: func() float64 { return 0.5 }})
+		parent, err := m.Register(Account{Name: "mp", Kind: Official, AppID: "wx1", Secret: "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ticket, err := m.Register(Account{Name: "mp/jsapi", Endpoint: JSAPITicket, Parent: parent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ticket.Release(); parent.Release() })
+		ms, tickets = append(ms, m), append(tickets, ticket)
+	}
+	for elapsed := time.Duration(0); elapsed < 24*time.Hour; elapsed += 10 * time.Second {
+		for i, m := range ms {
+			if _, err := tickets[i].Token(context.Background()); err != nil {
+				t.Fatalf("instance %d at %v: %v", i, elapsed, err)
+			}
+			m.RefreshDue(context.Background())
+		}
+		clock.Advance(10 * time.Second)
+	}
+	if n := f.ticketCalls(); n > 14 {
+		t.Errorf("%d ticket fetches in a day for the cluster, want at most 14", n)
+	}
+}
