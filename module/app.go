@@ -432,10 +432,21 @@ func (a *App) registerAuthorizer(comp *token.Handle, appid string) *token.Handle
 
 // authorizerTicket returns the handle of the ticket of type ep of auth,
 // authorizer appid of platform account comp, registering it on first use
-// (a ticket is per appid: one shared with an account of the same appid
-// configured directly), so that the tickets of a platform's authorizers
-// are cached as an account's are; nil if it cannot be registered.
+// (a ticket is per appid: an account of the same appid configured directly
+// lends its own), so that the tickets of a platform's authorizers are
+// cached as an account's are; nil if it cannot be registered.
 func (a *App) authorizerTicket(comp, auth *token.Handle, ep token.Endpoint) *token.Handle {
+	// An account of the same appid configured directly has the ticket
+	// already, fetched with its own token: registering the authorizer's
+	// under the same key would make the authorizer its parent, and its
+	// withdrawal would fail the account's ticket.
+	for name, h := range a.handles {
+		if acct := h.Account(); acct.AppID == auth.Account().AppID && acct.Kind == token.Official {
+			if th := a.ticket(name, ep); th != nil {
+				return th
+			}
+		}
+	}
 	set := a.authorizers
 	key := authorizerTicketKey{authorizerKey{comp.Account().Name, auth.Account().AppID}, ep}
 	set.mu.Lock()

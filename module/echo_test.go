@@ -111,7 +111,8 @@ func TestClearQuotaNeedsAdmin(t *testing.T) {
 // TestFileDownloadsUnchanged: a file WeChat serves back (a WeCom file's
 // media/get, get_material: a Content-Disposition) reaches the client byte
 // for byte, though it holds what the mask would take for credentials; the
-// same text without a Content-Disposition is masked.
+// same text without a Content-Disposition is masked. The real token itself
+// is masked in a file too.
 func TestFileDownloadsUnchanged(t *testing.T) {
 	content := "id,url\n1,https://example.com/cb?access_token=abc123&secret=s3cr3t&corpsecret=q\n"
 	for _, c := range []struct {
@@ -135,5 +136,17 @@ func TestFileDownloadsUnchanged(t *testing.T) {
 		if got := rec.Body.String() == content; got != c.unchanged {
 			t.Errorf("%s, %q: body %q, want unchanged %v", c.contentType, c.disposition, rec.Body, c.unchanged)
 		}
+	}
+	// A file that holds the real token (an echo with a Content-Disposition):
+	// the token itself is still masked.
+	g := newGateway(t)
+	g.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/csv")
+		w.Header().Set("Content-Disposition", `attachment; filename="echo.csv"`)
+		_, _ = w.Write([]byte("url\n" + r.URL.RawQuery + "\n"))
+	}))
+	rec := g.get(g.trustedSite(), "/cgi-bin/media/get?media_id=m1")
+	if real := g.fetches.last(); real == "" || strings.Contains(rec.Body.String(), real) {
+		t.Errorf("a file echoing the query showed the real token: %s", rec.Body)
 	}
 }

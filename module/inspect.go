@@ -54,7 +54,11 @@ type inspection struct {
 	// text answer, and tail holds its last bytes while it streams.
 	confidential []string
 	masked       bool
-	tail         []byte
+	// file is set for a file WeChat serves back (fileDownload): only the
+	// confidential values are masked in it, not what follows a
+	// credential parameter's name, which a file may well hold.
+	file bool
+	tail []byte
 	// paramAt is 1 + where in tail a credential parameter's value begins
 	// whose end has not come yet; 0: none.
 	paramAt int
@@ -114,7 +118,7 @@ func (i *inspector) WriteHeader(status int) {
 		return
 	}
 	i.status = status
-	i.masked = maskable(h) && !fileDownload(status, h)
+	i.masked, i.file = maskable(h), fileDownload(status, h)
 	if !holdBack(status, h) {
 		i.startPassing()
 	}
@@ -151,7 +155,7 @@ func last(h http.Header, key string) string {
 
 // maskable reports whether an answer could echo a request: anything but
 // images, audio and video (the media WeChat serves, which it never builds
-// from a request's text) and files (fileDownload). An answer with several Content-Types is masked
+// from a request's text). An answer with several Content-Types is masked
 // unless all of them are media: a client may read any one of them.
 func maskable(h http.Header) bool {
 	for _, ct := range h["Content-Type"] {
@@ -166,8 +170,9 @@ func maskable(h http.Header) bool {
 // fileDownload reports whether an answer is a file WeChat serves back
 // (media/get of a WeCom file, get_material): a success with a
 // Content-Disposition. Its bytes are what an app uploaded, never an echo of
-// the request, and go to the client unchanged, whatever their type (a CSV
-// or a zip may well hold "access_token=").
+// the request, and go to the client unchanged but for the confidential
+// values themselves, whatever their type (a CSV or a zip may well hold
+// "access_token=").
 func fileDownload(status int, h http.Header) bool {
 	return status/100 == 2 && last(h, "Content-Disposition") != ""
 }
@@ -209,10 +214,16 @@ func (i *inspector) stream(p []byte) (int, error) {
 	if !i.masked {
 		return i.w.Write(p)
 	}
-	keep := max(wxapi.MaskTail(i.confidential), maxCredentialParam-1)
+	keep := wxapi.MaskTail(i.confidential)
+	if !i.file {
+		keep = max(keep, maxCredentialParam-1)
+	}
 	i.tail = append(i.tail, p...)
 	wxapi.Mask(i.tail, i.confidential)
-	open := wxapi.MaskParamsFrom(i.tail, credentialParams, i.paramAt-1)
+	open := -1
+	if !i.file {
+		open = wxapi.MaskParamsFrom(i.tail, credentialParams, i.paramAt-1)
+	}
 	out := max(len(i.tail)-keep, 0)
 	if out > 0 {
 		if _, err := i.w.Write(i.tail[:out]); err != nil {
@@ -240,7 +251,9 @@ func (i *inspector) pass() {
 		// The whole answer is held: mask it in place, send it at once; an
 		// echoed query string loses its credentials whatever their value.
 		wxapi.Mask(*i.buf, i.confidential)
-		wxapi.MaskParams(*i.buf, credentialParams)
+		if !i.file {
+			wxapi.MaskParams(*i.buf, credentialParams)
+		}
 		i.masked = false
 	}
 	i.startPassing()

@@ -266,7 +266,9 @@ func (h *Handler) serveQueryAuth(w http.ResponseWriter, r *http.Request, claims 
 		wxapi.WriteError(w, wxapi.CodeCodeMissing, "authorization_code missing")
 		return
 	}
-	auth, err := h.fixed.Authorize(r.Context(), req.AuthorizationCode, h.app.now())
+	// Undated: the push of the same code dates the authorisation (a code
+	// sent again must not move its date past a withdrawal).
+	auth, err := h.fixed.Authorize(r.Context(), req.AuthorizationCode, time.Time{})
 	var fe *token.FetchError
 	switch {
 	case errors.As(err, &fe) && fe.Errcode != 0:

@@ -638,3 +638,65 @@ func TestAuthorizerTicketsCached(t *testing.T) {
 		t.Errorf("%d ticket calls forwarded upstream, want 0", upstream)
 	}
 }
+
+// TestDirectAccountKeepsItsTicket: an authorizer that is also configured
+// directly (mp is authA) gets the account's own ticket, fetched with the
+// account's token: when the authorizer later withdraws from the platform,
+// the account's ticket goes on working.
+func TestDirectAccountKeepsItsTicket(t *testing.T) {
+	app := platformApp(t)
+	app.tokens.active = app
+	m, clock := app.tokens.manager, app.tokens.clock
+	mpTicket, err := m.Register(token.Account{Name: "mp/" + string(token.JSAPITicket), Endpoint: token.JSAPITicket, Parent: app.handles["mp"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mpTicket.Activate()
+	app.tickets = map[string]*token.Handle{"mp/" + string(token.JSAPITicket): mpTicket}
+	t.Cleanup(mpTicket.Release)
+	plat, mpSite := platformAppSite(app, "platform"), platformAppSite(app, "mp")
+	none := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	authTok := authorizerToken(t, plat, authA)
+	wantErrcode(t, servePlatform(t, plat, httptest.NewRequest("GET", "/cgi-bin/ticket/getticket?type=jsapi&access_token="+authTok, nil), none), 0)
+	clock.Advance(time.Minute)
+	if err := app.handles["platform"].Unauthorize(context.Background(), authA, clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(3 * time.Hour)
+	mpGW := answerField(t, servePlatform(t, mpSite, httptest.NewRequest("GET",
+		"/cgi-bin/token?grant_type=client_credential&appid="+authA+"&secret="+platKey, nil), nil), "access_token")
+	rec := servePlatform(t, mpSite, httptest.NewRequest("GET", "/cgi-bin/ticket/getticket?type=jsapi&access_token="+mpGW, nil), none)
+	if !strings.Contains(rec.Body.String(), `"errcode":0`) {
+		t.Errorf("mp's own jsapi ticket after authA left the platform: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestQueryAuthSentAgainKeepsTheDate: a code exchanged through
+// api_query_auth and sent again later does not move the authorisation's
+// date past a withdrawal issued in between.
+func TestQueryAuthSentAgainKeepsTheDate(t *testing.T) {
+	app := platformApp(t)
+	clock := app.tokens.clock
+	plat := platformAppSite(app, "platform")
+	comp := app.handles["platform"]
+	ctx := context.Background()
+	queryAuth := func() {
+		rec := servePlatform(t, plat, httptest.NewRequest("POST", "/cgi-bin/component/api_query_auth?component_access_token="+componentToken(t, plat),
+			strings.NewReader(`{"component_appid":"`+platAppID+`","authorization_code":"code-`+authB+`"}`)), nil)
+		if !strings.Contains(rec.Body.String(), authB) {
+			t.Fatalf("api_query_auth: %s", rec.Body)
+		}
+	}
+	queryAuth()
+	clock.Advance(10 * time.Minute)
+	withdrawn := clock.Now()
+	clock.Advance(5 * time.Minute)
+	queryAuth()
+	clock.Advance(time.Minute)
+	if err := comp.Unauthorize(ctx, authB, withdrawn); err != nil {
+		t.Fatal(err)
+	}
+	if comp.Authorized(ctx, authB) {
+		t.Errorf("the withdrawal issued at %v was ignored", withdrawn.Format(time.TimeOnly))
+	}
+}

@@ -64,10 +64,9 @@ type authorizerRecord struct {
 	Revoked      bool      `json:"revoked,omitempty"`
 	Updated      time.Time `json:"updated"`
 	// Authorized is when WeChat issued the push of the authorisation the
-	// refresh token comes from (its CreateTime, WeChat's clock), or when the
-	// platform's own api_query_auth exchanged its code (the gateway's
-	// clock), whichever is later: a withdrawal issued before it is older
-	// news.
+	// refresh token comes from (its CreateTime, WeChat's clock), also when
+	// the platform's page exchanged the code first; zero until a push
+	// dates it: a withdrawal issued before it is older news.
 	Authorized time.Time `json:"authorized,omitzero"`
 }
 
@@ -107,8 +106,8 @@ func authorizerStoreKey(comp *Account, appid string) string {
 // `updateauthorized` push, or the platform's authorization page) for the
 // authorizer's refresh token, which it keeps, and returns the authorizer's
 // appid and what it granted. issued is when WeChat issued the push that
-// brought the code, or when the platform's call brought it. It is called on
-// a component account's Handle.
+// brought the code (zero if none did). It is called on a component
+// account's Handle.
 func (h *Handle) Authorize(ctx context.Context, code string, issued time.Time) (Authorization, error) {
 	m, comp := h.m, h.Account()
 	if comp.Kind != Component || comp.Endpoint != ComponentToken {
