@@ -410,24 +410,39 @@ func (a *App) registerAuthorizer(comp *token.Handle, appid string) *token.Handle
 	}
 	set, key := a.authorizers, authorizerKey{comp.Account().Name, appid}
 	set.mu.Lock()
-	switch {
-	case set.cleanedUp:
-		// A request of a config already replaced: the handle serves it,
-		// and is not kept.
-		set.mu.Unlock()
-		h.Release()
-		return h
-	case set.handles[key] != nil:
-		kept := set.handles[key]
-		set.mu.Unlock()
-		h.Release()
-		return kept
+	use, kept := keepHandle(set, set.handles, key, h)
+	if kept {
+		set.addSameAppID(h)
 	}
-	set.handles[key] = h
-	set.addSameAppID(h)
 	set.mu.Unlock()
+	return a.settle(use, h, kept)
+}
+
+// settle finishes a registration keepHandle decided on: h, if not kept, is
+// released, and if kept, activated when this config is the one the
+// manager works for. It returns the handle to use.
+func (a *App) settle(use, h *token.Handle, kept bool) *token.Handle {
+	if !kept {
+		h.Release()
+		return use
+	}
 	a.tokens.whileActive(a, h.Activate)
 	return h
+}
+
+// keepHandle records h under key in m, a map of set (whose mu is held),
+// unless set's config is gone (h serves the request at hand, and is not
+// kept) or m holds a handle there already. It returns the handle to use,
+// and whether h was kept: if not, the caller releases h once mu is free.
+func keepHandle[K comparable](set *authorizerSet, m map[K]*token.Handle, key K, h *token.Handle) (*token.Handle, bool) {
+	if set.cleanedUp {
+		return h, false
+	}
+	if kept := m[key]; kept != nil {
+		return kept, false
+	}
+	m[key] = h
+	return h, true
 }
 
 // authorizerTicket returns the handle of the ticket of type ep of auth,
@@ -461,26 +476,12 @@ func (a *App) authorizerTicket(comp, auth *token.Handle, ep token.Endpoint) *tok
 		return nil
 	}
 	set.mu.Lock()
-	switch {
-	case set.cleanedUp:
-		// A request of a config already replaced: the handle serves it,
-		// and is not kept.
-		set.mu.Unlock()
-		th.Release()
-		return th
-	case set.tickets[key] != nil:
-		kept := set.tickets[key]
-		set.mu.Unlock()
-		th.Release()
-		return kept
-	}
 	if set.tickets == nil {
 		set.tickets = make(map[authorizerTicketKey]*token.Handle)
 	}
-	set.tickets[key] = th
+	use, kept := keepHandle(set, set.tickets, key, th)
 	set.mu.Unlock()
-	a.tokens.whileActive(a, th.Activate)
-	return th
+	return a.settle(use, th, kept)
 }
 
 // adoptAuthorizers registers in this config, as it starts, the authorizers

@@ -49,7 +49,15 @@ func newTicketManager(t *testing.T) (*Manager, *Handle, *Handle, *ManualClock, *
 	t.Helper()
 	clock := NewFrozenClock(t0)
 	f := &ticketPlatform{platformFetcher: &platformFetcher{clock: clock}}
-	m := NewManager(Options{Clock: clock, Fetcher: f, Rand: func() float64 { return 0.5 }})
+	m, parent, ticket := ticketInstance(t, clock, f, nil)
+	return m, parent, ticket, clock, f
+}
+
+// ticketInstance is a manager with the official account mp and its jsapi
+// ticket, fetched from f, sharing store (nil: none) with other instances.
+func ticketInstance(t *testing.T, clock Clock, f *ticketPlatform, store Store) (*Manager, *Handle, *Handle) {
+	t.Helper()
+	m := NewManager(Options{Clock: clock, Fetcher: f, Store: store, Rand: func() float64 { return 0.5 }})
 	parent, err := m.Register(Account{Name: "mp", Kind: Official, AppID: "wx1", Secret: "s"})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +67,7 @@ func newTicketManager(t *testing.T) (*Manager, *Handle, *Handle, *ManualClock, *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ticket.Release(); parent.Release() })
-	return m, parent, ticket, clock, f
+	return m, parent, ticket
 }
 
 func TestTicketStormIsOneFetch(t *testing.T) {
@@ -169,16 +177,7 @@ func TestTicketDayInACluster(t *testing.T) {
 	var ms []*Manager
 	var tickets []*Handle
 	for range 2 {
-		m := NewManager(Options{Clock: clock, Fetcher: f, Store: store, Rand: func() float64 { return 0.5 }})
-		parent, err := m.Register(Account{Name: "mp", Kind: Official, AppID: "wx1", Secret: "s"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ticket, err := m.Register(Account{Name: "mp/jsapi", Endpoint: JSAPITicket, Parent: parent})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ticket.Release(); parent.Release() })
+		m, _, ticket := ticketInstance(t, clock, f, store)
 		ms, tickets = append(ms, m), append(tickets, ticket)
 	}
 	for elapsed := time.Duration(0); elapsed < 24*time.Hour; elapsed += 10 * time.Second {
