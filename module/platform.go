@@ -266,9 +266,7 @@ func (h *Handler) serveQueryAuth(w http.ResponseWriter, r *http.Request, claims 
 		wxapi.WriteError(w, wxapi.CodeCodeMissing, "authorization_code missing")
 		return
 	}
-	// Undated: the push of the same code dates the authorisation (a code
-	// sent again must not move its date past a withdrawal).
-	auth, err := h.fixed.Authorize(r.Context(), req.AuthorizationCode, time.Time{})
+	auth, err := h.fixed.AuthorizeByPage(r.Context(), req.AuthorizationCode, h.app.now())
 	var fe *token.FetchError
 	switch {
 	case errors.As(err, &fe) && fe.Errcode != 0:
@@ -316,6 +314,12 @@ func (h *Handler) serveAuthorizerTicket(w http.ResponseWriter, r *http.Request, 
 	if refusal != nil {
 		countCall(clientName(claims), h.Account, refusal.Code)
 		writeRefusal(w, refusal)
+		return
+	}
+	// Only for an authorizer that still has a token: a ticket lent by an
+	// account of the same appid would outlive its withdrawal.
+	if _, err := account.Token(r.Context()); err != nil {
+		unavailable(w, err)
 		return
 	}
 	countCall(clientName(claims), h.Account, 0)

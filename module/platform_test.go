@@ -700,3 +700,79 @@ func TestQueryAuthSentAgainKeepsTheDate(t *testing.T) {
 		t.Errorf("the withdrawal issued at %v was ignored", withdrawn.Format(time.TimeOnly))
 	}
 }
+
+// TestWithdrawnAuthorizerGetsNoTicket: an authorizer that withdrew gets no
+// JS-SDK ticket on the platform's site, also when an account of its appid
+// configured directly lends its ticket.
+func TestWithdrawnAuthorizerGetsNoTicket(t *testing.T) {
+	app := platformApp(t)
+	app.tokens.active = app
+	m, clock := app.tokens.manager, app.tokens.clock
+	mpTicket, err := m.Register(token.Account{Name: "mp/" + string(token.JSAPITicket), Endpoint: token.JSAPITicket, Parent: app.handles["mp"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mpTicket.Activate()
+	app.tickets = map[string]*token.Handle{"mp/" + string(token.JSAPITicket): mpTicket}
+	t.Cleanup(mpTicket.Release)
+	auth, err := clientauth.New([]clientauth.Client{
+		{Name: "both", Keys: []string{platKey}, Accounts: []string{"platform", "mp"}},
+	}, []clientauth.Account{
+		{Name: "platform", Kind: "component", AppID: platAppID},
+		{Name: "mp", Kind: "official", AppID: authA},
+	}, 24*time.Hour, clock.Now) // gateway tokens that outlive the withdrawal
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(auth.Close)
+	app.auth = auth
+	plat := platformAppSite(app, "platform")
+	none := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	toks := map[string]string{authA: authorizerToken(t, plat, authA), authB: authorizerToken(t, plat, authB)}
+	for _, appid := range []string{authA, authB} {
+		wantErrcode(t, servePlatform(t, plat, httptest.NewRequest("GET", "/cgi-bin/ticket/getticket?type=jsapi&access_token="+toks[appid], nil), none), 0)
+	}
+	clock.Advance(time.Minute)
+	for _, appid := range []string{authA, authB} {
+		if err := app.handles["platform"].Unauthorize(context.Background(), appid, clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(3 * time.Hour) // past the tickets and authorizer tokens fetched before
+	for _, appid := range []string{authA, authB} {
+		rec := servePlatform(t, plat, httptest.NewRequest("GET", "/cgi-bin/ticket/getticket?type=jsapi&access_token="+toks[appid], nil), none)
+		if strings.Contains(rec.Body.String(), `"ticket":"`) {
+			t.Errorf("%s withdrew, yet the platform's client got a ticket: %s", appid, rec.Body)
+		}
+	}
+}
+
+// TestRetriedWithdrawalBeforePush: a withdrawal retried after the
+// authorizer authorised again through the platform's page (api_query_auth
+// through the gateway), before WeChat's push of that authorisation, does
+// not revoke it: the exchange dates it.
+func TestRetriedWithdrawalBeforePush(t *testing.T) {
+	app := platformApp(t)
+	clock := app.tokens.clock
+	plat := platformAppSite(app, "platform")
+	comp := app.handles["platform"]
+	ctx := context.Background()
+	clock.Advance(2 * time.Hour) // the setup's exchange of code-authB is forgotten
+	withdrawn := clock.Now()
+	if err := comp.Unauthorize(ctx, authB, withdrawn); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(10 * time.Minute)
+	rec := servePlatform(t, plat, httptest.NewRequest("POST", "/cgi-bin/component/api_query_auth?component_access_token="+componentToken(t, plat),
+		strings.NewReader(`{"component_appid":"`+platAppID+`","authorization_code":"code-`+authB+`"}`)), nil)
+	if !strings.Contains(rec.Body.String(), authB) {
+		t.Fatalf("api_query_auth: %s", rec.Body)
+	}
+	clock.Advance(time.Second)
+	if err := comp.Unauthorize(ctx, authB, withdrawn); err != nil { // the same withdrawal, retried
+		t.Fatal(err)
+	}
+	if !comp.Authorized(ctx, authB) {
+		t.Errorf("a retried withdrawal issued at %v revoked the authorisation exchanged 10 min later", withdrawn.Format(time.TimeOnly))
+	}
+}

@@ -65,8 +65,9 @@ type authorizerRecord struct {
 	Updated      time.Time `json:"updated"`
 	// Authorized is when WeChat issued the push of the authorisation the
 	// refresh token comes from (its CreateTime, WeChat's clock), also when
-	// the platform's page exchanged the code first; zero until a push
-	// dates it: a withdrawal issued before it is older news.
+	// the platform's page exchanged the code first, or when the gateway
+	// exchanged a code the platform's call brought (its clock), until the
+	// push dates it: a withdrawal issued before it is older news.
 	Authorized time.Time `json:"authorized,omitzero"`
 }
 
@@ -109,6 +110,20 @@ func authorizerStoreKey(comp *Account, appid string) string {
 // brought the code (zero if none did). It is called on a component
 // account's Handle.
 func (h *Handle) Authorize(ctx context.Context, code string, issued time.Time) (Authorization, error) {
+	return h.authorize(ctx, code, issued, issued)
+}
+
+// AuthorizeByPage is Authorize for a code the platform's own call brought
+// (api_query_auth, after its authorization page), at now: a code exchanged
+// here for the first time dates the authorisation now; one exchanged
+// before, sent again, changes no date (its push dates it).
+func (h *Handle) AuthorizeByPage(ctx context.Context, code string, now time.Time) (Authorization, error) {
+	return h.authorize(ctx, code, time.Time{}, now)
+}
+
+// authorize exchanges code: issued dates an exchange remembered from
+// before, exchanged a new one.
+func (h *Handle) authorize(ctx context.Context, code string, issued, exchanged time.Time) (Authorization, error) {
 	m, comp := h.m, h.Account()
 	if comp.Kind != Component || comp.Endpoint != ComponentToken {
 		return Authorization{}, errors.New("account " + comp.Name + " is not a third-party platform")
@@ -150,7 +165,7 @@ func (h *Handle) Authorize(ctx context.Context, code string, issued time.Time) (
 		return Authorization{}, errors.New("the open platform named no usable authorizer appid")
 	}
 	m.underAuthorizerLock(ctx, h, appid, func(ctx context.Context) {
-		_ = m.keepRefreshToken(ctx, h.e, comp, appid, authorizerRecord{RefreshToken: refresh, Authorized: issued})
+		_ = m.keepRefreshToken(ctx, h.e, comp, appid, authorizerRecord{RefreshToken: refresh, Authorized: exchanged})
 	})
 	m.rememberExchange(ctx, h.e, comp, code, auth)
 	// An authorizer refreshing had stopped for want of authorisation
