@@ -815,7 +815,7 @@ func (m *Manager) fetch(ctx context.Context, e *entry, a *Account, stored *Token
 	}
 	tok := &Token{Value: got.Value, Fetched: fetched, Expires: expires, Generation: gen,
 		untilExpiry: a.Endpoint.untilExpiry(), lastSecond: lastSecond,
-		heldToExpiry: prev != nil && (prev.heldToExpiry || same && prev.Expires.After(start))}
+		heldToExpiry: a.Endpoint.Ticket() && prev != nil && (prev.heldToExpiry || same && prev.Expires.After(start))}
 	m.lg().Info("access_token refreshed", zap.String("account", a.Name), zap.String("appid", a.AppID),
 		zap.String("endpoint", string(a.Endpoint)), zap.Duration("expires_in", got.ExpiresIn), zap.Uint64("generation", gen))
 	return tok, nil
