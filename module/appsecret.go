@@ -138,10 +138,7 @@ func (h *Handler) authorizeSecretCall(r *http.Request, query url.Values, param s
 		return nil, "", clientauth.Refuse(wxapi.CodeSecretMissing, param+" missing: send the client key where the SDK sends the AppSecret")
 	}
 	auth := h.app.clients()
-	claims, refusal := auth.Authenticate(string(token.Official), appid, key)
-	if refusal == nil && h.fixed != nil {
-		refusal = auth.ForAccount(claims, h.Account)
-	}
+	claims, refusal := auth.AuthenticateFor(h.Account, string(token.Official), appid, key)
 	if refusal == nil {
 		refusal = auth.MayCall(claims, r.URL.Path)
 	}
@@ -212,7 +209,7 @@ func (h *Handler) serveUserCredentialCall(w http.ResponseWriter, r *http.Request
 		if key != "" {
 			appid, _ := wxapi.QueryParam(raw, "appid")
 			auth := h.app.clients()
-			claims, refusal := auth.Authenticate(string(token.Official), appid, key)
+			claims, refusal := auth.AuthenticateFor(h.Account, string(token.Official), appid, key)
 			if refusal == nil {
 				refusal = auth.MayCall(claims, r.URL.Path)
 			}

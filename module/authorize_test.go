@@ -292,3 +292,20 @@ func TestTrailingSlashRefused(t *testing.T) {
 		wantErrcode(t, g.get(site, "/cgi-bin/token/?grant_type=client_credential&appid="+mpAppID+"&secret="+shopKey), 0)
 	}
 }
+
+// TestClearApiQuotaNeedsAdmin: /cgi-bin/openapi/quota/clear resets one
+// API's daily quota for the whole account, as clear_quota resets them all:
+// a client without admin is refused and nothing goes upstream.
+func TestClearApiQuotaNeedsAdmin(t *testing.T) {
+	g := newGateway(t)
+	g.setUpstream(jsonAnswer(`{"errcode":0,"errmsg":"ok"}`))
+	site := g.clientsSite()
+	tok := g.gatewayToken(site, "official", mpAppID, shopKey) // shop: no admin
+	for _, path := range []string{"/cgi-bin/clear_quota", "/cgi-bin/openapi/quota/clear", "/cgi-bin/openapi/QUOTA/clear"} {
+		rec := g.post(site, path+"?access_token="+tok, "application/json", []byte(`{"cgi_path":"/cgi-bin/message/custom/send"}`))
+		if code := decodeAnswer(t, rec).Errcode; code != wxapi.CodeAPIUnauthorized && code != wxapi.CodeInvalidURL {
+			t.Errorf("%s without admin: errcode %d, want 48001 or 40066", path, code)
+		}
+	}
+	g.wantNothingUpstream(t)
+}

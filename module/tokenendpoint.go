@@ -45,7 +45,7 @@ func (h *Handler) serveTokenEndpoint(w http.ResponseWriter, r *http.Request) {
 		tok = trustedToken
 	} else {
 		auth := h.app.clients()
-		if tok, refusal = auth.Issue(kind, appid, key); refusal != nil {
+		if tok, refusal = auth.IssueFor(h.Account, kind, appid, key); refusal != nil {
 			h.logger.Info("token request refused", zap.String("appid", loggedAppID(appid)), zap.Int("errcode", refusal.Code),
 				zap.String("reason", loggedReason(refusal.Msg, appid)))
 			writeRefusal(w, refusal)

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
+	"github.com/wxgate/caddy-wechat/module/internal/token"
 	"github.com/wxgate/caddy-wechat/module/internal/wxapi"
 )
 
@@ -264,5 +265,43 @@ func TestClientKeyNotLogged(t *testing.T) {
 	}
 	if got := loggedAppID(mpAppID); got != mpAppID {
 		t.Errorf("loggedAppID(%s) = %q, want it shown", mpAppID, got)
+	}
+}
+
+// TestFixedSiteIssuesOnlyItsAccount: two WeCom apps of one corp share a
+// corpid. On the site of one, a client of the other (its key) gets 40013
+// from gettoken, not a token for its own app that every call on the site
+// would refuse with 40013, which SDKs do not recover from.
+func TestFixedSiteIssuesOnlyItsAccount(t *testing.T) {
+	const (
+		corp2Secret = "wecom-app-secret-two-0123456789abcdef"
+		agentAKey   = "agent-a-key-0123456789abcdef"
+		agentBKey   = "agent-b-key-0123456789abcdef"
+	)
+	g := newGateway(t, withScriptedTokens())
+	g.app.Accounts["corp2"] = &Account{Kind: "wecom", AppID: corpID, Secret: "{env.CORP2}"}
+	h, err := g.app.tokens.manager.Register(token.Account{Name: "corp2", Kind: token.WeCom, AppID: corpID, Secret: corp2Secret, BaseURL: g.simURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Activate()
+	t.Cleanup(h.Release)
+	g.app.handles["corp2"] = h
+	g.app.auth = newAuthority(t, g.app, []clientauth.Client{
+		{Name: "agentA", Keys: []string{agentAKey}, Accounts: []string{"corp"}},
+		{Name: "agentB", Keys: []string{agentBKey}, Accounts: []string{"corp2"}},
+	})
+	siteA := g.site(Handler{Account: "corp"})
+	wantErrcode(t, g.get(siteA, "/cgi-bin/gettoken?corpid="+corpID+"&corpsecret="+agentBKey), wxapi.CodeInvalidAppID)
+	if a := wantErrcode(t, g.get(siteA, "/cgi-bin/gettoken?corpid="+corpID+"&corpsecret="+agentAKey), 0); a.AccessToken == "" {
+		t.Fatal("no token for the site's own client")
+	}
+	// A site of both (kind wecom) tells them apart by the key.
+	both := g.site(Handler{Kind: "wecom"})
+	for key, want := range map[string]string{agentAKey: "corp", agentBKey: "corp2"} {
+		a := wantErrcode(t, g.get(both, "/cgi-bin/gettoken?corpid="+corpID+"&corpsecret="+key), 0)
+		if cl, refusal := g.app.clients().Verify(a.AccessToken); refusal != nil || cl.Account != want {
+			t.Errorf("key of %s: a token for %+v (%v)", want, cl, refusal)
+		}
 	}
 }

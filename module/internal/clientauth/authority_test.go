@@ -435,3 +435,27 @@ func TestRecentTokensCompareTheWholeToken(t *testing.T) {
 		t.Fatalf("the valid token after the forged one: %v, %v", cl, err)
 	}
 }
+
+// TestSameAppIDAccountsPickedAlike: a client of two accounts of one kind
+// and appid (a stable_token and a /cgi-bin/token account) gets the same one
+// every time, the first by name, or the one a site names.
+func TestSameAppIDAccountsPickedAlike(t *testing.T) {
+	accts := []Account{{Name: "mp", Kind: "official", AppID: "wx1"}, {Name: "mp-legacy", Kind: "official", AppID: "wx1"}}
+	a, err := New([]Client{{Name: "shop", Keys: []string{keyShop}, Accounts: []string{"mp", "mp-legacy"}}}, accts, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for range 100 {
+		cl, refusal := a.Authenticate("official", "wx1", keyShop)
+		if refusal != nil || cl.Account != "mp" {
+			t.Fatalf("Authenticate: %+v %v, want mp", cl, refusal)
+		}
+	}
+	if cl, refusal := a.AuthenticateFor("mp-legacy", "official", "wx1", keyShop); refusal != nil || cl.Account != "mp-legacy" {
+		t.Fatalf("AuthenticateFor(mp-legacy): %+v %v", cl, refusal)
+	}
+	if _, refusal := a.AuthenticateFor("mp2", "official", "wx1", keyShop); refusal == nil || refusal.Code != wxapi.CodeInvalidAppID {
+		t.Fatalf("AuthenticateFor an account the client lacks: %v", refusal)
+	}
+}

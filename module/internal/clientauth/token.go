@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -149,6 +151,15 @@ func encode(cl *Claims, key []byte) string {
 // the secret, and returns who it is and which of its accounts (of kind
 // "official" or "wecom") appid names. The claims carry no expiry.
 func (a *Authority) Authenticate(kind, appid, key string) (*Claims, *Error) {
+	return a.AuthenticateFor("", kind, appid, key)
+}
+
+// AuthenticateFor is Authenticate on a site that serves one account: the
+// call is for that account (the client's, of that kind and appid), not any
+// other of the same appid (two apps of one WeCom corp, a stable_token and
+// a /cgi-bin/token account of one appid). With account "", of the
+// client's accounts that match, the first by name: the same every time.
+func (a *Authority) AuthenticateFor(account, kind, appid, key string) (*Claims, *Error) {
 	if appid == "" {
 		return nil, Refuse(wxapi.CodeInvalidAppID, "appid (or corpid) is missing")
 	}
@@ -159,10 +170,13 @@ func (a *Authority) Authenticate(kind, appid, key string) (*Claims, *Error) {
 	if !ok {
 		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: no client has this key (revoked or mistyped?)")
 	}
-	for name := range c.accounts {
-		if acct := a.accounts[name]; acct.AppID == appid && acct.Kind == kind {
+	for _, name := range slices.Sorted(maps.Keys(c.accounts)) {
+		if acct := a.accounts[name]; acct.AppID == appid && acct.Kind == kind && (account == "" || name == account) {
 			return &Claims{Client: c.Name, Account: name, AppID: appid, Kind: kind, KeyID: keyID(key), client: c}, nil
 		}
+	}
+	if account != "" {
+		return nil, Refuse(wxapi.CodeInvalidAppID, "client "+c.Name+" may not use account "+account+" ("+kind+" "+appid+") this site serves")
 	}
 	return nil, Refuse(wxapi.CodeInvalidAppID, "client "+c.Name+" may not use "+kind+" account "+appid)
 }
@@ -171,7 +185,13 @@ func (a *Authority) Authenticate(kind, appid, key string) (*Claims, *Error) {
 // a gateway token for the account (of kind "official" for /cgi-bin/token
 // and stable_token, "wecom" for gettoken).
 func (a *Authority) Issue(kind, appid, key string) (string, *Error) {
-	cl, refusal := a.Authenticate(kind, appid, key)
+	return a.IssueFor("", kind, appid, key)
+}
+
+// IssueFor is Issue on a site that serves one account (see
+// AuthenticateFor).
+func (a *Authority) IssueFor(account, kind, appid, key string) (string, *Error) {
+	cl, refusal := a.AuthenticateFor(account, kind, appid, key)
 	if refusal != nil {
 		return "", refusal
 	}
