@@ -639,21 +639,28 @@ func TestAuthorizerTicketsCached(t *testing.T) {
 	}
 }
 
-// TestDirectAccountKeepsItsTicket: an authorizer that is also configured
-// directly (mp is authA) gets the account's own ticket, fetched with the
-// account's token: when the authorizer later withdraws from the platform,
-// the account's ticket goes on working.
-func TestDirectAccountKeepsItsTicket(t *testing.T) {
+// platformAppWithTicket is platformApp, the active config, with mp's own
+// jsapi ticket registered as a config registers an account's tickets.
+func platformAppWithTicket(t *testing.T) (*App, *token.ManualClock) {
+	t.Helper()
 	app := platformApp(t)
 	app.tokens.active = app
-	m, clock := app.tokens.manager, app.tokens.clock
-	mpTicket, err := m.Register(token.Account{Name: "mp/" + string(token.JSAPITicket), Endpoint: token.JSAPITicket, Parent: app.handles["mp"]})
+	mpTicket, err := app.tokens.manager.Register(token.Account{Name: "mp/" + string(token.JSAPITicket), Endpoint: token.JSAPITicket, Parent: app.handles["mp"]})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mpTicket.Activate()
 	app.tickets = map[string]*token.Handle{"mp/" + string(token.JSAPITicket): mpTicket}
 	t.Cleanup(mpTicket.Release)
+	return app, app.tokens.clock
+}
+
+// TestDirectAccountKeepsItsTicket: an authorizer that is also configured
+// directly (mp is authA) gets the account's own ticket, fetched with the
+// account's token: when the authorizer later withdraws from the platform,
+// the account's ticket goes on working.
+func TestDirectAccountKeepsItsTicket(t *testing.T) {
+	app, clock := platformAppWithTicket(t)
 	plat, mpSite := platformAppSite(app, "platform"), platformAppSite(app, "mp")
 	none := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	authTok := authorizerToken(t, plat, authA)
@@ -676,22 +683,13 @@ func TestDirectAccountKeepsItsTicket(t *testing.T) {
 // date past a withdrawal issued in between.
 func TestQueryAuthSentAgainKeepsTheDate(t *testing.T) {
 	app := platformApp(t)
-	clock := app.tokens.clock
-	plat := platformAppSite(app, "platform")
-	comp := app.handles["platform"]
+	clock, plat, comp := app.tokens.clock, platformAppSite(app, "platform"), app.handles["platform"]
 	ctx := context.Background()
-	queryAuth := func() {
-		rec := servePlatform(t, plat, httptest.NewRequest("POST", "/cgi-bin/component/api_query_auth?component_access_token="+componentToken(t, plat),
-			strings.NewReader(`{"component_appid":"`+platAppID+`","authorization_code":"code-`+authB+`"}`)), nil)
-		if !strings.Contains(rec.Body.String(), authB) {
-			t.Fatalf("api_query_auth: %s", rec.Body)
-		}
-	}
-	queryAuth()
+	queryAuth(t, plat, authB)
 	clock.Advance(10 * time.Minute)
 	withdrawn := clock.Now()
 	clock.Advance(5 * time.Minute)
-	queryAuth()
+	queryAuth(t, plat, authB)
 	clock.Advance(time.Minute)
 	if err := comp.Unauthorize(ctx, authB, withdrawn); err != nil {
 		t.Fatal(err)
@@ -705,16 +703,7 @@ func TestQueryAuthSentAgainKeepsTheDate(t *testing.T) {
 // JS-SDK ticket on the platform's site, also when an account of its appid
 // configured directly lends its ticket.
 func TestWithdrawnAuthorizerGetsNoTicket(t *testing.T) {
-	app := platformApp(t)
-	app.tokens.active = app
-	m, clock := app.tokens.manager, app.tokens.clock
-	mpTicket, err := m.Register(token.Account{Name: "mp/" + string(token.JSAPITicket), Endpoint: token.JSAPITicket, Parent: app.handles["mp"]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mpTicket.Activate()
-	app.tickets = map[string]*token.Handle{"mp/" + string(token.JSAPITicket): mpTicket}
-	t.Cleanup(mpTicket.Release)
+	app, clock := platformAppWithTicket(t)
 	auth, err := clientauth.New([]clientauth.Client{
 		{Name: "both", Keys: []string{platKey}, Accounts: []string{"platform", "mp"}},
 	}, []clientauth.Account{
@@ -753,9 +742,7 @@ func TestWithdrawnAuthorizerGetsNoTicket(t *testing.T) {
 // not revoke it: the exchange dates it.
 func TestRetriedWithdrawalBeforePush(t *testing.T) {
 	app := platformApp(t)
-	clock := app.tokens.clock
-	plat := platformAppSite(app, "platform")
-	comp := app.handles["platform"]
+	clock, plat, comp := app.tokens.clock, platformAppSite(app, "platform"), app.handles["platform"]
 	ctx := context.Background()
 	clock.Advance(2 * time.Hour) // the setup's exchange of code-authB is forgotten
 	withdrawn := clock.Now()
@@ -763,16 +750,22 @@ func TestRetriedWithdrawalBeforePush(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(10 * time.Minute)
-	rec := servePlatform(t, plat, httptest.NewRequest("POST", "/cgi-bin/component/api_query_auth?component_access_token="+componentToken(t, plat),
-		strings.NewReader(`{"component_appid":"`+platAppID+`","authorization_code":"code-`+authB+`"}`)), nil)
-	if !strings.Contains(rec.Body.String(), authB) {
-		t.Fatalf("api_query_auth: %s", rec.Body)
-	}
+	queryAuth(t, plat, authB)
 	clock.Advance(time.Second)
 	if err := comp.Unauthorize(ctx, authB, withdrawn); err != nil { // the same withdrawal, retried
 		t.Fatal(err)
 	}
 	if !comp.Authorized(ctx, authB) {
 		t.Errorf("a retried withdrawal issued at %v revoked the authorisation exchanged 10 min later", withdrawn.Format(time.TimeOnly))
+	}
+}
+
+// queryAuth exchanges code-<appid> through the platform's api_query_auth.
+func queryAuth(t *testing.T, plat *Handler, appid string) {
+	t.Helper()
+	rec := servePlatform(t, plat, httptest.NewRequest("POST", "/cgi-bin/component/api_query_auth?component_access_token="+componentToken(t, plat),
+		strings.NewReader(`{"component_appid":"`+platAppID+`","authorization_code":"code-`+appid+`"}`)), nil)
+	if !strings.Contains(rec.Body.String(), appid) {
+		t.Fatalf("api_query_auth: %s", rec.Body)
 	}
 }
