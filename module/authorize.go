@@ -22,7 +22,8 @@ var smuggledParams = []string{"secret", "appsecret", "corpsecret", "component_ac
 // the path on every call.)
 func adminPath(path string) bool {
 	switch path {
-	case "/cgi-bin/clear_quota", "/cgi-bin/clear_quota/v2", "/cgi-bin/component/clear_quota", "/cgi-bin/openapi/quota/clear":
+	case "/cgi-bin/clear_quota", "/cgi-bin/clear_quota/v2", "/cgi-bin/component/clear_quota", "/cgi-bin/component/clear_quota/v2",
+		"/cgi-bin/openapi/quota/clear":
 		return true
 	}
 	return false

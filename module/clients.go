@@ -40,8 +40,10 @@ type Client struct {
 	RawToken bool `json:"raw_token,omitempty"`
 
 	// Admin allows the client calls that act on the whole account for
-	// every client: POST /cgi-bin/clear_quota/v2, which resets the
-	// account's API quotas with the AppSecret. Default: false.
+	// every client: the quota resets /cgi-bin/clear_quota (and its /v2,
+	// which the gateway completes with the AppSecret), a platform's
+	// /cgi-bin/component/clear_quota (and /v2) and
+	// /cgi-bin/openapi/quota/clear. Default: false.
 	Admin bool `json:"admin,omitempty"`
 }
 

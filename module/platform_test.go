@@ -769,3 +769,24 @@ func queryAuth(t *testing.T, plat *Handler, appid string) {
 		t.Fatalf("api_query_auth: %s", rec.Body)
 	}
 }
+
+// TestComponentClearQuotaNeedsAdmin: a platform's quota resets
+// (/cgi-bin/component/clear_quota and its /v2) reset quotas for the whole
+// platform: a client without admin does not reach WeChat.
+func TestComponentClearQuotaNeedsAdmin(t *testing.T) {
+	app := platformApp(t) // client "both": no admin
+	plat := platformAppSite(app, "platform")
+	ctok := componentToken(t, plat)
+	for _, path := range []string{"/cgi-bin/component/clear_quota", "/cgi-bin/component/clear_quota/v2"} {
+		reached := false
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			reached = true
+			return nil
+		})
+		rec := servePlatform(t, plat, httptest.NewRequest("POST", path+"?component_access_token="+ctok,
+			strings.NewReader(`{"component_appid":"`+platAppID+`","appsecret":"x"}`)), next)
+		if reached {
+			t.Errorf("%s by a client without admin reached upstream: %s", path, rec.Body)
+		}
+	}
+}
