@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -69,6 +70,7 @@ type client struct {
 	Client
 	keys     map[string][]byte // key id (hex) -> key
 	accounts map[string]bool
+	names    []string // the accounts, sorted: Authenticate's order
 }
 
 // clientKey is a key and the client it belongs to.
@@ -170,6 +172,7 @@ func (a *Authority) add(c Client) error {
 		}
 		cl.accounts[name] = true
 	}
+	cl.names = slices.Sorted(maps.Keys(cl.accounts))
 	for _, p := range c.Paths {
 		if !strings.HasPrefix(p, "/") {
 			return fmt.Errorf("client %q: paths: %q must start with /", c.Name, p)

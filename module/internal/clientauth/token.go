@@ -8,8 +8,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -170,7 +168,7 @@ func (a *Authority) AuthenticateFor(account, kind, appid, key string) (*Claims, 
 	if !ok {
 		return nil, Refuse(wxapi.CodeInvalidCredential, "invalid credential: no client has this key (revoked or mistyped?)")
 	}
-	for _, name := range slices.Sorted(maps.Keys(c.accounts)) {
+	for _, name := range c.names {
 		if acct := a.accounts[name]; acct.AppID == appid && acct.Kind == kind && (account == "" || name == account) {
 			return &Claims{Client: c.Name, Account: name, AppID: appid, Kind: kind, KeyID: keyID(key), client: c}, nil
 		}
