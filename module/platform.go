@@ -131,8 +131,11 @@ func (h *Handler) platformCaller(r *http.Request, component bool) (*clientauth.C
 	case !component && claims.Authorizer == "":
 		refusal = clientauth.Refuse(wxapi.CodeInvalidCredential, "invalid credential: the platform's token on an authorizer's API (get the authorizer's from api_authorizer_token)")
 	default:
-		refusal = auth.MayCall(claims, r.URL.Path)
-		if refusal == nil && adminPath(strings.TrimSuffix(r.URL.Path, "/")) {
+		// A token endpoint may come with a final slash (classify): the
+		// grant is for the path without it.
+		path := strings.TrimSuffix(r.URL.Path, "/")
+		refusal = auth.MayCall(claims, path)
+		if refusal == nil && adminPath(path) {
 			refusal = auth.MayAdmin(claims)
 		}
 		if refusal == nil {

@@ -790,3 +790,24 @@ func TestComponentClearQuotaNeedsAdmin(t *testing.T) {
 		}
 	}
 }
+
+// TestPlatformGrantWithSlash: a client granted exactly the platform's
+// token endpoints gets its authorizer's token when its SDK adds a final
+// slash, which classify lets through on token endpoints.
+func TestPlatformGrantWithSlash(t *testing.T) {
+	app := platformApp(t)
+	auth, err := clientauth.New([]clientauth.Client{{Name: "limited", Keys: []string{platKey}, Accounts: []string{"platform"},
+		Paths: []string{"/cgi-bin/component/api_component_token", "/cgi-bin/component/api_authorizer_token"}}},
+		[]clientauth.Account{{Name: "platform", Kind: "component", AppID: platAppID}}, 0, app.tokens.clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(auth.Close)
+	app.auth = auth
+	plat := platformAppSite(app, "platform")
+	rec := servePlatform(t, plat, httptest.NewRequest("POST", "/cgi-bin/component/api_authorizer_token/?component_access_token="+componentToken(t, plat),
+		strings.NewReader(`{"component_appid":"`+platAppID+`","authorizer_appid":"`+authA+`"}`)), nil)
+	if answerField(t, rec, "authorizer_access_token") == "" {
+		t.Errorf("api_authorizer_token/ for a client granted api_authorizer_token: %s", rec.Body)
+	}
+}
