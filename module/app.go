@@ -455,8 +455,8 @@ func (a *App) authorizerTicket(comp, auth *token.Handle, ep token.Endpoint) *tok
 	// already, fetched with its own token: registering the authorizer's
 	// under the same key would make the authorizer its parent, and its
 	// withdrawal would fail the account's ticket.
-	for name, h := range a.handles {
-		if acct := h.Account(); acct.AppID == auth.Account().AppID && acct.Kind == token.Official {
+	for _, name := range slices.Sorted(maps.Keys(a.handles)) {
+		if acct := a.handles[name].Account(); acct.AppID == auth.Account().AppID && acct.Kind == token.Official {
 			if th := a.ticket(name, ep); th != nil {
 				return th
 			}
