@@ -207,15 +207,8 @@ func (m *Manager) exchanged(ctx context.Context, ce *entry, comp *Account, code 
 	if v, ok := ce.exchanges.Load(key); ok && now.Before(v.(*exchange).Expires) {
 		return v.(*exchange).Auth, true
 	}
-	s := m.sharedStore()
-	if s == nil {
-		return Authorization{}, false
-	}
-	sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
-	raw, err := s.Load(sctx, key)
-	cancel()
 	var x exchange
-	if err != nil || json.Unmarshal(raw, &x) != nil || !now.Before(x.Expires) {
+	if !m.loadShared(ctx, key, &x) || !now.Before(x.Expires) {
 		return Authorization{}, false
 	}
 	return x.Auth, true

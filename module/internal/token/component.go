@@ -2,7 +2,6 @@ package token
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -145,22 +144,12 @@ func (m *Manager) currentVerifyTicket(ctx context.Context, e *entry, a *Account)
 // storedVerifyTicket returns the ticket in the Store, or nil: no Store, no
 // ticket or no answer.
 func (m *Manager) storedVerifyTicket(ctx context.Context, a *Account) *VerifyTicket {
-	s := m.sharedStore()
-	if s == nil {
-		return nil
-	}
-	sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
-	raw, err := s.Load(sctx, verifyTicketKey(a))
-	cancel()
 	var stored VerifyTicket
-	if err != nil || json.Unmarshal(raw, &stored) != nil || stored.Ticket == "" {
+	if !m.loadShared(ctx, verifyTicketKey(a), &stored) || stored.Ticket == "" {
 		return nil
 	}
-	sctx, cancel = context.WithTimeout(ctx, m.opts.StoreTimeout)
-	raw, err = s.Load(sctx, refusedTicketKey(a))
-	cancel()
 	var refused refusedTicket
-	if err == nil && json.Unmarshal(raw, &refused) == nil && refused.Ticket == stored.Ticket && refused.Issued.Equal(stored.Issued) {
+	if m.loadShared(ctx, refusedTicketKey(a), &refused) && refused.Ticket == stored.Ticket && refused.Issued.Equal(stored.Issued) {
 		stored.Rejected = true
 	}
 	return &stored

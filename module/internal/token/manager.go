@@ -243,6 +243,20 @@ func (m *Manager) storeShared(ctx context.Context, key string, v any) error {
 	return s.Store(sctx, key, raw)
 }
 
+// loadShared reads the JSON under key in the Store into v, giving the read
+// StoreTimeout, and reports whether it did: false with no Store, no such
+// key, a failed read or JSON that does not decode.
+func (m *Manager) loadShared(ctx context.Context, key string, v any) bool {
+	s := m.sharedStore()
+	if s == nil {
+		return false
+	}
+	sctx, cancel := context.WithTimeout(ctx, m.opts.StoreTimeout)
+	defer cancel()
+	raw, err := s.Load(sctx, key)
+	return err == nil && json.Unmarshal(raw, v) == nil
+}
+
 // Clock returns the Manager's clock.
 func (m *Manager) Clock() Clock { return m.opts.Clock }
 
