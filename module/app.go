@@ -304,28 +304,41 @@ func (a *App) Start() error {
 // apply gives the manager this config's accounts, tickets, storage and
 // logger.
 func (a *App) apply() {
-	for _, h := range a.handles {
-		h.Activate()
-	}
-	for _, h := range a.tickets {
-		h.Activate()
-	}
-	if set := a.authorizers; set != nil {
-		set.mu.Lock()
-		for _, h := range set.handles {
-			h.Activate()
-		}
-		for _, h := range set.tickets {
-			h.Activate()
-		}
-		set.mu.Unlock()
-	}
+	a.eachHandle((*token.Handle).Activate, nil)
 	// Tokens are shared through the config's storage (file_system by
 	// default): a restart reuses them, and a cluster on one storage holds
 	// one token per account.
 	a.tokens.manager.SetStore(a.storage)
 	a.tokens.manager.SetLogger(a.logger)
 	a.tokens.manager.SetTimings(time.Duration(a.RefreshCooldown), time.Duration(a.FetchTimeout))
+}
+
+// eachHandle runs f on every handle the config holds: its accounts', their
+// tickets', and the authorizers' and authorizer tickets' it registered,
+// these under the authorizer set's lock, which then also runs locked (if
+// not nil), before any other registration can come.
+func (a *App) eachHandle(f func(*token.Handle), locked func(*authorizerSet)) {
+	for _, h := range a.handles {
+		f(h)
+	}
+	for _, h := range a.tickets {
+		f(h)
+	}
+	set := a.authorizers
+	if set == nil {
+		return
+	}
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	for _, h := range set.handles {
+		f(h)
+	}
+	for _, h := range set.tickets {
+		f(h)
+	}
+	if locked != nil {
+		locked(set)
+	}
 }
 
 // Stop keeps the refresh loop, which outlives a reload and ends with the
@@ -341,23 +354,7 @@ func (a *App) Stop() error {
 func (a *App) Cleanup() error {
 	// The map stays: requests of this config still in flight after a
 	// reload go on using its handles, which stay valid after Release.
-	for _, h := range a.handles {
-		h.Release()
-	}
-	for _, h := range a.tickets {
-		h.Release()
-	}
-	if set := a.authorizers; set != nil {
-		set.mu.Lock()
-		for _, h := range set.tickets {
-			h.Release()
-		}
-		for _, h := range set.handles {
-			h.Release()
-		}
-		set.cleanedUp = true
-		set.mu.Unlock()
-	}
+	a.eachHandle((*token.Handle).Release, func(set *authorizerSet) { set.cleanedUp = true })
 	if a.auth != nil {
 		a.auth.Close()
 	}
@@ -455,9 +452,9 @@ func (a *App) authorizerTicket(comp, auth *token.Handle, ep token.Endpoint) *tok
 	// already, fetched with its own token: registering the authorizer's
 	// under the same key would make the authorizer its parent, and its
 	// withdrawal would fail the account's ticket.
-	for _, name := range slices.Sorted(maps.Keys(a.handles)) {
-		if acct := a.handles[name].Account(); acct.AppID == auth.Account().AppID && acct.Kind == token.Official {
-			if th := a.ticket(name, ep); th != nil {
+	for _, h := range a.siblings[auth.Account().AppID] { // by name
+		if acct := h.Account(); acct.Kind == token.Official {
+			if th := a.ticket(acct.Name, ep); th != nil {
 				return th
 			}
 		}
