@@ -250,10 +250,9 @@ func (i *inspector) pass() {
 	if !i.passing && i.masked && i.buf != nil {
 		// The whole answer is held: mask it in place, send it at once; an
 		// echoed query string loses its credentials whatever their value.
+		// (Never a file: holdBack holds none.)
 		wxapi.Mask(*i.buf, i.confidential)
-		if !i.file {
-			wxapi.MaskParams(*i.buf, credentialParams)
-		}
+		wxapi.MaskParams(*i.buf, credentialParams)
 		i.masked = false
 	}
 	i.startPassing()
