@@ -47,7 +47,9 @@
 //     component_access_token per call (the previous one works for
 //     Config.Overlap more); 61005 expired ticket, 61006 unknown ticket,
 //     61011 unknown component, 40125 wrong secret, 45009 past
-//     Config.DailyTokenQuota.
+//     Config.DailyTokenQuota. POST /cgi-bin/component/clear_quota/v2
+//     resets that count with the platform's appsecret and no token (or,
+//     given appid, an authorizer's quotas), 10 times a month.
 //   - api_create_preauthcode, api_query_auth and api_authorizer_token take
 //     ?component_access_token= (41001 missing, 40001 unknown or superseded,
 //     42001 expired). Authorize (control: component/authorize) makes an

@@ -13,6 +13,7 @@ func openRoutes() []*route {
 		{path: "/cgi-bin/component/api_create_preauthcode", family: pathMP, methods: allowPOST, handle: handleCreatePreAuthCode},
 		{path: "/cgi-bin/component/api_query_auth", family: pathMP, methods: allowPOST, secretBody: true, handle: handleQueryAuth},
 		{path: "/cgi-bin/component/api_authorizer_token", family: pathMP, methods: allowPOST, secretBody: true, handle: handleAuthorizerToken},
+		{path: "/cgi-bin/component/clear_quota/v2", family: pathMP, methods: allowPOST, secretBody: true, handle: handleComponentClearQuotaV2},
 	}
 }
 
@@ -389,4 +390,70 @@ func handleAuthorizerToken(s *Simulator, c *call) {
 	}
 	a.st.counts.token.Add(1)
 	c.ok(authorizerTokenAnswer{AuthorizerAccessToken: t.value, ExpiresIn: t.remaining(c.nowNs), AuthorizerRefreshToken: refresh})
+}
+
+// handleComponentClearQuotaV2 serves POST /cgi-bin/component/clear_quota/v2
+// {component_appid, appsecret, appid} with no token: the platform's
+// AppSecret resets the platform's own quotas (api_component_token's daily
+// count) or, with appid, those of an authorizer that has authorised it.
+// Either counts against that account's 10 resets a month (48006 past
+// them), shared with clear_quota.
+func handleComponentClearQuotaV2(s *Simulator, c *call) {
+	var req struct {
+		ComponentAppID string `json:"component_appid"`
+		AppSecret      string `json:"appsecret"`
+		AppID          string `json:"appid"`
+	}
+	if !c.decodeJSON(&req) {
+		return
+	}
+	switch {
+	case req.ComponentAppID == "":
+		c.fail(wxapi.CodeAppIDMissing)
+		return
+	case req.AppSecret == "":
+		c.fail(wxapi.CodeSecretMissing)
+		return
+	}
+	e := c.set.component(req.ComponentAppID)
+	if e == nil {
+		c.fail(wxapi.CodeInvalidComponent)
+		return
+	}
+	c.owner = e.cfg.AppID
+	if !secretMatches(req.AppSecret, e.cfg.Secret) {
+		c.fail(wxapi.CodeInvalidAppSecret)
+		return
+	}
+	if req.AppID != "" {
+		a := c.set.open.auths[[2]string{e.cfg.AppID, req.AppID}]
+		if a == nil || !a.authorized() {
+			c.fail(wxapi.CodeComponentUnauthorized)
+			return
+		}
+		s.clearQuota(c, a.acct)
+		return
+	}
+	st := e.st
+	month := monthNumber(c.now)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.clearMonth != month {
+		st.clearMonth, st.clearCount = month, 0
+	}
+	if st.clearCount >= clearQuotaMonthlyLimit {
+		c.fail(wxapi.CodeClearQuotaLimit)
+		return
+	}
+	st.clearCount++
+	st.tokenDay.reset()
+	c.json(wxapi.CodeOK, okBody)
+}
+
+// authorized reports whether the authorizer has authorised its component
+// and not withdrawn.
+func (a *authEntry) authorized() bool {
+	a.st.mu.Lock()
+	defer a.st.mu.Unlock()
+	return a.st.authorized
 }

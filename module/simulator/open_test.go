@@ -1019,3 +1019,57 @@ func FuzzComponentBodies(f *testing.F) {
 		checkAnswer(t, rec)
 	})
 }
+
+// TestComponentClearQuotaV2: the platform's AppSecret, with no token,
+// resets api_component_token's daily count or an authorised authorizer's
+// quotas, 10 times a month per account.
+func TestComponentClearQuotaV2(t *testing.T) {
+	cb := newCallback(t, compApp, compToken, compKey)
+	cfg := openConfig(cb.url())
+	cfg.DailyTokenQuota = 1
+	h := &openHarness{harness: newHarness(t, cfg), cb: cb}
+	ticket := h.ticket()
+	h.componentToken(ticket)
+	expectMP(t, h.post("/cgi-bin/component/api_component_token", nil, componentTokenBody(compApp, compSecret, ticket)), 45009)
+
+	body := func(m map[string]string) string {
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	const path = "/cgi-bin/component/clear_quota/v2"
+	for _, c := range []struct {
+		name string
+		body string
+		want int
+	}{
+		{"no component_appid", body(map[string]string{"appsecret": compSecret}), 41002},
+		{"no appsecret", body(map[string]string{"component_appid": compApp}), 41004},
+		{"unknown component", body(map[string]string{"component_appid": mpApp, "appsecret": compSecret}), 61011},
+		{"wrong appsecret", body(map[string]string{"component_appid": compApp, "appsecret": mpSecret}), 40125},
+		{"not an authorizer", body(map[string]string{"component_appid": compApp, "appsecret": compSecret, "appid": "wxnotanauthorizer0"}), 61003},
+		{"bad JSON", `{"component_appid":`, 47001},
+	} {
+		a := h.post(path, nil, c.body)
+		expectMP(t, a, c.want)
+		if strings.Contains(string(a.body), compSecret) {
+			t.Fatalf("%s: the answer echoes the secret", c.name)
+		}
+	}
+	expectMP(t, h.post("/cgi-bin/component/api_component_token", nil, componentTokenBody(compApp, compSecret, ticket)), 45009)
+	expectCode(t, h.post(path, nil, body(map[string]string{"component_appid": compApp, "appsecret": compSecret})), 0)
+	h.componentToken(ticket) // the day's count starts again
+	if last := h.sim.Counters().Paths[path].Last; last == nil || !last.BodyRedacted {
+		t.Errorf("last record %+v: the body carries the secret", last)
+	}
+
+	// An authorizer's own resets, with the platform's secret.
+	expectCode(t, h.post(path, nil, body(map[string]string{"component_appid": compApp, "appsecret": compSecret, "appid": authPreset})), 0)
+	for range 9 {
+		expectCode(t, h.post(path, nil, body(map[string]string{"component_appid": compApp, "appsecret": compSecret})), 0)
+	}
+	expectMP(t, h.post(path, nil, body(map[string]string{"component_appid": compApp, "appsecret": compSecret})), 48006)
+	// The authorizer's month is its own: 9 left.
+	expectCode(t, h.post(path, nil, body(map[string]string{"component_appid": compApp, "appsecret": compSecret, "appid": authPreset})), 0)
+	h.advance(31 * 24 * time.Hour)
+	expectCode(t, h.post(path, nil, body(map[string]string{"component_appid": compApp, "appsecret": compSecret})), 0)
+}
