@@ -88,10 +88,10 @@ func startPlatform(t *testing.T, caddyfile string) *platform {
 	}))
 	t.Cleanup(relay.Close)
 	p.gw = startGateway(t, caddyfile, strings.TrimPrefix(srv.URL, "http://"),
-		"WX_COMP_SECRET="+compSecret, "WX_COMP_TOKEN="+compToken, "WX_COMP_AES="+compAESKey, "WX_SAAS_KEY="+saasKey)
+		"WX_COMP_SECRET="+compSecret, "WX_COMP_TOKEN="+compToken, "WX_COMP_AES="+compAESKey, "WX_SAAS_KEY="+saasKey, "WX_OPS_KEY="+opsKey)
 	t.Cleanup(func() {
 		p.gw.stop()
-		assertNoLeaks(t, "the gateway's log", p.gw.logs(), []string{compSecret, compAESKey, saasKey}, tap.allTokens())
+		assertNoLeaks(t, "the gateway's log", p.gw.logs(), []string{compSecret, compAESKey, saasKey, opsKey}, tap.allTokens())
 	})
 	if err := sim.Reconfigure(simulator.Config{
 		Components:              []simulator.Component{{AppID: compAppID, Secret: compSecret, Token: compToken, EncodingAESKey: compAESKey, CallbackURL: relay.URL + "/wechat/callback"}},
@@ -378,5 +378,73 @@ func TestPlatformReloadsUnderLoad(t *testing.T) {
 	}
 	if logs := gw.logs(); strings.Contains(logs, "panic") || strings.Contains(logs, "http.log.error") {
 		t.Errorf("the gateway panicked:\n%s", logs)
+	}
+}
+
+// opsKey is the key of componentAdminCaddyfile's admin client.
+const opsKey = "ops-client-key-0123456789abcdef0"
+
+// componentAdminCaddyfile is componentClientsCaddyfile with client ops,
+// granted admin.
+var componentAdminCaddyfile = strings.Replace(componentClientsCaddyfile, "		test_clock\n",
+	"		client ops {\n			key {env.WX_OPS_KEY}\n			accounts platform\n			admin\n		}\n		test_clock\n", 1)
+
+// TestComponentClearQuotaV2ThroughGateway: when the platform's token
+// quota is spent, the admin client's SDK resets it with
+// component/clear_quota/v2, its key where the platform's AppSecret goes;
+// the gateway sends WeChat the real secret, and the platform's calls work
+// again. Without admin the call is refused before WeChat.
+func TestComponentClearQuotaV2ThroughGateway(t *testing.T) {
+	p := startPlatform(t, componentAdminCaddyfile)
+	sim, gw := p.sim, p.gw
+	if err := sim.Reconfigure(simulator.Config{
+		Components:              []simulator.Component{{AppID: compAppID, Secret: compSecret, Token: compToken, EncodingAESKey: compAESKey, CallbackURL: gw.URL2("/wechat/callback")}},
+		ComponentTicketInterval: -1,
+		DailyTokenQuota:         1,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p.pushTicket(t)
+	p.advance(5 * time.Minute)
+	// preauth makes a component API call, with a gateway token fetched
+	// as the SDK would (answered by the gateway, not WeChat).
+	preauth := func() []byte {
+		_, body := send(t, http.MethodPost, gw.URL("/cgi-bin/component/api_component_token"), "application/json",
+			[]byte(`{"component_appid":"`+compAppID+`","component_appsecret":"`+saasKey+`","component_verify_ticket":"x"}`))
+		var issued struct {
+			Token string `json:"component_access_token"`
+		}
+		if err := json.Unmarshal(body, &issued); err != nil || issued.Token == "" {
+			t.Fatalf("api_component_token: %s", body)
+		}
+		_, body = send(t, http.MethodPost, gw.URL("/cgi-bin/component/api_create_preauthcode?component_access_token="+issued.Token),
+			"application/json", []byte(`{"component_appid":"`+compAppID+`"}`))
+		return body
+	}
+	if body := preauth(); errcodeOf(body) != 0 {
+		t.Fatalf("api_create_preauthcode: %s", body)
+	}
+	p.pushTicket(t)
+	p.advance(2*time.Hour + time.Minute) // the token expired; the day's one fetch is spent
+	if body := preauth(); errcodeOf(body) == 0 {
+		t.Fatalf("api_create_preauthcode with the quota spent: %s", body)
+	}
+	clear := func(key string) []byte {
+		_, body := send(t, http.MethodPost, gw.URL("/cgi-bin/component/clear_quota/v2"), "application/json",
+			[]byte(`{"component_appid":"`+compAppID+`","appsecret":"`+key+`"}`))
+		return body
+	}
+	if body := clear(saasKey); errcodeOf(body) != 48001 {
+		t.Errorf("clear_quota/v2 by a client without admin: %s", body)
+	}
+	if body := clear(opsKey); errcodeOf(body) != 0 {
+		t.Fatalf("clear_quota/v2 by the admin client: %s", body)
+	}
+	p.advance(5 * time.Minute) // past the failed fetch's backoff
+	if body := preauth(); errcodeOf(body) != 0 {
+		t.Errorf("api_create_preauthcode after the reset: %s", body)
+	}
+	if n := sim.Counters().Components[compAppID].ComponentToken; n != 2 {
+		t.Errorf("%d component tokens fetched, want 2", n)
 	}
 }

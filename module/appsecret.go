@@ -2,6 +2,7 @@ package caddywechat
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"mime"
 	"net/http"
@@ -44,7 +45,7 @@ const maxFormBody = 64 << 10
 // serveAppSecretCall answers a call to one of the secretParams paths.
 func (h *Handler) serveAppSecretCall(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	param := secretParams[r.URL.Path]
-	query, form, refusal := readCredentials(r)
+	query, rest, refusal := readCredentials(r)
 	if refusal != nil {
 		writeRefusal(w, refusal)
 		return nil
@@ -59,11 +60,12 @@ func (h *Handler) serveAppSecretCall(w http.ResponseWriter, r *http.Request, nex
 	countCall(client, acct.Name, 0)
 	query.Set("appid", acct.AppID)
 	query.Set(param, acct.Secret)
-	out, err := secretRequest(r, query, form)
-	if err != nil {
-		wxapi.WriteError(w, wxapi.CodeSystemBusy, "wechat gateway: reading the request body: "+err.Error())
-		return nil
+	for _, p := range appCredentialParams {
+		if p != param {
+			query.Del(p) // a client key sent under another name goes nowhere
+		}
 	}
+	out := secretRequest(r, query, rest)
 	answer := newInspector(w, h.app.confidential(account))
 	defer answer.free()
 	if err := next.ServeHTTP(answer, out); err != nil {
@@ -75,9 +77,11 @@ func (h *Handler) serveAppSecretCall(w http.ResponseWriter, r *http.Request, nex
 }
 
 // readCredentials returns the query of a secret-bearing call, with appid
-// and the secret parameter taken from a form body when it has them, and
-// the form without them.
-func readCredentials(r *http.Request) (query, form url.Values, refusal *clientauth.Error) {
+// and the secret parameter taken from its body when the body has them (a
+// form, or a JSON object: some SDKs post clear_quota/v2 as JSON), and the
+// rest of that body, without them, to send on. rest is nil when the body is
+// neither: it goes upstream as it came.
+func readCredentials(r *http.Request) (query url.Values, rest *credentialBody, refusal *clientauth.Error) {
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidArgs, "invalid args: malformed query string")
@@ -90,28 +94,85 @@ func readCredentials(r *http.Request) (query, form url.Values, refusal *clientau
 	if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
 		return query, nil, nil
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	isForm := mt == "application/x-www-form-urlencoded"
+	if !isForm && mt != "application/json" && mt != "text/plain" && mt != "" {
 		return query, nil, nil
 	}
 	raw, err := io.ReadAll(io.LimitReader(r.Body, maxFormBody+1))
 	if err != nil || len(raw) > maxFormBody {
-		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidArgs, "invalid args: unreadable or oversized form body")
+		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidArgs, "invalid args: unreadable or oversized body")
 	}
-	form, err = url.ParseQuery(string(raw))
-	if err != nil {
-		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidArgs, "invalid args: malformed form body")
+	rest = &credentialBody{raw: raw}
+	creds := map[string]string{}
+	switch {
+	case isForm:
+		if rest.form, err = url.ParseQuery(string(raw)); err != nil {
+			return nil, nil, clientauth.Refuse(wxapi.CodeInvalidArgs, "invalid args: malformed form body")
+		}
+		for name, vals := range rest.form {
+			if len(vals) > 1 {
+				return nil, nil, clientauth.Refuse(wxapi.CodeInvalidArgs, "invalid args: parameter "+name+" is given twice")
+			}
+			creds[name] = vals[0]
+		}
+	case bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")):
+		if json.Unmarshal(raw, &rest.json) != nil {
+			return nil, nil, clientauth.Refuse(wxapi.CodeDataFormat, "data format error: the body is not a JSON object")
+		}
+		for _, name := range credentialNames {
+			if v, ok := rest.json[name]; ok {
+				var s string
+				if json.Unmarshal(v, &s) != nil {
+					return nil, nil, clientauth.Refuse(wxapi.CodeDataFormat, "data format error: "+name+" must be a string")
+				}
+				creds[name] = s
+			}
+		}
 	}
-	// Only the credentials move from the form to the query, where the
+	// Only the credentials move from the body to the query, where the
 	// gateway puts the real secret; the rest stays in the body.
-	for name, vals := range form {
-		if len(vals) > 1 || (query.Has(name) && query.Get(name) != vals[0]) {
+	for name, v := range creds {
+		if query.Has(name) && query.Get(name) != v {
 			return nil, nil, clientauth.Refuse(wxapi.CodeInvalidArgs, "invalid args: parameter "+name+" is given twice")
 		}
-		if name == "appid" || name == "secret" || name == "appsecret" {
-			query.Set(name, vals[0])
+		if slices.Contains(credentialNames, name) {
+			query.Set(name, v)
 		}
 	}
-	return query, form, nil
+	return query, rest, nil
+}
+
+// credentialNames are the parameters readCredentials moves from a body to
+// the query.
+var credentialNames = []string{"appid", "secret", "appsecret"}
+
+// credentialBody is the body of a secret-bearing call: as it came (raw),
+// and parsed when it is a form or a JSON object.
+type credentialBody struct {
+	raw  []byte
+	form url.Values
+	json map[string]json.RawMessage
+}
+
+// withoutCredentials returns the body to send upstream: a form or JSON
+// object without the app's credentials, anything else as it came.
+func (b *credentialBody) withoutCredentials() []byte {
+	drop := append([]string{"appid"}, appCredentialParams...)
+	switch {
+	case b.form != nil:
+		for _, p := range drop {
+			b.form.Del(p)
+		}
+		return []byte(b.form.Encode())
+	case b.json != nil:
+		for _, p := range drop {
+			delete(b.json, p)
+		}
+		out, _ := json.Marshal(b.json)
+		return out
+	}
+	return b.raw
 }
 
 // authorizeSecretCall returns the account whose secret the call gets, or
@@ -163,10 +224,10 @@ func (h *Handler) authorizeSecretCall(r *http.Request, query url.Values, param s
 }
 
 // secretRequest clones r for upstream with query as its query string (the
-// real secret in it) and form, if any, as its body without the
+// real secret in it) and rest, if any, as its body without the
 // credentials. Its RequestURI, which Caddy's debug log shows, has the
 // secret redacted.
-func secretRequest(r *http.Request, query, form url.Values) (*http.Request, error) {
+func secretRequest(r *http.Request, query url.Values, rest *credentialBody) *http.Request {
 	out := new(http.Request)
 	*out = *r
 	u := *r.URL
@@ -180,18 +241,18 @@ func secretRequest(r *http.Request, query, form url.Values) (*http.Request, erro
 	for _, k := range []string{"Accept-Encoding", "Range", "If-Range"} {
 		out.Header.Del(k)
 	}
-	if form != nil {
-		form.Del("appid")
-		for _, p := range appCredentialParams {
-			form.Del(p)
-		}
-		body := []byte(form.Encode())
-		out.Body = io.NopCloser(bytes.NewReader(body))
-		out.ContentLength = int64(len(body))
-		out.Header.Set("Content-Length", strconv.Itoa(len(body)))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	if rest != nil {
+		setBody(out, rest.withoutCredentials())
 	}
-	return out, nil
+	return out
+}
+
+// setBody makes body the body of out, a request for upstream.
+func setBody(out *http.Request, body []byte) {
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.ContentLength = int64(len(body))
+	out.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 }
 
 // serveUserCredentialCall forwards a /sns/ call that carries only the

@@ -110,6 +110,64 @@ func TestClearQuotaV2(t *testing.T) {
 	}
 }
 
+// TestClearQuotaV2JSON: an SDK that posts clear_quota/v2 as a JSON object
+// gets the same: the key checked, the real secret in the query, where
+// WeChat documents it, and neither in the body; a malformed or mistyped
+// body is refused before anything goes upstream.
+func TestClearQuotaV2JSON(t *testing.T) {
+	g := newGateway(t, withAdminClient())
+	site := g.clientsSite()
+	for _, ct := range []string{"application/json", "application/json; charset=utf-8", "text/plain", ""} {
+		g.resetSeen()
+		rec := g.post(site, "/cgi-bin/clear_quota/v2", ct, []byte(` {"appid":"`+mpAppID+`","appsecret":"`+adminKey+`"}`))
+		wantErrcode(t, rec, 0)
+		seen := g.upstreamRequests()
+		if len(seen) != 1 {
+			t.Fatalf("%q: %d upstream requests", ct, len(seen))
+		}
+		if got := seen[0].query(t, "appsecret"); len(got) != 1 || got[0] != mpSecret {
+			t.Errorf("%q: upstream appsecret %q, want the real secret", ct, got)
+		}
+		if body := string(seen[0].Body); body != "{}" {
+			t.Errorf("%q: upstream body %q, want {}", ct, body)
+		}
+	}
+	for _, c := range []struct {
+		name, body string
+		code       int
+	}{
+		{"malformed", `{"appid":"` + mpAppID + `",`, 47001},
+		{"a number for a secret", `{"appid":"` + mpAppID + `","appsecret":12}`, 47001},
+		{"a key without admin", `{"appid":"` + mpAppID + `","appsecret":"` + shopKey + `"}`, 48001},
+		{"a key in the query and another in the body", `{"appid":"` + mpAppID + `","appsecret":"` + shopKey + `"}`, 40097},
+	} {
+		g.resetSeen()
+		target := "/cgi-bin/clear_quota/v2"
+		if c.code == 40097 {
+			target += "?appsecret=" + adminKey
+		}
+		wantErrcode(t, g.post(site, target, "application/json", []byte(c.body)), c.code)
+		g.wantNothingUpstream(t)
+	}
+}
+
+// TestSecretCallDropsOtherCredentials: a client key also sent under the
+// other secret name, or a component token, does not reach WeChat.
+func TestSecretCallDropsOtherCredentials(t *testing.T) {
+	g := newGateway(t)
+	site := g.clientsSite()
+	wantErrcode(t, g.get(site, login(mpAppID, shopKey, "alice-1")+"&appsecret="+shopKey+"&component_access_token=x"), 0)
+	seen := g.upstreamRequests()
+	if len(seen) != 1 {
+		t.Fatalf("%d upstream requests", len(seen))
+	}
+	for _, p := range []string{"appsecret", "component_access_token"} {
+		if got := seen[0].query(t, p); len(got) != 0 {
+			t.Errorf("upstream %s %q", p, got)
+		}
+	}
+}
+
 // TestTrustedSecretCall: a trusted site puts the secret in whatever the
 // caller sent, and refuses another account's appid.
 func TestTrustedSecretCall(t *testing.T) {

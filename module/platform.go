@@ -51,9 +51,12 @@ func (h *Handler) serveComponent(w http.ResponseWriter, r *http.Request, next ca
 			" is neither a component API (/cgi-bin/component/, /sns/component/, /sns/oauth2/component/) nor an API an authorizer's token serves")
 		return nil
 	}
-	if path == componentTokenPath {
+	switch path {
+	case componentTokenPath:
 		h.serveComponentToken(w, r)
 		return nil
+	case componentClearQuotaV2Path:
+		return h.serveComponentClearQuotaV2(w, r, next)
 	}
 	// The caller: nil on a trusted site.
 	var claims *clientauth.Claims

@@ -1,0 +1,137 @@
+package caddywechat
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/wxgate/caddy-wechat/module/internal/clientauth"
+)
+
+const (
+	platSecret   = "component-secret-0123456789abcdef" // platformApp's
+	platAdminKey = "plat-admin-key-0123456789abcdef"
+)
+
+// withPlatformAdmin adds client ops, granted the platform and admin.
+func withPlatformAdmin(t *testing.T, app *App) {
+	t.Helper()
+	auth, err := clientauth.New([]clientauth.Client{
+		{Name: "both", Keys: []string{platKey}, Accounts: []string{"platform", "mp"}},
+		{Name: "ops", Keys: []string{platAdminKey}, Accounts: []string{"platform"}, Admin: true},
+	}, []clientauth.Account{
+		{Name: "platform", Kind: "component", AppID: platAppID},
+		{Name: "mp", Kind: "official", AppID: authA},
+	}, 0, app.tokens.clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(auth.Close)
+	app.auth = auth
+}
+
+// upstreamCall is what a next handler received.
+type upstreamCall struct {
+	query, contentType string
+	body               map[string]any
+}
+
+// echoBody answers with the body it got, as WeChat's errors sometimes echo
+// a request, and keeps what it received in got.
+func echoBody(t *testing.T, got *[]upstreamCall) caddyhttp.Handler {
+	return caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		raw, _ := io.ReadAll(r.Body)
+		c := upstreamCall{query: r.URL.RawQuery, contentType: r.Header.Get("Content-Type")}
+		if err := json.Unmarshal(raw, &c.body); err != nil {
+			t.Errorf("upstream body %q: %v", raw, err)
+		}
+		*got = append(*got, c)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"errcode":0,"errmsg":"ok","echo":` + string(raw) + `}`))
+		return nil
+	})
+}
+
+// TestComponentClearQuotaV2: an admin client resets the platform's quotas
+// with its key where the SDK puts the platform's AppSecret, or with its
+// gateway token; WeChat gets the real secret in the body and no token (the
+// call is the way out when no token can be had), and the answer never
+// shows the secret.
+func TestComponentClearQuotaV2(t *testing.T) {
+	app := platformApp(t)
+	withPlatformAdmin(t, app)
+	plat := platformAppSite(app, "platform")
+	ctok := componentTokenWithKey(t, plat, platAdminKey)
+	var got []upstreamCall
+	for _, c := range []struct{ name, target, body string }{
+		{"key as appsecret", componentClearQuotaV2Path, `{"component_appid":"` + platAppID + `","appsecret":"` + platAdminKey + `"}`},
+		{"for an authorizer", componentClearQuotaV2Path, `{"appid":"` + authA + `","component_appid":"` + platAppID + `","appsecret":"` + platAdminKey + `"}`},
+		{"gateway token, no appsecret", componentClearQuotaV2Path + "?component_access_token=" + ctok, `{"component_appid":"` + platAppID + `"}`},
+		{"no component_appid", componentClearQuotaV2Path, `{"appsecret":"` + platAdminKey + `"}`},
+	} {
+		got = nil
+		rec := servePlatform(t, plat, httptest.NewRequest("POST", c.target, strings.NewReader(c.body)), echoBody(t, &got))
+		if len(got) != 1 {
+			t.Fatalf("%s: %d upstream calls: %s", c.name, len(got), rec.Body)
+		}
+		up := got[0]
+		if up.body["appsecret"] != platSecret || up.body["component_appid"] != platAppID || up.query != "" || up.contentType != "application/json" {
+			t.Errorf("%s: upstream got query %q, %s body %v", c.name, up.query, up.contentType, up.body)
+		}
+		if strings.Contains(c.body, authA) && up.body["appid"] != authA {
+			t.Errorf("%s: the authorizer's appid was lost: %v", c.name, up.body)
+		}
+		if strings.Contains(rec.Body.String(), platSecret) || strings.Contains(rec.Body.String(), platAdminKey) || !strings.Contains(rec.Body.String(), `"errcode":0`) {
+			t.Errorf("%s: answer %s", c.name, rec.Body)
+		}
+	}
+
+	for _, c := range []struct {
+		name, method, target, body string
+		code                       int
+	}{
+		{"GET", "GET", componentClearQuotaV2Path, "", 43002},
+		{"a client without admin", "POST", componentClearQuotaV2Path, `{"component_appid":"` + platAppID + `","appsecret":"` + platKey + `"}`, 48001},
+		{"its gateway token", "POST", componentClearQuotaV2Path + "?component_access_token=" + componentToken(t, plat), `{"component_appid":"` + platAppID + `"}`, 48001},
+		{"the real secret is no key", "POST", componentClearQuotaV2Path, `{"component_appid":"` + platAppID + `","appsecret":"` + platSecret + `"}`, 40001},
+		{"no key", "POST", componentClearQuotaV2Path, `{"component_appid":"` + platAppID + `"}`, 41004},
+		{"another platform", "POST", componentClearQuotaV2Path, `{"component_appid":"wx3rdcomponent0002","appsecret":"` + platAdminKey + `"}`, 61011},
+		{"malformed", "POST", componentClearQuotaV2Path, `{"appsecret":"` + platAdminKey + `"`, 47001},
+		{"not an object", "POST", componentClearQuotaV2Path, `["` + platAdminKey + `"]`, 47001},
+		{"a number for a key", "POST", componentClearQuotaV2Path, `{"appsecret":12}`, 47001},
+		{"a secret in the query", "POST", componentClearQuotaV2Path + "?secret=x", `{"appsecret":"` + platAdminKey + `"}`, 40001},
+	} {
+		got = nil
+		rec := servePlatform(t, plat, httptest.NewRequest(c.method, c.target, strings.NewReader(c.body)), echoBody(t, &got))
+		if len(got) != 0 {
+			t.Errorf("%s reached upstream: %+v", c.name, got)
+		}
+		if code := decodeAnswer(t, rec).Errcode; code != c.code {
+			t.Errorf("%s: errcode %d (%s), want %d", c.name, code, rec.Body, c.code)
+		}
+		if strings.Contains(rec.Body.String(), platSecret) || strings.Contains(rec.Body.String(), platAdminKey) {
+			t.Errorf("%s: answer %s", c.name, rec.Body)
+		}
+	}
+
+	// A trusted site puts the secret in for whoever calls.
+	plat.Trusted = true
+	got = nil
+	servePlatform(t, plat, httptest.NewRequest("POST", componentClearQuotaV2Path, strings.NewReader(`{"appid":"`+authB+`"}`)), echoBody(t, &got))
+	if len(got) != 1 || got[0].body["appsecret"] != platSecret || got[0].body["appid"] != authB || got[0].body["component_appid"] != platAppID {
+		t.Errorf("trusted: upstream got %+v", got)
+	}
+}
+
+// componentTokenWithKey is the gateway token the client of key gets from
+// the platform's site.
+func componentTokenWithKey(t *testing.T, plat *Handler, key string) string {
+	rec := servePlatform(t, plat, httptest.NewRequest("POST", "/cgi-bin/component/api_component_token",
+		strings.NewReader(`{"component_appid":"`+platAppID+`","component_appsecret":"`+key+`"}`)), nil)
+	return answerField(t, rec, "component_access_token")
+}
