@@ -65,15 +65,21 @@ func (h *Handler) serveAppSecretCall(w http.ResponseWriter, r *http.Request, nex
 			query.Del(p) // a client key sent under another name goes nowhere
 		}
 	}
-	out := secretRequest(r, query, rest)
+	h.sendOnce(w, r, next, secretRequest(r, query, rest), account)
+	return nil
+}
+
+// sendOnce sends out, the upstream form of r, through next once, with no
+// replay (the calls that carry a secret, not a token), and passes the
+// answer on masked for account.
+func (h *Handler) sendOnce(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, out *http.Request, account *token.Handle) {
 	answer := newInspector(w, h.app.confidential(account))
 	defer answer.free()
 	if err := next.ServeHTTP(answer, out); err != nil {
 		h.upstreamFailed(w, r, answer, account, err)
-		return nil
+		return
 	}
 	answer.pass()
-	return nil
 }
 
 // readCredentials returns the query of a secret-bearing call, with appid

@@ -81,14 +81,7 @@ func (h *Handler) serveComponentClearQuotaV2(w http.ResponseWriter, r *http.Requ
 	}
 	out.Header.Set("Content-Type", "application/json")
 	setBody(out, sent)
-	account := h.fixed
-	answer := newInspector(w, h.app.confidential(account))
-	defer answer.free()
-	if err := next.ServeHTTP(answer, out); err != nil {
-		h.upstreamFailed(w, r, answer, account, err)
-		return nil
-	}
-	answer.pass()
+	h.sendOnce(w, r, next, out, h.fixed)
 	return nil
 }
 

@@ -52,22 +52,8 @@ func handleComponentToken(s *Simulator, c *call) {
 	if !c.decodeJSON(&req) {
 		return
 	}
-	switch {
-	case req.ComponentAppID == "":
-		c.fail(wxapi.CodeAppIDMissing)
-		return
-	case req.ComponentAppSecret == "":
-		c.fail(wxapi.CodeSecretMissing)
-		return
-	}
-	e := c.set.component(req.ComponentAppID)
+	e := c.componentCredentials(req.ComponentAppID, req.ComponentAppSecret)
 	if e == nil {
-		c.fail(wxapi.CodeInvalidComponent)
-		return
-	}
-	c.owner = e.cfg.AppID
-	if !secretMatches(req.ComponentAppSecret, e.cfg.Secret) {
-		c.fail(wxapi.CodeInvalidAppSecret)
 		return
 	}
 	cfg := &c.set.cfg
@@ -407,22 +393,8 @@ func handleComponentClearQuotaV2(s *Simulator, c *call) {
 	if !c.decodeJSON(&req) {
 		return
 	}
-	switch {
-	case req.ComponentAppID == "":
-		c.fail(wxapi.CodeAppIDMissing)
-		return
-	case req.AppSecret == "":
-		c.fail(wxapi.CodeSecretMissing)
-		return
-	}
-	e := c.set.component(req.ComponentAppID)
+	e := c.componentCredentials(req.ComponentAppID, req.AppSecret)
 	if e == nil {
-		c.fail(wxapi.CodeInvalidComponent)
-		return
-	}
-	c.owner = e.cfg.AppID
-	if !secretMatches(req.AppSecret, e.cfg.Secret) {
-		c.fail(wxapi.CodeInvalidAppSecret)
 		return
 	}
 	if req.AppID != "" {
@@ -456,4 +428,29 @@ func (a *authEntry) authorized() bool {
 	a.st.mu.Lock()
 	defer a.st.mu.Unlock()
 	return a.st.authorized
+}
+
+// componentCredentials returns the component that appid and secret name
+// and prove, or answers the error (41002, 41004, 61011, 40125) and returns
+// nil.
+func (c *call) componentCredentials(appid, secret string) *compEntry {
+	switch {
+	case appid == "":
+		c.fail(wxapi.CodeAppIDMissing)
+		return nil
+	case secret == "":
+		c.fail(wxapi.CodeSecretMissing)
+		return nil
+	}
+	e := c.set.component(appid)
+	if e == nil {
+		c.fail(wxapi.CodeInvalidComponent)
+		return nil
+	}
+	c.owner = e.cfg.AppID
+	if !secretMatches(secret, e.cfg.Secret) {
+		c.fail(wxapi.CodeInvalidAppSecret)
+		return nil
+	}
+	return e
 }
