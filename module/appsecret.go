@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -45,7 +46,9 @@ const maxFormBody = 64 << 10
 // serveAppSecretCall answers a call to one of the secretParams paths.
 func (h *Handler) serveAppSecretCall(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	param := secretParams[r.URL.Path]
-	query, rest, refusal := readCredentials(r)
+	// A JSON body only where WeChat takes a POST (jscode2session and
+	// oauth2/access_token are GETs).
+	query, rest, refusal := readCredentials(r, param == "appsecret")
 	if refusal != nil {
 		writeRefusal(w, refusal)
 		return nil
@@ -84,10 +87,11 @@ func (h *Handler) sendOnce(w http.ResponseWriter, r *http.Request, next caddyhtt
 
 // readCredentials returns the query of a secret-bearing call, with appid
 // and the secret parameter taken from its body when the body has them (a
-// form, or a JSON object: some SDKs post clear_quota/v2 as JSON), and the
+// form, or with jsonBody a JSON object: some SDKs post clear_quota/v2 as
+// JSON), and the
 // rest of that body, without them, to send on. rest is nil when the body is
 // neither: it goes upstream as it came.
-func readCredentials(r *http.Request) (query url.Values, rest *credentialBody, refusal *clientauth.Error) {
+func readCredentials(r *http.Request, jsonBody bool) (query url.Values, rest *credentialBody, refusal *clientauth.Error) {
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, nil, clientauth.Refuse(wxapi.CodeInvalidArgs, "invalid args: malformed query string")
@@ -122,8 +126,8 @@ func readCredentials(r *http.Request) (query url.Values, rest *credentialBody, r
 			}
 			creds[name] = vals[0]
 		}
-	case bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")):
-		if json.Unmarshal(raw, &rest.json) != nil {
+	case jsonBody && bytes.HasPrefix(trimJSON(raw), []byte("{")):
+		if json.Unmarshal(trimJSON(raw), &rest.json) != nil {
 			return nil, nil, clientauth.Refuse(wxapi.CodeDataFormat, "data format error: the body is not a JSON object")
 		}
 		for _, name := range credentialNames {
@@ -162,23 +166,28 @@ type credentialBody struct {
 }
 
 // withoutCredentials returns the body to send upstream: a form or JSON
-// object without the app's credentials, anything else as it came.
+// object without the app's credentials (under any letter case), anything
+// else as it came.
 func (b *credentialBody) withoutCredentials() []byte {
-	drop := append([]string{"appid"}, appCredentialParams...)
+	credential := func(name string) bool {
+		return strings.EqualFold(name, "appid") || slices.ContainsFunc(appCredentialParams, func(p string) bool { return strings.EqualFold(name, p) })
+	}
 	switch {
 	case b.form != nil:
-		for _, p := range drop {
-			b.form.Del(p)
-		}
+		maps.DeleteFunc(b.form, func(name string, _ []string) bool { return credential(name) })
 		return []byte(b.form.Encode())
 	case b.json != nil:
-		for _, p := range drop {
-			delete(b.json, p)
-		}
+		maps.DeleteFunc(b.json, func(name string, _ json.RawMessage) bool { return credential(name) })
 		out, _ := json.Marshal(b.json)
 		return out
 	}
 	return b.raw
+}
+
+// trimJSON returns a JSON text without the white space and byte order mark
+// around it.
+func trimJSON(raw []byte) []byte {
+	return bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(raw), []byte("\ufeff")))
 }
 
 // authorizeSecretCall returns the account whose secret the call gets, or

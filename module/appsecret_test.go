@@ -168,6 +168,33 @@ func TestSecretCallDropsOtherCredentials(t *testing.T) {
 	}
 }
 
+// TestSecretCallBodyKeepsNoKey: a client key under a letter-case variant
+// of a credential's name does not go upstream in a JSON or form body; a
+// JSON body on the GET-only login is not read, and refused for its
+// missing appid before anything goes upstream.
+func TestSecretCallBodyKeepsNoKey(t *testing.T) {
+	g := newGateway(t, withAdminClient())
+	site := g.clientsSite()
+	for _, c := range []struct{ ct, body string }{
+		{"application/json", `{"appid":"` + mpAppID + `","appsecret":"` + adminKey + `","AppSecret":"` + adminKey + `","Secret":"x` + adminKey + `"}`},
+		{"application/x-www-form-urlencoded", "appid=" + mpAppID + "&appsecret=" + adminKey + "&AppSecret=" + adminKey + "&APPID=" + adminKey},
+	} {
+		g.resetSeen()
+		wantErrcode(t, g.post(site, "/cgi-bin/clear_quota/v2", c.ct, []byte(c.body)), 0)
+		seen := g.upstreamRequests()
+		if len(seen) != 1 {
+			t.Fatalf("%s: %d upstream requests", c.ct, len(seen))
+		}
+		if strings.Contains(string(seen[0].Body), adminKey) || strings.Contains(seen[0].RequestURI, adminKey) {
+			t.Errorf("%s: the client key went upstream: %s %q", c.ct, seen[0].RequestURI, seen[0].Body)
+		}
+	}
+	g.resetSeen()
+	wantErrcode(t, g.post(site, "/sns/jscode2session", "application/json",
+		[]byte(`{"appid":"`+mpAppID+`","secret":"`+shopKey+`","js_code":"alice-1","grant_type":"authorization_code"}`)), 41002)
+	g.wantNothingUpstream(t)
+}
+
 // TestTrustedSecretCall: a trusted site puts the secret in whatever the
 // caller sent, and refuses another account's appid.
 func TestTrustedSecretCall(t *testing.T) {

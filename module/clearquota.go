@@ -36,10 +36,13 @@ func (h *Handler) serveComponentClearQuotaV2(w http.ResponseWriter, r *http.Requ
 		return nil
 	}
 	var body map[string]json.RawMessage
-	if json.Unmarshal(raw, &body) != nil || body == nil {
+	if json.Unmarshal(trimJSON(raw), &body) != nil || body == nil {
 		wxapi.WriteError(w, wxapi.CodeDataFormat, "data format error: the body must be a JSON object")
 		return nil
 	}
+	// Only the documented members go upstream: whatever else a client
+	// put in the body (its key under another name, a gateway token) stays
+	// here.
 	fields := map[string]string{}
 	for _, name := range []string{"component_appid", "appid", "appsecret"} {
 		if v, ok := body[name]; ok {
@@ -51,8 +54,8 @@ func (h *Handler) serveComponentClearQuotaV2(w http.ResponseWriter, r *http.Requ
 			fields[name] = s
 		}
 	}
-	if appid, ok := fields["component_appid"]; ok && appid != platform.AppID {
-		wxapi.WriteError(w, wxapi.CodeInvalidComponent, "wechat gateway: this site serves component "+platform.AppID+", not "+logText(appid))
+	if appid := fields["component_appid"]; appid != "" && appid != platform.AppID {
+		wxapi.WriteError(w, wxapi.CodeInvalidComponent, "wechat gateway: this site serves component "+platform.AppID+", not "+loggedAppID(appid))
 		return nil
 	}
 	var claims *clientauth.Claims
@@ -65,9 +68,11 @@ func (h *Handler) serveComponentClearQuotaV2(w http.ResponseWriter, r *http.Requ
 		}
 	}
 	countCall(clientName(claims), h.Account, 0)
-	body["component_appid"], _ = json.Marshal(platform.AppID)
-	body["appsecret"], _ = json.Marshal(platform.Secret)
-	sent, _ := json.Marshal(body)
+	upstream := map[string]string{"component_appid": platform.AppID, "appsecret": platform.Secret}
+	if appid := fields["appid"]; appid != "" {
+		upstream["appid"] = appid
+	}
+	sent, _ := json.Marshal(upstream)
 	out := new(http.Request)
 	*out = *r
 	u := *r.URL

@@ -135,3 +135,40 @@ func componentTokenWithKey(t *testing.T, plat *Handler, key string) string {
 		strings.NewReader(`{"component_appid":"`+platAppID+`","component_appsecret":"`+key+`"}`)), nil)
 	return answerField(t, rec, "component_access_token")
 }
+
+// TestComponentClearQuotaV2SendsOnlyItsMembers: what else a client puts
+// in the body (its key or gateway token under another name, in any letter
+// case) does not reach WeChat: only component_appid, appid and appsecret
+// go.
+func TestComponentClearQuotaV2SendsOnlyItsMembers(t *testing.T) {
+	app := platformApp(t)
+	withPlatformAdmin(t, app)
+	plat := platformAppSite(app, "platform")
+	ctok := componentTokenWithKey(t, plat, platAdminKey)
+	for _, c := range []struct{ name, target, body string }{
+		{"secret", componentClearQuotaV2Path, `{"appsecret":"` + platAdminKey + `","secret":"` + platAdminKey + `"}`},
+		{"component_appsecret", componentClearQuotaV2Path, `{"appsecret":"` + platAdminKey + `","component_appsecret":"` + platAdminKey + `"}`},
+		{"AppSecret", componentClearQuotaV2Path, "\ufeff" + `{"appsecret":"` + platAdminKey + `","AppSecret":"` + platAdminKey + `"}`},
+		{"a token in the body", componentClearQuotaV2Path + "?component_access_token=" + ctok, `{"component_access_token":"` + ctok + `","x":1}`},
+	} {
+		var got []upstreamCall
+		rec := servePlatform(t, plat, httptest.NewRequest("POST", c.target, strings.NewReader(c.body)), echoBody(t, &got))
+		if len(got) != 1 {
+			t.Fatalf("%s: %d upstream calls: %s", c.name, len(got), rec.Body)
+		}
+		if len(got[0].body) != 2 || got[0].body["appsecret"] != platSecret {
+			t.Errorf("%s: upstream body %v, want component_appid and appsecret alone", c.name, got[0].body)
+		}
+	}
+	// An SDK that swapped appid and key does not see its key in the error.
+	rec := servePlatform(t, plat, httptest.NewRequest("POST", componentClearQuotaV2Path,
+		strings.NewReader(`{"component_appid":"`+platAdminKey+`","appsecret":"`+platAppID+`"}`)), nil)
+	if code := decodeAnswer(t, rec).Errcode; code != 61011 || strings.Contains(rec.Body.String(), platAdminKey) {
+		t.Errorf("swapped appid and key: %s", rec.Body)
+	}
+	rec = servePlatform(t, plat, httptest.NewRequest("POST", "/cgi-bin/component/api_component_token",
+		strings.NewReader(`{"component_appid":"`+platAdminKey+`","component_appsecret":"`+platAppID+`"}`)), nil)
+	if code := decodeAnswer(t, rec).Errcode; code != 61011 || strings.Contains(rec.Body.String(), platAdminKey) {
+		t.Errorf("api_component_token, swapped appid and key: %s", rec.Body)
+	}
+}

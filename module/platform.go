@@ -228,7 +228,7 @@ func (h *Handler) readComponentCall(w http.ResponseWriter, r *http.Request) (*co
 		return nil, false
 	}
 	if own := h.fixed.Account().AppID; req.ComponentAppID != own {
-		wxapi.WriteError(w, wxapi.CodeInvalidComponent, "wechat gateway: this site serves component "+own+", not "+logText(req.ComponentAppID))
+		wxapi.WriteError(w, wxapi.CodeInvalidComponent, "wechat gateway: this site serves component "+own+", not "+loggedAppID(req.ComponentAppID))
 		return nil, false
 	}
 	return req, true
