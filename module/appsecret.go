@@ -68,7 +68,7 @@ func (h *Handler) serveAppSecretCall(w http.ResponseWriter, r *http.Request, nex
 			query.Del(p) // a client key sent under another name goes nowhere
 		}
 	}
-	h.sendOnce(w, r, next, secretRequest(r, query, rest), account)
+	h.sendOnce(w, r, next, secretRequest(r, query, rest, param), account)
 	return nil
 }
 
@@ -165,10 +165,12 @@ type credentialBody struct {
 	json map[string]json.RawMessage
 }
 
-// withoutCredentials returns the body to send upstream: a form or JSON
-// object without the app's credentials (under any letter case), anything
-// else as it came.
-func (b *credentialBody) withoutCredentials() []byte {
+// upstream returns the body to send on: a form without the app's
+// credentials (under any letter case: they go in the query), a JSON object
+// with appid and the secret parameter param set to the real ones of query
+// and no other credential (WeChat's docs have put them in the query and,
+// later, in a JSON body: they go in both), anything else as it came.
+func (b *credentialBody) upstream(query url.Values, param string) []byte {
 	credential := func(name string) bool {
 		return strings.EqualFold(name, "appid") || slices.ContainsFunc(appCredentialParams, func(p string) bool { return strings.EqualFold(name, p) })
 	}
@@ -178,6 +180,9 @@ func (b *credentialBody) withoutCredentials() []byte {
 		return []byte(b.form.Encode())
 	case b.json != nil:
 		maps.DeleteFunc(b.json, func(name string, _ json.RawMessage) bool { return credential(name) })
+		for _, name := range []string{"appid", param} {
+			b.json[name], _ = json.Marshal(query.Get(name))
+		}
 		out, _ := json.Marshal(b.json)
 		return out
 	}
@@ -239,10 +244,14 @@ func (h *Handler) authorizeSecretCall(r *http.Request, query url.Values, param s
 }
 
 // secretRequest clones r for upstream with query as its query string (the
-// real secret in it) and rest, if any, as its body without the
-// credentials. Its RequestURI, which Caddy's debug log shows, has the
-// secret redacted.
-func secretRequest(r *http.Request, query url.Values, rest *credentialBody) *http.Request {
+// real secret, in param, in it) and rest, if any, as its body (see
+// credentialBody.upstream). Its RequestURI, which Caddy's debug log shows,
+// has the secret redacted.
+func secretRequest(r *http.Request, query url.Values, rest *credentialBody, param string) *http.Request {
+	var body []byte
+	if rest != nil {
+		body = rest.upstream(query, param) // before credentialsFirst empties query
+	}
 	out := new(http.Request)
 	*out = *r
 	u := *r.URL
@@ -257,7 +266,7 @@ func secretRequest(r *http.Request, query url.Values, rest *credentialBody) *htt
 		out.Header.Del(k)
 	}
 	if rest != nil {
-		setBody(out, rest.withoutCredentials())
+		setBody(out, body)
 	}
 	return out
 }

@@ -112,8 +112,8 @@ func TestClearQuotaV2(t *testing.T) {
 
 // TestClearQuotaV2JSON: an SDK that posts clear_quota/v2 as a JSON object
 // gets the same: the key checked, the real secret in the query, where
-// WeChat documents it, and neither in the body; a malformed or mistyped
-// body is refused before anything goes upstream.
+// WeChat first documented it, and in the body, where it later did; a
+// malformed or mistyped body is refused before anything goes upstream.
 func TestClearQuotaV2JSON(t *testing.T) {
 	g := newGateway(t, withAdminClient())
 	site := g.clientsSite()
@@ -128,8 +128,8 @@ func TestClearQuotaV2JSON(t *testing.T) {
 		if got := seen[0].query(t, "appsecret"); len(got) != 1 || got[0] != mpSecret {
 			t.Errorf("%q: upstream appsecret %q, want the real secret", ct, got)
 		}
-		if body := string(seen[0].Body); body != "{}" {
-			t.Errorf("%q: upstream body %q, want {}", ct, body)
+		if body, want := string(seen[0].Body), `{"appid":"`+mpAppID+`","appsecret":"`+mpSecret+`"}`; body != want {
+			t.Errorf("%q: upstream body %q, want %q", ct, body, want)
 		}
 	}
 	for _, c := range []struct {

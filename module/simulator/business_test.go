@@ -222,6 +222,12 @@ func TestQuotaGetAndClearQuota(t *testing.T) {
 	form := "appid=" + mpApp2 + "&appsecret=" + mpSecret2
 	a := h.do(h.request(http.MethodPost, "/cgi-bin/clear_quota/v2", nil, "application/x-www-form-urlencoded", []byte(form)))
 	expectCode(t, a, 0)
+	a = h.do(h.request(http.MethodPost, "/cgi-bin/clear_quota/v2", nil, "application/json", []byte(`{"appid":"`+mpApp2+`","appsecret":"`+mpSecret2+`"}`)))
+	expectCode(t, a, 0)
+	a = h.do(h.request(http.MethodPost, "/cgi-bin/clear_quota/v2", nil, "application/json", []byte(`{"appid":"`+mpApp2+`","appsecret":"bad"}`)))
+	expectMP(t, a, 40001)
+	a = h.do(h.request(http.MethodPost, "/cgi-bin/clear_quota/v2", nil, "application/json", []byte(`{"appid":`)))
+	expectMP(t, a, 47001)
 	a = h.do(h.request(http.MethodPost, "/cgi-bin/clear_quota/v2", q("appid", mpApp2, "appsecret", "bad"), "", nil))
 	expectMP(t, a, 40001)
 	if last := h.sim.Counters().Paths["/cgi-bin/clear_quota/v2"].Last; last.Query != "appid="+mpApp2+"&appsecret=REDACTED" {

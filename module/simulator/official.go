@@ -415,16 +415,24 @@ func handleClearQuota(s *Simulator, c *call) {
 }
 
 // handleClearQuotaV2 serves POST /cgi-bin/clear_quota/v2 with appid and
-// appsecret as form fields or query parameters (no access token).
+// appsecret as query parameters, form fields or members of a JSON body (no
+// access token): WeChat's docs have shown the query and, later, the body.
 func handleClearQuotaV2(s *Simulator, c *call) {
 	appid, secret := c.query("appid"), c.query("appsecret")
+	var body struct {
+		AppID     string `json:"appid"`
+		AppSecret string `json:"appsecret"`
+	}
 	if form := formValues(c); form != nil {
-		if v := form.Get("appid"); v != "" {
-			appid = v
-		}
-		if v := form.Get("appsecret"); v != "" {
-			secret = v
-		}
+		body.AppID, body.AppSecret = form.Get("appid"), form.Get("appsecret")
+	} else if trimmed := bytes.TrimSpace(c.body); len(trimmed) > 0 && trimmed[0] == '{' && !c.decodeJSON(&body) {
+		return
+	}
+	if body.AppID != "" {
+		appid = body.AppID
+	}
+	if body.AppSecret != "" {
+		secret = body.AppSecret
 	}
 	a := c.appCredentials("client_credential", "client_credential", appid, secret)
 	if a == nil {
