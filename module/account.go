@@ -73,14 +73,41 @@ type Account struct {
 // placeholder: anything else in braces may be the value itself, which an
 // error must not repeat.
 func isPlaceholder(s string) bool {
-	return (strings.HasPrefix(s, "{env.") || strings.HasPrefix(s, "{file.")) && s[len(s)-1] == '}' && strings.Count(s, "{") == 1
+	return (strings.HasPrefix(s, "{env.") || strings.HasPrefix(s, "{file.")) && s[len(s)-1] == '}' &&
+		strings.Count(s, "{") == 1 && strings.Count(s, "}") == 1
+}
+
+// checkFields refuses what the config of an account of another kind has:
+// the Caddyfile cannot say it, JSON can.
+func (a Account) checkFields(name string) error {
+	switch {
+	case a.AgentID != "" && a.Kind != string(token.WeCom):
+		return fmt.Errorf("account %q: agent_id: only WeCom applications have an agentid", name)
+	case a.AgentID != "" && strings.Trim(a.AgentID, "0123456789") != "":
+		return fmt.Errorf("account %q: agent_id must be the application's numeric agentid, such as 1000002", name)
+	case (a.Token != "" || a.EncodingAESKey != "") && a.Kind != string(token.Component):
+		return fmt.Errorf("account %q: token and encoding_aes_key: only third-party platforms (kind component) have them", name)
+	}
+	return nil
+}
+
+// validAccountName reports whether name can name an account: in admin API
+// paths (/wechat/accounts/<name>/refresh), metrics labels and logs.
+func validAccountName(name string) bool {
+	return name != "" && len(name) <= 64 && strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == ""
 }
 
 // resolve turns the config into a token.Account, resolving the secret's
 // placeholder. Errors name the account and the field.
 func (a Account) resolve(name string, repl *caddy.Replacer) (token.Account, error) {
+	if !validAccountName(name) {
+		return token.Account{}, fmt.Errorf("account %q: a name is 1 to 64 letters, digits, '.', '_' or '-'", name)
+	}
 	if a.Kind == "" {
 		return token.Account{}, fmt.Errorf("account %q: kind is required (official, wecom or component)", name)
+	}
+	if err := a.checkFields(name); err != nil {
+		return token.Account{}, err
 	}
 	if a.Secret == "" {
 		return token.Account{}, fmt.Errorf("account %q: secret is required", name)

@@ -44,7 +44,7 @@ type App struct {
 
 	// FetchTimeout bounds the token-endpoint calls of one refresh (a normal
 	// call and, for stable_token, a force_refresh); storage calls have
-	// their own 2 s (6 s for the lock) on top. Default: 10s.
+	// their own 2 s (6 s for the lock) on top. At least 1s. Default: 10s.
 	FetchTimeout caddy.Duration `json:"fetch_timeout,omitempty"`
 
 	// Clients are the apps allowed to call the gateway, by name (see
@@ -52,7 +52,8 @@ type App struct {
 	Clients map[string]*Client `json:"clients,omitempty"`
 
 	// ClientTokenTTL is the lifetime of the gateway tokens handed to
-	// clients, and the expires_in they are told; at most 366 days. Keep it
+	// clients, and the expires_in they are told; at least 1 minute, at
+	// most 366 days. Keep it
 	// over 30 minutes: some SDKs cache a token for its expires_in less 25
 	// minutes (silenceper/wechat, which fails with a Redis cache under
 	// that). Default: 2h, WeChat's own, which SDKs cache well.
@@ -177,11 +178,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.RefreshCooldown < 0 {
 		a.RefreshCooldown = caddyopt.Off // one spelling of off
 	}
-	if a.FetchTimeout < 0 {
-		return fmt.Errorf("fetch_timeout must not be negative")
+	if a.FetchTimeout < 0 || a.FetchTimeout > 0 && time.Duration(a.FetchTimeout) < time.Second {
+		return fmt.Errorf("fetch_timeout must be at least 1s: WeChat's token calls take tens of milliseconds to seconds")
 	}
-	if a.ClientTokenTTL < 0 {
-		return fmt.Errorf("client_token_ttl must not be negative")
+	if a.ClientTokenTTL < 0 || a.ClientTokenTTL > 0 && time.Duration(a.ClientTokenTTL) < time.Minute {
+		return fmt.Errorf("client_token_ttl must be at least 1m: a gateway token must outlive the calls made with it (keep it over 30m)")
 	}
 	if time.Duration(a.ClientTokenTTL) > clientauth.MaxTTL {
 		// Checked with clients or without, so that adding one later does

@@ -78,6 +78,11 @@ func (a *App) provisionClients(repl *caddy.Replacer) error {
 					return fmt.Errorf("client %q: key %d is the secret of account %q; give the client a key of its own, so that the secret stays in the gateway", name, i+1, acctName)
 				}
 			}
+			for acctName, codec := range a.codecs {
+				if key == codec.Token || key == codec.EncodingAESKey {
+					return fmt.Errorf("client %q: key %d is the message token or encoding_aes_key of platform %q, which sign and decrypt its pushes; give the client a key of its own", name, i+1, acctName)
+				}
+			}
 			c.Keys = append(c.Keys, key)
 		}
 		clients = append(clients, c)

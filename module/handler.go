@@ -102,6 +102,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.stuck = new(stuckPaths)
 	h.calls = new(lastCall)
+	if h.Callback && (h.Trusted || h.Kind != "" || h.MaxReplayBody != 0) {
+		return errors.New("callback: a push route takes no trusted, kind or max_replay_body: it serves WeChat's pushes, not API calls")
+	}
 	if h.MaxReplayBody < 0 {
 		return errors.New("max_replay_body must not be negative")
 	}

@@ -183,10 +183,16 @@ func (a *Authority) add(c Client) error {
 		if len(p) > 1 && strings.HasSuffix(p, "/") {
 			return fmt.Errorf("client %q: paths: %q ends in /, as no call's path does (the gateway refuses them); for every path under it write %q", c.Name, p, p+"*")
 		}
+		if bad := strings.Trim(strings.TrimSuffix(p, "*"), pathChars); bad != "" || strings.Contains(p, "//") || strings.Contains(p, "/./") || strings.Contains(p, "..") {
+			return fmt.Errorf("client %q: paths: %q is no API path (letters, digits, '/', '_', '-' and '.', no empty, '.' or '..' segment), and no call could match it", c.Name, p)
+		}
 	}
 	a.clients[c.Name] = cl
 	return nil
 }
+
+// pathChars are the characters of WeChat's API paths.
+const pathChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_-."
 
 // Close releases the verification cache.
 func (a *Authority) Close() { a.verified.Close() }

@@ -208,6 +208,9 @@ func (a Account) withDefaults() (Account, error) {
 	if a.AppID == "" {
 		return a, fmt.Errorf("account %q: appid is required", a.Name)
 	}
+	if !ValidAppID(a.AppID) {
+		return a, fmt.Errorf("account %q: appid (or corpid) is not one: WeChat's are up to 64 letters, digits, '_' or '-', such as wx1234567890abcdef", a.Name)
+	}
 	if a.Secret == "" {
 		return a, fmt.Errorf("account %q: secret is required", a.Name)
 	}
