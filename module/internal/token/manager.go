@@ -474,6 +474,7 @@ type entry struct {
 	tripped        bool // a configuration or quota error stopped refreshing
 	day            int64
 	calls          int // token-endpoint calls this quota day
+	probes         int // calls past the budget operators granted (Resume) this quota day
 	forceDay       int64
 	forces         int // force_refresh calls this quota day
 	lastForce      time.Time
@@ -882,9 +883,9 @@ func (m *Manager) call(ctx context.Context, e *entry, a *Account, force bool) (F
 	e.mu.Lock()
 	day := quotaDay(start)
 	if e.day != day {
-		e.day, e.calls = day, 0
+		e.day, e.calls, e.probes = day, 0, 0
 	}
-	if e.calls >= a.DailyBudget {
+	if e.calls >= a.DailyBudget+e.probes {
 		e.mu.Unlock()
 		err := &budgetError{budget: a.DailyBudget, until: nextQuotaDay(start)}
 		m.opts.Observer.EndpointCall(a, callResult(err), 0)

@@ -89,9 +89,16 @@ func (h *Handle) Refresh(ctx context.Context, ifGeneration *uint64) (tok *Token,
 	}
 }
 
+// MaxResumeProbes is how many token-endpoint calls past an account's daily
+// budget operators may grant it a day, one per Resume: past them the
+// budget stands until the next WeChat day (or a config with a larger one).
+const MaxResumeProbes = 3
+
 // Resume clears a stopped refresh (a configuration or quota error, or the
 // budget) after an operator fixed its cause, applying secret if it is not
-// empty and differs (a placeholder re-read), and fetches a token at once.
+// empty and differs (a placeholder re-read), and refreshes at once. With
+// the day's budget spent it grants one call past it, at most
+// MaxResumeProbes a day.
 func (h *Handle) Resume(ctx context.Context, secret string) (*Token, error) {
 	m, e := h.m, h.e
 	e.mu.Lock()
@@ -108,8 +115,8 @@ func (h *Handle) Resume(ctx context.Context, secret string) (*Token, error) {
 		a = &changed
 	}
 	e.clearGuard()
-	if e.day == quotaDay(m.opts.Clock.Now()) && e.calls >= a.DailyBudget {
-		e.calls = a.DailyBudget - 1 // one probe past the budget, asked for by a person
+	if e.day == quotaDay(m.opts.Clock.Now()) && e.calls >= a.DailyBudget+e.probes && e.probes < MaxResumeProbes {
+		e.probes++ // one probe past the budget, asked for by a person
 	}
 	f := e.flight
 	if f == nil {

@@ -61,3 +61,27 @@ func TestResumeClearsTheGuard(t *testing.T) {
 		t.Error("the fixed secret was not applied")
 	}
 }
+
+// TestResumePastTheBudgetIsBounded: with the day's budget spent, each
+// Resume grants one call more, MaxResumeProbes a day in all, whatever
+// refreshes follow; the day's count stays the true one.
+func TestResumePastTheBudgetIsBounded(t *testing.T) {
+	f := &fakeFetcher{}
+	m, h, _ := newTestManager(t, f, Account{Name: "mp", Kind: Official, AppID: "wx1", Secret: "s3cret", Endpoint: ClientCredential, DailyBudget: 2})
+	for range 5 {
+		_, _, _ = h.Refresh(context.Background(), nil)
+	}
+	if f.count() != 2 {
+		t.Fatalf("%d calls with a budget of 2", f.count())
+	}
+	for range 20 {
+		_, _ = h.Resume(context.Background(), "")
+		_, _, _ = h.Refresh(context.Background(), nil)
+	}
+	if f.count() != 2+MaxResumeProbes {
+		t.Errorf("%d calls after 20 resumes and refreshes, want %d", f.count(), 2+MaxResumeProbes)
+	}
+	if st := m.Statuses(); len(st) != 1 || st[0].CallsToday != f.count() {
+		t.Errorf("status: %+v, want %d calls today", st, f.count())
+	}
+}
