@@ -101,8 +101,8 @@ type metricsObserver struct{}
 // as its customers: one series each would grow without a bound in the
 // config).
 func accountLabel(a *token.Account) string {
-	if a.Parent != nil {
-		return a.Parent.Account().Name
+	for a.Parent != nil { // an authorizer's ticket: its authorizer's platform
+		a = a.Parent.Account()
 	}
 	return a.Name
 }
@@ -223,7 +223,12 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		if st.Parent != "" {
-			ch <- prometheus.MustNewConstMetric(descTicketRemaining, prometheus.GaugeValue, left, st.Parent, string(st.Endpoint))
+			// A ticket of a configured account; an authorizer's tickets
+			// are as many as the platform's customers: no series of their
+			// own.
+			if c.app.handles[st.Parent] != nil {
+				ch <- prometheus.MustNewConstMetric(descTicketRemaining, prometheus.GaugeValue, left, st.Parent, string(st.Endpoint))
+			}
 			continue
 		}
 		guard := 0.0

@@ -1,6 +1,7 @@
 package caddywechat
 
 import (
+	"net/http/httptest"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +46,47 @@ func TestLastCallCountsEachSeries(t *testing.T) {
 	for k, n := range want {
 		if got := counted(t, callSeries(k)) - before[k]; got != n {
 			t.Errorf("series %+v counted %v calls, want %v", k, got, n)
+		}
+	}
+}
+
+// TestAuthorizerTicketSeriesBounded: an authorizer's JS-SDK ticket counts
+// as its platform's in the metrics, and has no ticket_remaining_seconds
+// series of its own: the series stay as many as the config's accounts,
+// however many customers authorise the platform.
+func TestAuthorizerTicketSeriesBounded(t *testing.T) {
+	app := platformApp(t)
+	plat := platformAppSite(app, "platform")
+	authTok := authorizerToken(t, plat, authB)
+	rec := servePlatform(t, plat, httptest.NewRequest("GET", "/cgi-bin/ticket/getticket?type=jsapi&access_token="+authTok, nil), nil)
+	wantErrcode(t, rec, 0)
+
+	auth := app.authorizer(t.Context(), app.handles["platform"], authB)
+	th := app.authorizerTicket(app.handles["platform"], auth, "jsapi")
+	if th == nil {
+		t.Fatal("no authorizer ticket handle")
+	}
+	if got := accountLabel(th.Account()); got != "platform" {
+		t.Errorf("ticket_fetches_total / refresh_duration_seconds account label of an authorizer's ticket = %q, want %q", got, "platform")
+	}
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(stateCollector{app}); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "caddy_wechat_ticket_remaining_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "account" && l.GetValue() != "platform" && l.GetValue() != "mp" {
+					t.Errorf("caddy_wechat_ticket_remaining_seconds{account=%q}: a series per authorizer, not bounded by the config", l.GetValue())
+				}
+			}
 		}
 	}
 }
