@@ -95,16 +95,17 @@ func (Admin) clock(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Advance string `json:"advance"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("body: want {\"advance\":\"<duration>\"}: %v", err)}
+	if err := decodeOptional(r, &req); err != nil {
+		return err
 	}
 	d, err := caddy.ParseDuration(req.Advance)
 	if err != nil || d < 0 {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("advance %q is not a positive duration", req.Advance)}
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("body: want {\"advance\":\"<duration>\"}, not negative (0 runs the refreshes due), not %q", logText(req.Advance))}
 	}
 	if !app.advanceClock(r.Context(), d) {
 		return caddy.APIError{HTTPStatus: http.StatusForbidden, Err: fmt.Errorf("the clock moves only with the wechat app's test_clock option")}
 	}
+	app.logger.Info("test clock advanced through the admin API", zap.Duration("by", d), zap.String("remote_addr", r.RemoteAddr))
 	return writeStatuses(w, app)
 }
 
@@ -203,15 +204,28 @@ func (Admin) account(w http.ResponseWriter, r *http.Request) error {
 
 // decodeOptional decodes an optional JSON body into v.
 func decodeOptional(r *http.Request, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 4096))
-	if err != nil || len(strings.TrimSpace(string(body))) == 0 {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody+1))
+	switch {
+	case err != nil:
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("reading the body: %v", err)}
+	case len(body) > maxAdminBody:
+		return caddy.APIError{HTTPStatus: http.StatusRequestEntityTooLarge, Err: fmt.Errorf("body: over %d bytes", maxAdminBody)}
+	case len(strings.TrimSpace(string(body))) == 0:
 		return nil
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields() // a misspelt if_generation must not make the refresh unconditional
+	if err := dec.Decode(v); err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("body: %v", err)}
+	}
+	if dec.More() {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("body: one JSON object, nothing after it")}
 	}
 	return nil
 }
+
+// maxAdminBody bounds the body of an admin API call.
+const maxAdminBody = 4096
 
 // writeAccount answers one account's state.
 func writeAccount(w http.ResponseWriter, app *App, name string) error {
