@@ -1,13 +1,18 @@
 package caddywechat
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/spf13/cobra"
+
+	"github.com/wxgate/caddy-wechat/module/internal/token"
 )
 
 // TestDecodeOptional: an admin call's body is optional, but what is sent
@@ -40,5 +45,60 @@ func TestDecodeOptional(t *testing.T) {
 		case c.name == "the field" && (req.IfGeneration == nil || *req.IfGeneration != 3):
 			t.Errorf("%s: decoded %+v", c.name, req)
 		}
+	}
+}
+
+// TestStatusShowsWhyAndNextAttempt: `caddy wechat status` says why an
+// account has no token, or failed to refresh one, and when it tries next,
+// as the README's troubleshooting promises.
+func TestStatusShowsWhyAndNextAttempt(t *testing.T) {
+	now := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	busy := "api.weixin.qq.com/cgi-bin/stable_token answered errcode -1 (system busy): system error"
+	for _, c := range []struct {
+		st   token.Status
+		want []string
+	}{
+		{token.Status{Name: "mp", LastError: busy, RetryAt: now.Add(8 * time.Second)}, []string{"no token: " + busy, "next attempt in 8s"}},
+		{token.Status{Name: "mp", HasToken: true, Expires: now.Add(time.Hour), LastError: busy, RetryAt: now.Add(time.Minute)},
+			[]string{"ok, refreshing failed: " + busy, "next attempt in 1m0s"}},
+		{token.Status{Name: "mp", Stopped: true, LastError: "errcode 40164: invalid ip", RetryAt: now.Add(2 * time.Minute)},
+			[]string{"stopped: errcode 40164: invalid ip", "next attempt in 2m0s"}},
+		{token.Status{Name: "mp", HasToken: true, Expires: now.Add(time.Hour)}, []string{"ok\n"}},
+	} {
+		var out bytes.Buffer
+		printStatus(&out, now, []*accountState{{Status: c.st}}, false)
+		for _, w := range c.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("status of %+v:\n%s\nwant %q in it", c.st, out.String(), w)
+			}
+		}
+	}
+}
+
+// cliCmd is a command with the flags of `caddy wechat`, pointed at addr.
+func cliCmd(addr string) *cobra.Command {
+	c := &cobra.Command{}
+	c.Flags().String("address", addr, "")
+	c.Flags().String("config", "", "")
+	c.Flags().String("adapter", "", "")
+	c.Flags().Int64("if-generation", -1, "")
+	return c
+}
+
+// TestCLIWrongAddress: `caddy wechat status` and `refresh` pointed at
+// something other than Caddy's admin API (answering 200 with JSON) say so,
+// rather than print an empty row and succeed.
+func TestCLIWrongAddress(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	if err := cmdRefresh(cliCmd(strings.TrimPrefix(srv.URL, "http://")), "mp", &out); err == nil {
+		t.Errorf("refresh: no error; printed\n%s", out.String())
+	}
+	if err := cmdStatus(cliCmd(strings.TrimPrefix(srv.URL, "http://")), &out); err == nil {
+		t.Errorf("status: no error; printed\n%s", out.String())
 	}
 }

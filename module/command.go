@@ -100,6 +100,9 @@ func cmdStatus(c *cobra.Command, out io.Writer) error {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return fmt.Errorf("reading the admin API's answer: %v", err)
 	}
+	if st.Now.IsZero() {
+		return fmt.Errorf("the admin API answered no accounts' state: is the address Caddy's admin endpoint, with the wechat app loaded?")
+	}
 	printStatus(out, st.Now, st.Accounts, isTerminal(out))
 	return nil
 }
@@ -116,6 +119,9 @@ func cmdRefresh(c *cobra.Command, account string, out io.Writer) error {
 	var as accountState
 	if err := json.Unmarshal(raw, &as); err != nil {
 		return fmt.Errorf("reading the admin API's answer: %v", err)
+	}
+	if as.Name != account {
+		return fmt.Errorf("the admin API answered no state of account %q: is the address Caddy's admin endpoint, with the wechat app loaded?", account)
 	}
 	printStatus(out, time.Now(), []*accountState{&as}, isTerminal(out))
 	return nil
@@ -144,6 +150,14 @@ func printStatus(out io.Writer, now time.Time, accounts []*accountState, colour 
 			state, paint = "stopped: "+st.LastError, "\x1b[31m"
 		case !st.HasToken:
 			state, paint = "no token", "\x1b[33m"
+			if st.LastError != "" {
+				state += ": " + st.LastError
+			}
+		case st.LastError != "":
+			state, paint = "ok, refreshing failed: "+st.LastError, "\x1b[33m"
+		}
+		if st.LastError != "" && st.RetryAt.After(now) {
+			state += " (next attempt in " + st.RetryAt.Sub(now).Round(time.Second).String() + ")"
 		}
 		if colour {
 			state = paint + state + "\x1b[0m"
