@@ -40,13 +40,18 @@ const DefaultMaxReplayBody = 24 << 20
 //     endpoints answer a placeholder token so that SDKs work unchanged.
 //
 // It acts on the paths that take ?access_token= (/cgi-bin/, /wxa/,
-// /datacube/ and the other families of the WeChat API) and passes every
-// other request on untouched: /sns/ (user OAuth tokens), /cgi-bin/component/
-// and /cgi-bin/service/ (third-party tokens) in particular. A path it acts
-// on that ends in a slash is refused (errcode 40066; WeChat's never do, and
-// a matcher for the path without it would not see it), but for the token
-// endpoints. Use Caddy matchers to narrow it further. The token endpoints
-// are never forwarded.
+// /datacube/ and the other families of the WeChat API). The calls that
+// carry the AppSecret (/sns/jscode2session, /sns/oauth2/access_token,
+// /cgi-bin/clear_quota/v2) get the real secret in place of the client's
+// key; other /sns/ calls carry the user's own token and pass through
+// without any app credential. On an account's site, third-party paths
+// (/cgi-bin/component/, /cgi-bin/service/) pass through untouched on a
+// trusted site and are refused (48001) in clients mode; a platform's own
+// site (an account of kind component) serves them with its tokens. A
+// path it acts on that ends in a slash is refused (errcode 40066;
+// WeChat's never do, and a matcher for the path without it would not see
+// it), but for the token endpoints. Use Caddy matchers to narrow it
+// further. The token endpoints are never forwarded.
 type Handler struct {
 	// Account is the name of the account (in the `wechat` app) this site
 	// serves. Required in trusted mode. In clients mode it may be left out:
