@@ -305,21 +305,3 @@ func TestFixedSiteIssuesOnlyItsAccount(t *testing.T) {
 		}
 	}
 }
-
-// TestRawTokenHonoursPaths: a client's paths are the only paths it may
-// call, the gateway's own endpoints included: with raw_token but paths
-// that leave out /wechat-gateway/raw_token, it gets 48001 there too.
-func TestRawTokenHonoursPaths(t *testing.T) {
-	const key = "narrow-raw-key-0123456789"
-	g := newGateway(t, func(c *gatewayConfig) {
-		c.clients = append(append([]clientauth.Client(nil), testClients...),
-			clientauth.Client{Name: "narrow", Keys: []string{key}, Accounts: []string{"mp"}, RawToken: true,
-				Paths: []string{"/cgi-bin/menu/*"}})
-	})
-	open := g.clientsSite()
-	tok := g.gatewayToken(open, "official", mpAppID, key)
-	// control: a path outside the list is refused
-	wantErrcode(t, g.get(open, "/cgi-bin/user/info?openid=x&access_token="+tok), wxapi.CodeAPIUnauthorized)
-	// the raw-token endpoint, also outside the list
-	wantErrcode(t, g.get(open, RawTokenPath+"?access_token="+tok), wxapi.CodeAPIUnauthorized)
-}
