@@ -52,6 +52,27 @@ func wantRefused(t *testing.T, err error, field string) {
 	}
 }
 
+// mpConfig is a Caddyfile with account mp, the lines of app in the global
+// wechat option after it, and site.
+func mpConfig(app, site string) string {
+	return `{
+	wechat {
+		account mp official {
+			appid wx1234567890abcdef
+			secret {env.WX_SECRET}
+		}
+` + app + `	}
+}
+` + site
+}
+
+// configClientsSite is a clients-mode site of account mp.
+const configClientsSite = `
+:8080 {
+	wechat mp
+}
+`
+
 const configTrustedSite = `
 :8080 {
 	wechat mp {
@@ -84,23 +105,7 @@ func TestConfigClientPathsThatNeverMatch(t *testing.T) {
 	configEnv(t)
 	for _, p := range []string{"/cgi-bin/../sns/x", "/cgi-bin/menu/get?x=1", "/cgi-bin/%2e%2e/x", "/cgi-bin/a;b", "/cgi-bin/menu/get#f", "/cgi-bin/a b"} {
 		t.Run(p, func(t *testing.T) {
-			err := validateCaddyfile(t, `{
-	wechat {
-		account mp official {
-			appid wx1234567890abcdef
-			secret {env.WX_SECRET}
-		}
-		client a {
-			key {env.WX_KEY}
-			accounts mp
-			paths "`+p+`"
-		}
-	}
-}
-:8080 {
-	wechat mp
-}
-`)
+			err := validateCaddyfile(t, mpConfig("\t\tclient a {\n\t\t\tkey {env.WX_KEY}\n\t\t\taccounts mp\n\t\t\tpaths \""+p+"\"\n\t\t}\n", configClientsSite))
 			wantRefused(t, err, "paths")
 		})
 	}
@@ -171,16 +176,7 @@ func TestConfigDurationsTooShort(t *testing.T) {
 	configEnv(t)
 	for _, opt := range []string{"fetch_timeout", "client_token_ttl"} {
 		t.Run(opt, func(t *testing.T) {
-			err := validateCaddyfile(t, `{
-	wechat {
-		account mp official {
-			appid wx1234567890abcdef
-			secret {env.WX_SECRET}
-		}
-		`+opt+` 1ns
-	}
-}
-`+configTrustedSite)
+			err := validateCaddyfile(t, mpConfig("\t\t"+opt+" 1ns\n", configTrustedSite))
 			wantRefused(t, err, opt)
 		})
 	}
