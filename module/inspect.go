@@ -58,6 +58,10 @@ type inspection struct {
 	// confidential values are masked in it, not what follows a
 	// credential parameter's name, which a file may well hold.
 	file bool
+	// opaque is set for an answer to mask that came compressed in a way
+	// the transport did not undo (encoded): it is dropped, and pass
+	// answers an error in its place.
+	opaque bool
 	tail []byte
 	// paramAt is 1 + where in tail a credential parameter's value begins
 	// whose end has not come yet; 0: none.
@@ -119,9 +123,29 @@ func (i *inspector) WriteHeader(status int) {
 	}
 	i.status = status
 	i.masked, i.file = maskable(h), fileDownload(status, h)
+	if i.masked && encoded(h) {
+		i.opaque = true
+		return
+	}
 	if !holdBack(status, h) {
 		i.startPassing()
 	}
+}
+
+// encoded reports whether an answer's body is in a Content-Encoding other
+// than identity. Go's transport undoes the gzip it asks for (the gateway
+// takes the client's Accept-Encoding out), so WeChat's answers arrive
+// plain; one that does not (deflate, br, a transport with compression off)
+// could hide a token from the mask and a token error from the replay.
+func encoded(h http.Header) bool {
+	for _, v := range h["Content-Encoding"] {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // holdBack decides whether an answer might be a token error: HTTP 200, a
@@ -192,6 +216,9 @@ func (i *inspector) Write(p []byte) (int, error) {
 	if i.status == 0 {
 		i.WriteHeader(http.StatusOK)
 	}
+	if i.opaque {
+		return len(p), nil
+	}
 	if i.passing {
 		return i.stream(p)
 	}
@@ -242,6 +269,10 @@ func (i *inspector) stream(p []byte) (int, error) {
 // pass sends the complete answer on: status, headers, whatever was held
 // back, and the tail a masked stream kept.
 func (i *inspector) pass() {
+	if i.opaque && !i.passing {
+		i.refuseOpaque()
+		return
+	}
 	if i.passing {
 		// It streamed: reverse_proxy adds the upstream's trailers to the
 		// header map after the body, and the server sends them from there.
@@ -260,6 +291,18 @@ func (i *inspector) pass() {
 		_, _ = i.w.Write(i.tail)
 		i.tail = i.tail[:0]
 	}
+}
+
+// refuseOpaque answers, in place of an opaque answer, that it could not be
+// inspected: nothing of it reaches the client.
+func (i *inspector) refuseOpaque() {
+	i.discard()
+	i.passing = true
+	i.h.Set("Content-Type", wxapi.ContentTypeJSON)
+	i.h.Set("Cache-Control", "no-store")
+	i.w.WriteHeader(http.StatusBadGateway)
+	_, _ = i.w.Write(wxapi.AppendError(nil, wxapi.CodeSystemBusy,
+		"wechat gateway: WeChat answered in a Content-Encoding the gateway cannot inspect for tokens; not passed on"))
 }
 
 // startPassing sends the status, headers and whatever was held back to the

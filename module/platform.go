@@ -429,7 +429,7 @@ type heldAnswer struct {
 func (a *heldAnswer) Header() http.Header { return a.header }
 
 func (a *heldAnswer) WriteHeader(code int) {
-	if a.code == 0 {
+	if a.code == 0 && code >= 200 { // an informational answer is not the answer
 		a.code = code
 	}
 }
