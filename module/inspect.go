@@ -62,7 +62,7 @@ type inspection struct {
 	// the transport did not undo (encoded): it is dropped, and pass
 	// answers an error in its place.
 	opaque bool
-	tail []byte
+	tail   []byte
 	// paramAt is 1 + where in tail a credential parameter's value begins
 	// whose end has not come yet; 0: none.
 	paramAt int

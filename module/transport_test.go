@@ -422,8 +422,12 @@ func TestTransportStreamedTrailersRealProxy(t *testing.T) {
 func TestTransportEchoVariants(t *testing.T) {
 	for name, answer := range map[string]func(r *http.Request) string{
 		"no content type": func(r *http.Request) string { return r.URL.RawQuery },
-		"percent-encoded": func(r *http.Request) string { return `{"u":"` + strings.ReplaceAll(strings.ReplaceAll(r.URL.RawQuery, "=", "%3D"), "&", "%26") + `"}` },
-		"json-escaped &": func(r *http.Request) string { return `{"u":"` + strings.ReplaceAll(r.URL.RawQuery, "&", `\u0026`) + `"}` },
+		"percent-encoded": func(r *http.Request) string {
+			return `{"u":"` + strings.ReplaceAll(strings.ReplaceAll(r.URL.RawQuery, "=", "%3D"), "&", "%26") + `"}`
+		},
+		"json-escaped &": func(r *http.Request) string {
+			return `{"u":"` + strings.ReplaceAll(r.URL.RawQuery, "&", `\u0026`) + `"}`
+		},
 	} {
 		front, tokens := realFront(t, func(w http.ResponseWriter, r *http.Request) {
 			if name != "no content type" {
