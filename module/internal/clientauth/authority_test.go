@@ -459,3 +459,37 @@ func TestSameAppIDAccountsPickedAlike(t *testing.T) {
 		t.Fatalf("AuthenticateFor an account the client lacks: %v", refusal)
 	}
 }
+
+// TestCachedTokenHeldToTTLWhenClockStepsBack: the "would outlive
+// client_token_ttl" bound holds for cached tokens too: when the clock
+// steps back, a token this instance verified before is refused as any
+// instance that has not cached it refuses it.
+func TestCachedTokenHeldToTTLWhenClockStepsBack(t *testing.T) {
+	a, clock := newAuthority(t)
+	tok := mustIssue(t, a, "official", "wx1", keyShop)
+	if _, err := a.Verify(tok); err != nil {
+		t.Fatal(err)
+	}
+	a.verified.Wait()
+	fresh, freshClock := newAuthority(t) // another instance, same config, same clock
+	clock.advance(-24 * time.Hour)       // the wall clock steps back a day
+	freshClock.advance(-24 * time.Hour)
+	_, uncached := fresh.Verify(tok)
+	wantRefusal(t, "uncached, after the clock stepped back", uncached, wxapi.CodeTokenExpired, "outlive client_token_ttl")
+	_, cached := a.Verify(tok)
+	wantRefusal(t, "cached, after the clock stepped back", cached, wxapi.CodeTokenExpired, "outlive client_token_ttl")
+}
+
+// TestFormat1WithoutKindNotForAComponent: format 1 tokens without a kind
+// come from versions that served only official and wecom accounts (the
+// kind came with component accounts), so one naming a component account
+// was signed by its client, not issued: it is refused, rather than verify
+// with claims of Kind "" that hide that the account is a platform.
+func TestFormat1WithoutKindNotForAComponent(t *testing.T) {
+	a, clock := newAuthority(t, Client{Name: "saas", Keys: []string{keyShop}, Accounts: []string{"platform"}})
+	tok := issueV1(Claims{Client: "saas", Account: "platform", AppID: "wxcomp", KeyID: keyID(keyShop), Expiry: clock.now().Add(time.Hour).Unix()}, keyShop)
+	cl, err := a.Verify(tok)
+	if err == nil {
+		t.Fatalf("kind-less format 1 token for a component account verified: Kind=%q Account=%q", cl.Kind, cl.Account)
+	}
+}

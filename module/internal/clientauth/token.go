@@ -233,13 +233,14 @@ func (a *Authority) Verify(token string) (*Claims, *Error) {
 	if now >= cl.Expiry {
 		return nil, Refuse(wxapi.CodeTokenExpired, "access_token expired: fetch a new gateway token")
 	}
+	if cl.Expiry > now+int64(a.ttl/time.Second)+maxSkew {
+		// Issued under a longer client_token_ttl, signed by the client
+		// itself, or (cached) the clock stepped back: no token outlives
+		// the configured lifetime.
+		return nil, Refuse(wxapi.CodeTokenExpired, "access_token expired: it would outlive client_token_ttl; fetch a new gateway token")
+	}
 	if cached {
 		return cl, nil
-	}
-	if cl.Expiry > now+int64(a.ttl/time.Second)+maxSkew {
-		// Issued under a longer client_token_ttl, or signed by the client
-		// itself: no token outlives the configured lifetime.
-		return nil, Refuse(wxapi.CodeTokenExpired, "access_token expired: it would outlive client_token_ttl; fetch a new gateway token")
 	}
 	a.verified.SetWithTTL(token, cl, 1, time.Duration(cl.Expiry-now)*time.Second)
 	a.recent.put(token, cl)
@@ -341,7 +342,10 @@ func (a *Authority) parseV1(rest string) (*Claims, *Error) {
 	if !ok || subtle.ConstantTimeCompare([]byte(sign(key, payload)), []byte(mac)) != 1 {
 		return nil, unsigned()
 	}
-	if acct := a.accounts[cl.Account]; !c.accounts[cl.Account] || acct.AppID != cl.AppID || (cl.Kind != "" && acct.Kind != cl.Kind) {
+	// A token without a kind comes from before clients could use a
+	// platform: official or wecom only.
+	if acct := a.accounts[cl.Account]; !c.accounts[cl.Account] || acct.AppID != cl.AppID || (cl.Kind != "" && acct.Kind != cl.Kind) ||
+		(cl.Kind == "" && acct.Kind == "component") {
 		return nil, Refuse(wxapi.CodeInvalidCredential, "client "+c.Name+" may no longer use account "+cl.Account+" "+cl.AppID+"; fetch a new token")
 	}
 	// A client can sign claims with its own key: hold them to what the
