@@ -88,9 +88,7 @@ func (h *Handler) sendOnce(w http.ResponseWriter, r *http.Request, next caddyhtt
 // readCredentials returns the query of a secret-bearing call, with appid
 // and the secret parameter taken from its body when the body has them (a
 // form, or with jsonBody a JSON object: some SDKs post clear_quota/v2 as
-// JSON), and the
-// rest of that body, without them, to send on. rest is nil when the body is
-// neither: it goes upstream as it came.
+// JSON), and its body (nil for none) to make the upstream's from.
 func readCredentials(r *http.Request, jsonBody bool) (query url.Values, rest *credentialBody, refusal *clientauth.Error) {
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
