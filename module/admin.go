@@ -218,7 +218,7 @@ func decodeOptional(r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("body: %v", err)}
 	}
-	if dec.More() {
+	if err := dec.Decode(new(json.RawMessage)); err != io.EOF {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("body: one JSON object, nothing after it")}
 	}
 	return nil

@@ -30,6 +30,9 @@ func TestDecodeOptional(t *testing.T) {
 		{"misspelt", `{"ifGeneration":3}`, http.StatusBadRequest},
 		{"wrong type", `{"if_generation":"3"}`, http.StatusBadRequest},
 		{"two objects", `{"if_generation":3}{"if_generation":4}`, http.StatusBadRequest},
+		{"a brace after it", `{"if_generation":3}}`, http.StatusBadRequest},
+		{"a bracket after it", `{"if_generation":3}]`, http.StatusBadRequest},
+		{"white space after it", "{\"if_generation\":3}\n ", 0},
 		{"oversized", `{"if_generation":3}` + strings.Repeat(" ", maxAdminBody), http.StatusRequestEntityTooLarge},
 	} {
 		var req struct {

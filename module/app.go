@@ -221,10 +221,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.tokens = val.(*tokenService)
 	a.authorizers = newAuthorizerSet()
 	a.storage = ctx.Storage()
-	if err := registerMetrics(ctx.GetMetricsRegistry(), stateCollector{a}); err != nil {
-		return fmt.Errorf("registering metrics: %v", err)
-	}
-
 	repl := caddy.NewReplacer()
 	a.handles = make(map[string]*token.Handle, len(a.Accounts))
 	for _, name := range slices.Sorted(maps.Keys(a.Accounts)) {
@@ -266,7 +262,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
-	return a.provisionClients(repl)
+	if err := a.provisionClients(repl); err != nil {
+		return err
+	}
+	// Last: the admin server may serve this config's /metrics while the
+	// config loads, and stateCollector reads what the loop above built.
+	if err := registerMetrics(ctx.GetMetricsRegistry(), stateCollector{a}); err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
+	return nil
 }
 
 // ticketTypes are the JS-SDK tickets of each kind of account.

@@ -88,7 +88,7 @@ func (h *Handler) sendOnce(w http.ResponseWriter, r *http.Request, next caddyhtt
 // readCredentials returns the query of a secret-bearing call, with appid
 // and the secret parameter taken from its body when the body has them (a
 // form, or with jsonBody a JSON object: some SDKs post clear_quota/v2 as
-// JSON), and its body (nil for none) to make the upstream's from.
+// JSON), and its body (nil for none), from which the upstream's is made.
 func readCredentials(r *http.Request, jsonBody bool) (query url.Values, rest *credentialBody, refusal *clientauth.Error) {
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {

@@ -1,9 +1,12 @@
 package caddywechat
 
 import (
+	"fmt"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -89,4 +92,57 @@ func TestAuthorizerTicketSeriesBounded(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMetricsScrapeDuringProvision: on a reload Caddy serves the admin
+// /metrics from the new config's registry before the apps provision; the
+// app's collector, which reads what Provision builds (the accounts'
+// handles), is registered last, so a scrape then reads nothing being
+// written. (Run with -race to see a race; without it, a concurrent map
+// read and write can still crash it.)
+func TestMetricsScrapeDuringProvision(t *testing.T) {
+	configEnv(t)
+	if err := caddy.Load([]byte(`{"admin":{"disabled":true,"config":{"persist":false}}}`), true); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = caddy.Stop() }()
+	accounts := func() map[string]*Account {
+		m := map[string]*Account{}
+		for i := range 200 {
+			m[fmt.Sprintf("mp%03d", i)] = &Account{Kind: "official", AppID: fmt.Sprintf("wx%016d", i), Secret: "{env.WX_SECRET}"}
+		}
+		return m
+	}
+	// The running config.
+	ctx1, cancel1 := caddy.NewContext(caddy.ActiveContext())
+	defer cancel1()
+	running := &App{Accounts: accounts()}
+	if err := running.Provision(ctx1); err != nil {
+		t.Fatal(err)
+	}
+	defer running.Cleanup()
+
+	// The reload: its registry is scraped while it provisions.
+	ctx2, cancel2 := caddy.NewContext(caddy.ActiveContext())
+	defer cancel2()
+	reg := ctx2.GetMetricsRegistry()
+	var stop atomic.Bool
+	started := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		close(started)
+		for !stop.Load() {
+			_, _ = reg.Gather()
+		}
+	}()
+	<-started
+	next := &App{Accounts: accounts()}
+	err := next.Provision(ctx2)
+	stop.Store(true)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = next.Cleanup()
 }
