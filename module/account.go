@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -92,16 +94,26 @@ func (a Account) checkFields(name string) error {
 }
 
 // validAccountName reports whether name can name an account: in admin API
-// paths (/wechat/accounts/<name>/refresh), metrics labels and logs.
+// paths (/wechat/accounts/<name>/refresh), ticket names (<name>/jsapi),
+// metrics labels, logs and shell commands. Letters of any script (a
+// 服务号 is a fine name), digits, '.', '_' and '-'; up to 64 bytes.
 func validAccountName(name string) bool {
-	return name != "" && len(name) <= 64 && strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == ""
+	if name == "" || len(name) > 64 || !utf8.ValidString(name) {
+		return false
+	}
+	for _, r := range name {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '.' && r != '_' && r != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // resolve turns the config into a token.Account, resolving the secret's
 // placeholder. Errors name the account and the field.
 func (a Account) resolve(name string, repl *caddy.Replacer) (token.Account, error) {
 	if !validAccountName(name) {
-		return token.Account{}, fmt.Errorf("account %q: a name is 1 to 64 letters, digits, '.', '_' or '-'", name)
+		return token.Account{}, fmt.Errorf("account %q: a name is letters (of any script), digits, '.', '_' or '-', up to 64 bytes", name)
 	}
 	if a.Kind == "" {
 		return token.Account{}, fmt.Errorf("account %q: kind is required (official, wecom or component)", name)

@@ -242,4 +242,9 @@ func TestConfigAccountName(t *testing.T) {
 }
 `)
 	wantRefused(t, err, "account")
+	for name, ok := range map[string]bool{"服务号": true, "mp-2.main_1": true, "a b": false, "a%2Fb": false, "": false, strings.Repeat("x", 65): false} {
+		if validAccountName(name) != ok {
+			t.Errorf("validAccountName(%q) = %v, want %v", name, !ok, ok)
+		}
+	}
 }
