@@ -39,7 +39,9 @@ type App struct {
 	// `gettoken` token is checked with one normal call. The cooldown
 	// doubles, up to 10 min, each time a token that a rejection brought is
 	// rejected too.
-	// Default: 30s. A negative value (`off` in the Caddyfile) turns it off.
+	// Default: 30s. A negative value (`off` in the Caddyfile) turns it off:
+	// then each new path a token is rejected on costs a token-endpoint
+	// call, so turn it off only where every caller is trusted.
 	RefreshCooldown caddy.Duration `json:"refresh_cooldown,omitempty"`
 
 	// FetchTimeout bounds the token-endpoint calls of one refresh (a normal
