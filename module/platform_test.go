@@ -811,3 +811,14 @@ func TestPlatformGrantWithSlash(t *testing.T) {
 		t.Errorf("api_authorizer_token/ for a client granted api_authorizer_token: %s", rec.Body)
 	}
 }
+
+// TestHeldAnswerIgnoresInformational: an informational answer (103 Early
+// Hints) before the answer is not the answer's status.
+func TestHeldAnswerIgnoresInformational(t *testing.T) {
+	a := &heldAnswer{header: make(http.Header)}
+	a.WriteHeader(http.StatusEarlyHints)
+	a.WriteHeader(http.StatusCreated)
+	if a.status() != http.StatusCreated {
+		t.Errorf("status %d, want 201", a.status())
+	}
+}
