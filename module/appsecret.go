@@ -128,14 +128,9 @@ func readCredentials(r *http.Request, jsonBody bool) (query url.Values, rest *cr
 		if json.Unmarshal(trimJSON(raw), &rest.json) != nil {
 			return nil, nil, clientauth.Refuse(wxapi.CodeDataFormat, "data format error: the body is not a JSON object")
 		}
-		for _, name := range credentialNames {
-			if v, ok := rest.json[name]; ok {
-				var s string
-				if json.Unmarshal(v, &s) != nil {
-					return nil, nil, clientauth.Refuse(wxapi.CodeDataFormat, "data format error: "+name+" must be a string")
-				}
-				creds[name] = s
-			}
+		var bad string
+		if creds, bad = stringMembers(rest.json, credentialNames...); bad != "" {
+			return nil, nil, clientauth.Refuse(wxapi.CodeDataFormat, "data format error: "+bad+" must be a string")
 		}
 	}
 	// Only the credentials move from the body to the query, where the
@@ -185,6 +180,22 @@ func (b *credentialBody) upstream(query url.Values, param string) []byte {
 		return out
 	}
 	return b.raw
+}
+
+// stringMembers returns those of names that obj has, as strings, or the
+// first of them that is no string.
+func stringMembers(obj map[string]json.RawMessage, names ...string) (members map[string]string, bad string) {
+	members = make(map[string]string, len(names))
+	for _, name := range names {
+		if v, ok := obj[name]; ok {
+			var s string
+			if json.Unmarshal(v, &s) != nil {
+				return nil, name
+			}
+			members[name] = s
+		}
+	}
+	return members, ""
 }
 
 // trimJSON returns a JSON text without the white space and byte order mark
@@ -250,21 +261,29 @@ func secretRequest(r *http.Request, query url.Values, rest *credentialBody, para
 	if rest != nil {
 		body = rest.upstream(query, param) // before credentialsFirst empties query
 	}
+	out := upstreamCopy(r, credentialsFirst(query))
+	out.RequestURI = out.URL.EscapedPath() + "?" + wxapi.RedactParams(out.URL.RawQuery, redactedFromLog...)
+	if rest != nil {
+		setBody(out, body)
+	}
+	return out
+}
+
+// upstreamCopy returns a copy of r for one call upstream with rawQuery
+// as its query, and headers of its own without those that would make the
+// answer compressed or partial: as on every API call, it is inspected
+// and masked whole. The caller sets what Caddy's debug log shows of it
+// (RequestURI).
+func upstreamCopy(r *http.Request, rawQuery string) *http.Request {
 	out := new(http.Request)
 	*out = *r
 	u := *r.URL
-	u.RawQuery = credentialsFirst(query)
+	u.RawQuery = rawQuery
 	u.ForceQuery = false
 	out.URL = &u
-	redacted := wxapi.RedactParams(u.RawQuery, redactedFromLog...)
-	out.RequestURI = u.EscapedPath() + "?" + redacted
 	out.Header = r.Header.Clone()
-	// As on every API call: the answer whole and uncompressed, masked.
 	for _, k := range []string{"Accept-Encoding", "Range", "If-Range"} {
 		out.Header.Del(k)
-	}
-	if rest != nil {
-		setBody(out, body)
 	}
 	return out
 }

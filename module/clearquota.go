@@ -43,16 +43,10 @@ func (h *Handler) serveComponentClearQuotaV2(w http.ResponseWriter, r *http.Requ
 	// Only the documented members go upstream: whatever else a client
 	// put in the body (its key under another name, a gateway token) stays
 	// here.
-	fields := map[string]string{}
-	for _, name := range []string{"component_appid", "appid", "appsecret"} {
-		if v, ok := body[name]; ok {
-			var s string
-			if json.Unmarshal(v, &s) != nil {
-				wxapi.WriteError(w, wxapi.CodeDataFormat, "data format error: "+name+" must be a string")
-				return nil
-			}
-			fields[name] = s
-		}
+	fields, bad := stringMembers(body, "component_appid", "appid", "appsecret")
+	if bad != "" {
+		wxapi.WriteError(w, wxapi.CodeDataFormat, "data format error: "+bad+" must be a string")
+		return nil
 	}
 	if appid := fields["component_appid"]; appid != "" && appid != platform.AppID {
 		wxapi.WriteError(w, wxapi.CodeInvalidComponent, "wechat gateway: this site serves component "+platform.AppID+", not "+loggedAppID(appid))
@@ -73,17 +67,8 @@ func (h *Handler) serveComponentClearQuotaV2(w http.ResponseWriter, r *http.Requ
 		upstream["appid"] = appid
 	}
 	sent, _ := json.Marshal(upstream)
-	out := new(http.Request)
-	*out = *r
-	u := *r.URL
-	u.RawQuery = wxapi.WithoutParams(r.URL.RawQuery, append(tokenParams, appCredentialParams...)...)
-	u.ForceQuery = false
-	out.URL = &u
-	out.RequestURI = u.RequestURI()
-	out.Header = r.Header.Clone()
-	for _, k := range []string{"Accept-Encoding", "Range", "If-Range"} {
-		out.Header.Del(k)
-	}
+	out := upstreamCopy(r, wxapi.WithoutParams(r.URL.RawQuery, append(tokenParams, appCredentialParams...)...))
+	out.RequestURI = out.URL.RequestURI()
 	out.Header.Set("Content-Type", "application/json")
 	setBody(out, sent)
 	h.sendOnce(w, r, next, out, h.fixed)
