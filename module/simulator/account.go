@@ -30,14 +30,13 @@ type account struct {
 	// (none seeded by Account.Menu, or deleted).
 	menu atomic.Pointer[[]byte]
 
-	mu         sync.Mutex // guards the fields below
-	tokenCur   *token     // latest /cgi-bin/token token
-	stableCur  *token     // current stable token
-	stablePrev *token     // stable token rotated out, still valid until it expires
-	wecomCur   *token     // current gettoken token
-	lastForce  int64      // unix nanoseconds of the last force refresh, 0: none
-	clearMonth int64      // month of clearCount
-	clearCount int        // clear_quota calls in clearMonth
+	mu         sync.Mutex    // guards the fields below
+	tokenCur   *token        // latest /cgi-bin/token token
+	stableCur  *token        // current stable token
+	stablePrev *token        // stable token rotated out, still valid until it expires
+	wecomCur   *token        // current gettoken token
+	lastForce  int64         // unix nanoseconds of the last force refresh, 0: none
+	clears     monthlyClears // clear_quota calls this month
 	// logins counts mini-program logins per openid in loginMinute.
 	logins      map[string]int
 	loginMinute int64

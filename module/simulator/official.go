@@ -441,18 +441,32 @@ func handleClearQuotaV2(s *Simulator, c *call) {
 	s.clearQuota(c, a)
 }
 
-func (s *Simulator) clearQuota(c *call, a *account) {
-	month := monthNumber(c.now)
-	a.mu.Lock()
-	if a.clearMonth != month {
-		a.clearMonth, a.clearCount = month, 0
+// monthlyClears counts an account's quota resets in a calendar month.
+type monthlyClears struct {
+	month int64 // monthNumber of the month count counts in
+	count int
+}
+
+// take counts one reset at now, if the month has one left
+// (clearQuotaMonthlyLimit). The account's lock is held.
+func (m *monthlyClears) take(now time.Time) bool {
+	if month := monthNumber(now); m.month != month {
+		m.month, m.count = month, 0
 	}
-	if a.clearCount >= clearQuotaMonthlyLimit {
+	if m.count >= clearQuotaMonthlyLimit {
+		return false
+	}
+	m.count++
+	return true
+}
+
+func (s *Simulator) clearQuota(c *call, a *account) {
+	a.mu.Lock()
+	if !a.clears.take(c.now) {
 		a.mu.Unlock()
 		c.fail(wxapi.CodeClearQuotaLimit)
 		return
 	}
-	a.clearCount++
 	a.tokenDay.reset()
 	a.stableDay.reset()
 	for i := range a.usage {

@@ -192,16 +192,15 @@ type componentState struct {
 	removed atomic.Bool
 	counts  componentCounts
 
-	mu         sync.Mutex
-	tickets    map[string]int64 // component_verify_ticket -> pushed at (unix ns)
-	nextPush   int64            // when the next ticket is due (unix ns); 0: at once
-	lastPush   int64            // when the last ticket was issued (unix ns)
-	tokenCur   *token           // latest component_access_token
-	tokenDay   dayCounter       // successful api_component_token calls today
-	clearMonth int64            // the month clearCount counts in
-	clearCount int              // component clear_quota calls in clearMonth
-	preAuth    map[string]int64 // pre_auth_code -> expiry (unix ns)
-	codes      map[string]authCode
+	mu       sync.Mutex
+	tickets  map[string]int64 // component_verify_ticket -> pushed at (unix ns)
+	nextPush int64            // when the next ticket is due (unix ns); 0: at once
+	lastPush int64            // when the last ticket was issued (unix ns)
+	tokenCur *token           // latest component_access_token
+	tokenDay dayCounter       // successful api_component_token calls today
+	clears   monthlyClears    // component clear_quota calls this month
+	preAuth  map[string]int64 // pre_auth_code -> expiry (unix ns)
+	codes    map[string]authCode
 }
 
 // authCode is an authorization_code waiting for api_query_auth.

@@ -407,17 +407,12 @@ func handleComponentClearQuotaV2(s *Simulator, c *call) {
 		return
 	}
 	st := e.st
-	month := monthNumber(c.now)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.clearMonth != month {
-		st.clearMonth, st.clearCount = month, 0
-	}
-	if st.clearCount >= clearQuotaMonthlyLimit {
+	if !st.clears.take(c.now) {
 		c.fail(wxapi.CodeClearQuotaLimit)
 		return
 	}
-	st.clearCount++
 	st.tokenDay.reset()
 	c.json(wxapi.CodeOK, okBody)
 }
