@@ -126,52 +126,78 @@ func (b *bench) runJSON() error {
 		b.res.warnings = append(b.res.warnings, "small JSON calls: "+b.res.jsonCheck)
 	}
 	b.res.json = points
+	return b.profileFrames(plainURL, gwURL, clientsURL)
+}
+
+// profileRounds and profileSeconds: the frame profiles of section 1 take
+// each site profileRounds times for profileSeconds, alternating, so that
+// the machine's drift spreads over all of them.
+const (
+	profileRounds  = 3
+	profileSeconds = 8
+)
+
+// profileFrames takes CPU profiles of the gateway's process under 64
+// connections to each of its sites, reverse_proxy alone, trusted and
+// clients mode, alternating, and divides each site's samples among the
+// handler, reverse_proxy, the collector and the rest (frames.go): where the
+// gateway's extra CPU per call goes, and what its own frames cost. The
+// profiles are saved as json.<site>.<round>.cpu.pprof in the -profile
+// folder, or in the run's temporary one.
+func (b *bench) profileFrames(plainURL, gwURL, clientsURL string) error {
+	dir := b.opts.profile
+	if dir == "" {
+		dir = b.tmp
+	}
+	sites := []struct {
+		name, url string
+		f         *frameShares
+	}{{"plain", plainURL, &b.res.frames.plain}, {"trusted", gwURL, &b.res.frames.trusted}}
+	if clientsURL != "" {
+		sites = append(sites, struct {
+			name, url string
+			f         *frameShares
+		}{"clients", clientsURL, &b.res.frames.clients})
+	}
+	logf("1. profiling the gateway's process: %d × %d s per site", profileRounds, profileSeconds)
+	for round := range profileRounds {
+		for k := range sites {
+			s := sites[(k+round)%len(sites)]
+			path := filepath.Join(dir, fmt.Sprintf("json.%s.%d.cpu.pprof", s.name, round+1))
+			var wg sync.WaitGroup
+			var perr error
+			cpu0 := b.gw.cpuTime()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				perr = b.gw.cpuProfile(profileSeconds*time.Second, path)
+			}()
+			r, err := b.wrk.run(wrkJob{url: s.url, conns: targetConns, duration: (profileSeconds + 1) * time.Second})
+			wg.Wait()
+			cpu := b.gw.cpuTime() - cpu0
+			if err != nil {
+				return err
+			}
+			if perr != nil {
+				return perr
+			}
+			// The profile covers profileSeconds of the run's
+			// profileSeconds+1: its CPU and calls are the run's, the
+			// samples only divide them.
+			if err := s.f.add(path, cpu, r.Requests); err != nil {
+				return err
+			}
+		}
+	}
+	f := &b.res.frames
+	f.conns = targetConns
+	for _, s := range sites {
+		logf("1. profile of %s: %s per call: handler %s, reverse_proxy %s, collector %s, rest %s (%d samples)", s.name,
+			fmtUS(s.f.cpuPerCall()), fmtUS(s.f.perCall(ownerHandler)), fmtUS(s.f.perCall(ownerProxy)),
+			fmtUS(s.f.perCall(ownerGC)), fmtUS(s.f.perCall(ownerRest)), s.f.nSamples())
+	}
 	if b.opts.profile != "" {
-		return b.profileJSON(baseURL, gwURL, clientsURL)
-	}
-	return nil
-}
-
-// profileJSON saves CPU profiles of the baseline and the gateway under
-// 64 connections, in trusted mode and, as json-clients, in clients mode.
-func (b *bench) profileJSON(baseURL, gwURL, clientsURL string) error {
-	if err := b.profileLoad("json", wrkJob{url: baseURL, conns: targetConns}, wrkJob{url: gwURL, conns: targetConns}); err != nil {
-		return err
-	}
-	if clientsURL == "" {
-		return nil
-	}
-	return b.profileLoad("json-clients", wrkJob{url: baseURL, conns: targetConns}, wrkJob{url: clientsURL, conns: targetConns})
-}
-
-// profileLoad saves CPU profiles of the baseline and the gateway, each
-// taken over 10 s of its job (the admin API's /debug/pprof/profile), as
-// <name>.baseline.cpu.pprof and <name>.gateway.cpu.pprof in the -profile
-// folder, for `go tool pprof`.
-func (b *bench) profileLoad(name string, baseJob, gwJob wrkJob) error {
-	for _, t := range []struct {
-		p    *proc
-		job  wrkJob
-		name string
-	}{{b.base, baseJob, "baseline"}, {b.gw, gwJob, "gateway"}} {
-		path := filepath.Join(b.opts.profile, name+"."+t.name+".cpu.pprof")
-		var wg sync.WaitGroup
-		var perr error
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			perr = t.p.cpuProfile(10*time.Second, path)
-		}()
-		t.job.duration = 11 * time.Second
-		_, err := b.wrk.run(t.job)
-		wg.Wait()
-		if err != nil {
-			return err
-		}
-		if perr != nil {
-			return perr
-		}
-		logf("saved %s", path)
+		logf("saved the profiles in %s", dir)
 	}
 	return nil
 }

@@ -194,6 +194,9 @@ func run(o options) error {
 	table := b.res.table()
 	fmt.Println()
 	fmt.Println(renderMarkdown(table))
+	if f := b.res.renderFrames(); f != "" {
+		fmt.Println(f)
+	}
 	for _, t := range b.res.targetSummary(table) {
 		fmt.Println("- " + t)
 	}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 )
 
 // downloadResult is section 2.
@@ -202,3 +204,35 @@ func (b *bench) runUpload() error {
 
 // mib formats bytes as MiB.
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// profileLoad saves CPU profiles of the baseline and the gateway, each
+// taken over 10 s of its job (the admin API's /debug/pprof/profile), as
+// <name>.baseline.cpu.pprof and <name>.gateway.cpu.pprof in the -profile
+// folder, for `go tool pprof`.
+func (b *bench) profileLoad(name string, baseJob, gwJob wrkJob) error {
+	for _, t := range []struct {
+		p    *proc
+		job  wrkJob
+		name string
+	}{{b.base, baseJob, "baseline"}, {b.gw, gwJob, "gateway"}} {
+		path := filepath.Join(b.opts.profile, name+"."+t.name+".cpu.pprof")
+		var wg sync.WaitGroup
+		var perr error
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			perr = t.p.cpuProfile(10*time.Second, path)
+		}()
+		t.job.duration = 11 * time.Second
+		_, err := b.wrk.run(t.job)
+		wg.Wait()
+		if err != nil {
+			return err
+		}
+		if perr != nil {
+			return perr
+		}
+		logf("saved %s", path)
+	}
+	return nil
+}

@@ -25,6 +25,9 @@ type results struct {
 	day     []dayResult
 	dayStep time.Duration
 
+	// frames is section 1's profile of the gateway's process.
+	frames frameProfile
+
 	accounts *accountsResult
 	gobench  []goBench
 
@@ -352,6 +355,12 @@ func renderBenchmarksMD(r results, rows []row) string {
 		for _, w := range r.warnings {
 			b.WriteString("- " + w + "\n")
 		}
+		b.WriteString("\n")
+	}
+	if f := r.renderFrames(); f != "" {
+		b.WriteString("## Where the CPU goes\n\n")
+		b.WriteString(framesIntro)
+		b.WriteString(f)
 		b.WriteString("\n")
 	}
 	b.WriteString("## Targets\n\n")

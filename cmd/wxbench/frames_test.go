@@ -1,0 +1,116 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// tracesSample is `go tool pprof -traces` output in its real shape: the
+// header, then samples innermost frame first.
+const tracesSample = `File: caddy-wechat
+Build ID: 0123
+Type: cpu
+Time: 2026-12-02 15:00:00 UTC
+Duration: 8s, Total samples = 120ms ( 1.50%)
+-----------+-------------------------------------------------------
+      30ms   runtime.memmove
+             net/http.(*response).Write
+             github.com/wxgate/caddy-wechat/module.(*inspector).pass
+             github.com/wxgate/caddy-wechat/module.(*Handler).ServeHTTP
+             github.com/caddyserver/caddy/v2/modules/caddyhttp.wrapMiddleware.func1.1
+-----------+-------------------------------------------------------
+      20ms   syscall.Syscall
+             net/http.(*persistConn).roundTrip
+             github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy.(*Handler).reverseProxy
+             github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy.(*Handler).ServeHTTP
+             github.com/wxgate/caddy-wechat/module.sendUpstream
+             github.com/wxgate/caddy-wechat/module.(*Handler).ServeHTTP
+-----------+-------------------------------------------------------
+      10ms   github.com/wxgate/caddy-wechat/module.(*inspector).Write
+             github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy.(*Handler).copyBuffer
+             github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy.(*Handler).ServeHTTP
+-----------+-------------------------------------------------------
+      40ms   runtime.scanobject
+             runtime.gcDrain
+             runtime.gcBgMarkWorker.func2
+             runtime.systemstack
+             runtime.gcBgMarkWorker
+-----------+-------------------------------------------------------
+      20ms   syscall.Syscall6
+             net/http.(*conn).serve
+-----------+-------------------------------------------------------
+`
+
+// TestParseTraces checks that each sample counts for the innermost of the
+// handler and reverse_proxy on its stack, the collector's for the
+// collector, and the rest for the rest.
+func TestParseTraces(t *testing.T) {
+	got, err := parseTraces([]byte(tracesSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [owners]time.Duration{
+		ownerHandler: 40 * time.Millisecond, // pass's write, and the inspector's Write under reverse_proxy
+		ownerProxy:   20 * time.Millisecond, // the round trip under the handler
+		ownerGC:      40 * time.Millisecond,
+		ownerRest:    20 * time.Millisecond,
+	}
+	if got != want {
+		t.Errorf("parseTraces = %v, want %v", got, want)
+	}
+	if _, err := parseTraces([]byte(strings.Replace(tracesSample, "30ms", "thirty", 1))); err == nil {
+		t.Error("a sample value that is not a duration was read without error")
+	}
+}
+
+// TestFramesPerCall checks the arithmetic: a share of the samples times
+// the process's CPU per call.
+func TestFramesPerCall(t *testing.T) {
+	f := frameShares{cpu: 100 * time.Millisecond, calls: 1000}
+	f.samples[ownerHandler] = 10 * time.Millisecond
+	f.samples[ownerRest] = 30 * time.Millisecond
+	if got, want := f.cpuPerCall(), 100*time.Microsecond; got != want {
+		t.Errorf("cpuPerCall = %v, want %v", got, want)
+	}
+	if got, want := f.perCall(ownerHandler), 25*time.Microsecond; got != want {
+		t.Errorf("perCall(handler) = %v, want %v", got, want)
+	}
+	if got := (&frameShares{}).perCall(ownerHandler); got != 0 {
+		t.Errorf("perCall of no profile = %v, want 0", got)
+	}
+}
+
+// TestRenderFrames checks the floor the table derives: the direct cost (the
+// handler's and reverse_proxy's CPU over reverse_proxy alone's) against the
+// CPU all processes take per call on reverse_proxy alone.
+func TestRenderFrames(t *testing.T) {
+	shares := func(handler, proxy, rest time.Duration) frameShares {
+		f := frameShares{cpu: (handler + proxy + rest) * 1000, calls: 1000}
+		f.samples[ownerHandler], f.samples[ownerProxy], f.samples[ownerRest] = handler, proxy, rest
+		return f
+	}
+	var r results
+	r.frames = frameProfile{conns: 64,
+		plain:   shares(0, 30*time.Microsecond, 30*time.Microsecond),
+		trusted: shares(2*time.Microsecond, 29*time.Microsecond, 31*time.Microsecond),
+		clients: shares(3*time.Microsecond, 29*time.Microsecond, 31*time.Microsecond),
+	}
+	pt := jsonPoint{conns: 64}
+	for _, m := range []*measure{&pt.plain, &pt.gateway, &pt.clients} {
+		m.requests, m.cpu, m.simCPU, m.loadCPU = 1000, 60*time.Millisecond, 30*time.Millisecond, 10*time.Millisecond
+		m.rates = []float64{100}
+		m.roundCPU = []float64{1e5}
+	}
+	r.json = []jsonPoint{pt}
+	out := r.renderFrames()
+	for _, want := range []string{
+		"| the gateway's direct cost: handler and reverse_proxy over reverse_proxy alone | — | +1.0 µs | +2.0 µs |",
+		"of the 100.0 µs all processes take per call on reverse_proxy alone | — | 0.990× | 0.980× |",
+		"| the rest of the difference: the collector, the rest, and the machine's drift between turns | — | +1.0 µs | +1.0 µs |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("renderFrames lacks %q; got\n%s", want, out)
+		}
+	}
+}
