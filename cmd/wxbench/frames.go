@@ -15,9 +15,13 @@ import (
 // calls (the transport, writing the answer to the client, allocating)
 // counts for it; a sample with neither is the collector's background work
 // or the rest: Caddy's HTTP server, net/http reading and flushing, the
-// scheduler, system calls.
+// scheduler, system calls. The handler's samples that are writing to the
+// client (a client writer's frame between the leaf and the handler's
+// frame) are apart, ownerWrite: reverse_proxy alone does that work inside
+// its own frames, so it is not work the gateway adds.
 const (
 	ownerHandler = iota
+	ownerWrite
 	ownerProxy
 	ownerGC
 	ownerRest
@@ -29,7 +33,20 @@ const (
 	handlerFrames = "github.com/wxgate/caddy-wechat/"
 	proxyFrames   = "github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy."
 	gcFrame       = "runtime.gcBgMarkWorker"
+	caddyHTTP     = "github.com/caddyserver/caddy/v2/modules/caddyhttp."
 )
+
+// clientWriter reports whether a frame writes to the client: net/http's
+// response writers, and Caddy's wrappers around them.
+func clientWriter(fn string) bool {
+	for _, p := range []string{"net/http.(*response)", "net/http.(*http2responseWriter)", "net/http.(*ResponseController)"} {
+		if strings.HasPrefix(fn, p) {
+			return true
+		}
+	}
+	return strings.HasPrefix(fn, caddyHTTP) &&
+		(strings.Contains(fn, "Writer") || strings.Contains(fn, "Recorder") || strings.Contains(fn, "Deadline"))
+}
 
 // frameShares is one or more CPU profiles of a process divided among the
 // owners, with the process's CPU per call over the runs they were taken in.
@@ -76,6 +93,21 @@ func (f *frameShares) cpuPerCall() time.Duration {
 	return f.cpu / time.Duration(f.calls)
 }
 
+// share is the owner's share of the samples.
+func (f *frameShares) share(owner int) float64 {
+	if f.total() == 0 {
+		return 0
+	}
+	return float64(f.samples[owner]) / float64(f.total())
+}
+
+// floorOf is the throughput ratio a site would have if its calls cost
+// the machine only the handler's own work more than all, the CPU all
+// processes take per call on reverse_proxy alone.
+func floorOf(all float64, f *frameShares) float64 {
+	return all / (all + float64(f.perCall(ownerHandler)))
+}
+
 func (f *frameShares) total() time.Duration {
 	var t time.Duration
 	for _, s := range f.samples {
@@ -94,7 +126,7 @@ func (f *frameShares) nSamples() int64 { return int64(f.total() / (10 * time.Mil
 func parseTraces(out []byte) ([owners]time.Duration, error) {
 	var sum [owners]time.Duration
 	var value time.Duration
-	owner, inSample := -1, false
+	owner, inSample, writing := -1, false, false
 	flush := func() {
 		if !inSample {
 			return
@@ -103,7 +135,7 @@ func parseTraces(out []byte) ([owners]time.Duration, error) {
 			owner = ownerRest
 		}
 		sum[owner] += value
-		inSample, owner = false, -1
+		inSample, owner, writing = false, -1, false
 	}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
@@ -117,7 +149,7 @@ func parseTraces(out []byte) ([owners]time.Duration, error) {
 		if len(fields) == 0 || !strings.HasPrefix(line, " ") {
 			continue // the header (File:, Type:, Duration:) or a blank line
 		}
-		fn := fields[len(fields)-1]
+		fn := fields[0] // an inlined frame is followed by "(inline)"
 		if !inSample && len(fields) >= 2 {
 			v, err := parseSampleValue(fields[0])
 			if err != nil {
@@ -132,8 +164,12 @@ func parseTraces(out []byte) ([owners]time.Duration, error) {
 			continue // its innermost owner is known
 		}
 		switch {
+		case strings.HasPrefix(fn, handlerFrames) && writing:
+			owner = ownerWrite
 		case strings.HasPrefix(fn, handlerFrames):
 			owner = ownerHandler
+		case clientWriter(fn):
+			writing = true
 		case strings.HasPrefix(fn, proxyFrames):
 			owner = ownerProxy
 		case fn == gcFrame:
@@ -216,16 +252,14 @@ func (r results) renderFrames() string {
 			return fmt.Sprintf("%s (%+.1f)", fmtUS(f.perCall(o)), float64(d)/1e3)
 		}
 	}
-	line("the gateway's handler: its frames and what they call, but reverse_proxy", owner(ownerHandler))
-	line("reverse_proxy: its frames and what they call (the transport, writing the answer)", owner(ownerProxy))
+	line("the gateway's handler, its own work: its frames and what they call, but reverse_proxy and the client's writer", owner(ownerHandler))
+	line("the gateway's handler, writing the answer it held to the client", owner(ownerWrite))
+	line("reverse_proxy: its frames and what they call (the transport; alone, writing the answer too)", owner(ownerProxy))
 	line("the collector's background marking", owner(ownerGC))
 	line("the rest: Caddy's server, net/http, the scheduler, system calls", owner(ownerRest))
 	line("all (samples)", func(f *frameShares) string {
 		return fmt.Sprintf("%s (%d)", fmtUS(f.cpuPerCall()), f.nSamples())
 	})
-	direct := func(f *frameShares) time.Duration {
-		return f.perCall(ownerHandler) + f.perCall(ownerProxy) - fp.plain.perCall(ownerHandler) - fp.plain.perCall(ownerProxy)
-	}
 	cells := func(cell func(s site) string) string {
 		var c strings.Builder
 		for _, s := range sites {
@@ -233,16 +267,18 @@ func (r results) renderFrames() string {
 		}
 		return c.String()
 	}
-	fmt.Fprintf(&b, "| the gateway's direct cost: handler and reverse_proxy over reverse_proxy alone | — |%s\n",
-		cells(func(s site) string { return fmt.Sprintf("%+.1f µs", float64(direct(s.f))/1e3) }))
-	fmt.Fprintf(&b, "| the rest of the difference: the collector, the rest, and the machine's drift between turns | — |%s\n",
+	fmt.Fprintf(&b, "| the direct cost: the handler's own work, from each site's own profile | — |%s\n",
 		cells(func(s site) string {
-			return fmt.Sprintf("%+.1f µs", float64(s.f.cpuPerCall()-fp.plain.cpuPerCall()-direct(s.f))/1e3)
+			return fmt.Sprintf("%s (%.1f%% of the process's CPU)", fmtUS(s.f.perCall(ownerHandler)), 100*s.f.share(ownerHandler))
+		}))
+	fmt.Fprintf(&b, "| the rest of the difference from reverse_proxy alone: its other rows, and the machine's drift between turns | — |%s\n",
+		cells(func(s site) string {
+			return fmt.Sprintf("%+.1f µs", float64(s.f.cpuPerCall()-fp.plain.cpuPerCall()-s.f.perCall(ownerHandler))/1e3)
 		}))
 	if plainPoint != nil && plainPoint.plain.requests > 0 {
 		all := plainPoint.plain.totalCPUPerCall() // ns per call, proxy, simulator and wrk
 		fmt.Fprintf(&b, "| the floor: throughput the direct cost allows, of the %.1f µs all processes take per call on reverse_proxy alone | — |%s\n",
-			all/1e3, cells(func(s site) string { return fmt.Sprintf("%.3f×", all/(all+float64(direct(s.f)))) }))
+			all/1e3, cells(func(s site) string { return fmt.Sprintf("%.3f×", floorOf(all, s.f)) }))
 		fmt.Fprintf(&b, "| measured (section 1, against reverse_proxy alone in the gateway's process): throughput; at equal CPU | — |%s\n",
 			cells(func(s site) string {
 				r, _, _ := pairedRatio(&plainPoint.plain, s.m, false)
@@ -257,11 +293,86 @@ func (r results) renderFrames() string {
 var framesIntro = fmt.Sprintf(`CPU profiles of the gateway's process (Caddy's pprof, 100 samples a second), taken while wrk loads each of its
 three sites at 64 connections: `+"`reverse_proxy`"+` alone (the app's own token), trusted mode and clients mode, %d × %d s
 each, the sites alternating. Each sample counts for the innermost of the gateway's handler and `+"`reverse_proxy`"+` on
-its stack, so that what each calls counts for it: the gateway writes the answer it held to the client itself,
-which `+"`reverse_proxy`"+` alone does inside its own frames. A row's figure per call is its share of the samples times
-the process's CPU per call over the same runs (from `+"`/proc`"+`); in parentheses, the difference from `+"`reverse_proxy`"+`
-alone. The direct cost is the work the gateway adds and `+"`reverse_proxy`"+` alone does not do; the floor is the
-throughput that cost allows, were nothing else to change. A row holding n samples is good to about ±√n of them.
-Reproduce: `+"`go -C cmd/wxbench run . -only json -profile /tmp/prof`"+`, then `+"`go tool pprof -top /tmp/prof/json.trusted.1.cpu.pprof`"+`.
+its stack, so that what each calls counts for it. The handler's samples that write to the client (net/http's response
+writer or Caddy's wrappers of it below the handler's frame) are a row of their own: the gateway writes the answer it
+held to the client itself, which `+"`reverse_proxy`"+` alone does inside its own frames, so that row is work moved, not
+added. A row's figure per call is its share of the samples times the process's CPU per call over the same runs (from
+`+"`/proc`"+`); in parentheses, the difference from `+"`reverse_proxy`"+` alone, which also holds the machine's drift
+from one turn to the next. The direct cost is the handler's own work, read from each site's own samples, so no
+drift enters it; the floor is the throughput that cost allows, were nothing else to change. A row holding n samples
+is good to about ±√n of them. Reproduce: `+"`go -C cmd/wxbench run . -only json -profile /tmp/prof`"+`, then
+`+"`go tool pprof -top /tmp/prof/json.trusted.1.cpu.pprof`"+`.
 
 `, profileRounds, profileSeconds)
+
+// framesSummary says, for this run, how many throughput cells met the
+// target against the baseline, the A/A pair beside them, and how far each
+// mode's measured ratio to reverse_proxy alone sits from its floor.
+func (r results) framesSummary() string {
+	if len(r.json) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	met, cells := 0, 0
+	var conns, aa []string
+	modes := []struct {
+		name string
+		m    func(p *jsonPoint) *measure
+		f    *frameShares
+	}{{"trusted", func(p *jsonPoint) *measure { return &p.gateway }, &r.frames.trusted},
+		{"clients", func(p *jsonPoint) *measure { return &p.clients }, &r.frames.clients}}
+	ratios := make([][]string, len(modes))
+	for i := range r.json {
+		p := &r.json[i]
+		conns = append(conns, fmt.Sprint(p.conns))
+		a, _, _ := pairedRatio(&p.base, &p.again, false)
+		aa = append(aa, fmt.Sprintf("%.3f", a))
+		for k, mode := range modes {
+			m := mode.m(p)
+			if len(m.rates) == 0 {
+				continue
+			}
+			x, _, _ := pairedRatio(&p.base, m, false)
+			ratios[k] = append(ratios[k], fmt.Sprintf("%.3f", x))
+			cells++
+			if x >= jsonThroughputTarget {
+				met++
+			}
+		}
+	}
+	fmt.Fprintf(&b, "In this run the gateway's throughput was at least %.2f× the baseline's in %d of %d cells: at %s connections,",
+		jsonThroughputTarget, met, cells, strings.Join(conns, " / "))
+	for k, mode := range modes {
+		if len(ratios[k]) > 0 {
+			fmt.Fprintf(&b, " %s %s×,", mode.name, strings.Join(ratios[k], " / "))
+		}
+	}
+	fmt.Fprintf(&b, " with the A/A pair at %s×.", strings.Join(aa, " / "))
+	var pt *jsonPoint
+	for i := range r.json {
+		if r.json[i].conns == r.frames.conns && len(r.json[i].plain.rates) > 0 {
+			pt = &r.json[i]
+		}
+	}
+	if pt == nil || r.frames.plain.calls == 0 {
+		return b.String() + "\n"
+	}
+	all := pt.plain.totalCPUPerCall()
+	fmt.Fprintf(&b, " Against `reverse_proxy` alone in its own process, at %d connections,", r.frames.conns)
+	for k, mode := range modes {
+		m := mode.m(pt)
+		if len(m.rates) == 0 || mode.f.calls == 0 {
+			continue
+		}
+		floor := floorOf(all, mode.f)
+		x, _, _ := pairedRatio(&pt.plain, m, false)
+		sep := ","
+		if k == len(modes)-1 {
+			sep = "."
+		}
+		fmt.Fprintf(&b, " %s mode measured %.3f× against a floor of %.3f× (%+.1f points)%s", mode.name, x, floor, 100*(x-floor), sep)
+	}
+	b.WriteString(" What a measured ratio has below its floor is CPU the gateway's calls cost outside its own frames, in the" +
+		" collector and the rest rows, and the run's noise, which the A/A pair shows.\n")
+	return b.String()
+}

@@ -362,6 +362,8 @@ func renderBenchmarksMD(r results, rows []row) string {
 		b.WriteString(framesIntro)
 		b.WriteString(f)
 		b.WriteString("\n")
+		b.WriteString(r.framesSummary())
+		b.WriteString("\n")
 	}
 	b.WriteString("## Targets\n\n")
 	for _, t := range r.targetSummary(rows) {
