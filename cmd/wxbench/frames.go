@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,8 +15,8 @@ import (
 // the gateway's handler and reverse_proxy on its stack, so that what each
 // calls (the transport, writing the answer to the client, allocating)
 // counts for it; a sample with neither is the collector's background work
-// or the rest: Caddy's HTTP server, net/http reading and flushing, the
-// scheduler, system calls. The handler's samples that are writing to the
+// or the rest: Caddy's HTTP server, net/http reading and flushing (the
+// transport's own goroutines too), the scheduler, system calls. The handler's samples that are writing to the
 // client (a client writer's frame between the leaf and the handler's
 // frame) are apart, ownerWrite: reverse_proxy alone does that work inside
 // its own frames, so it is not work the gateway adds.
@@ -32,9 +33,12 @@ const (
 const (
 	handlerFrames = "github.com/wxgate/caddy-wechat/"
 	proxyFrames   = "github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy."
-	gcFrame       = "runtime.gcBgMarkWorker"
 	caddyHTTP     = "github.com/caddyserver/caddy/v2/modules/caddyhttp."
 )
+
+// gcFrames are the collector's background goroutines: marking, sweeping,
+// returning memory to the system.
+var gcFrames = []string{"runtime.gcBgMarkWorker", "runtime.bgsweep", "runtime.bgscavenge"}
 
 // clientWriter reports whether a frame writes to the client: net/http's
 // response writers, and Caddy's wrappers around them.
@@ -93,19 +97,18 @@ func (f *frameShares) cpuPerCall() time.Duration {
 	return f.cpu / time.Duration(f.calls)
 }
 
-// share is the owner's share of the samples.
-func (f *frameShares) share(owner int) float64 {
-	if f.total() == 0 {
-		return 0
-	}
-	return float64(f.samples[owner]) / float64(f.total())
+// direct is a site's direct cost per call: the handler's own work, less
+// what the handler's frames take on reverse_proxy alone (the gateway's
+// background work, refreshes, which every site's samples hold).
+func (fp *frameProfile) direct(f *frameShares) time.Duration {
+	return max(f.perCall(ownerHandler)-fp.plain.perCall(ownerHandler), 0)
 }
 
-// floorOf is the throughput ratio a site would have if its calls cost
-// the machine only the handler's own work more than all, the CPU all
+// floor is the best throughput ratio a site could have, were its calls to
+// cost the machine only its direct cost more than all, the CPU all
 // processes take per call on reverse_proxy alone.
-func floorOf(all float64, f *frameShares) float64 {
-	return all / (all + float64(f.perCall(ownerHandler)))
+func (fp *frameProfile) floor(all float64, f *frameShares) float64 {
+	return all / (all + float64(fp.direct(f)))
 }
 
 func (f *frameShares) total() time.Duration {
@@ -146,8 +149,8 @@ func parseTraces(out []byte) ([owners]time.Duration, error) {
 			continue
 		}
 		fields := strings.Fields(line)
-		if len(fields) == 0 || !strings.HasPrefix(line, " ") {
-			continue // the header (File:, Type:, Duration:) or a blank line
+		if len(fields) == 0 || !strings.HasPrefix(line, " ") || strings.HasSuffix(fields[0], ":") {
+			continue // the header (File:, Type:, Duration:), a blank line, a sample's label
 		}
 		fn := fields[0] // an inlined frame is followed by "(inline)"
 		if !inSample && len(fields) >= 2 {
@@ -172,7 +175,7 @@ func parseTraces(out []byte) ([owners]time.Duration, error) {
 			writing = true
 		case strings.HasPrefix(fn, proxyFrames):
 			owner = ownerProxy
-		case fn == gcFrame:
+		case slices.Contains(gcFrames, fn):
 			owner = ownerGC
 		}
 	}
@@ -254,9 +257,9 @@ func (r results) renderFrames() string {
 	}
 	line("the gateway's handler, its own work: its frames and what they call, but reverse_proxy and the client's writer", owner(ownerHandler))
 	line("the gateway's handler, writing the answer it held to the client", owner(ownerWrite))
-	line("reverse_proxy: its frames and what they call (the transport; alone, writing the answer too)", owner(ownerProxy))
-	line("the collector's background marking", owner(ownerGC))
-	line("the rest: Caddy's server, net/http, the scheduler, system calls", owner(ownerRest))
+	line("reverse_proxy: its frames and what they call (the round trip; alone, writing the answer too)", owner(ownerProxy))
+	line("the collector's background work: marking, sweeping", owner(ownerGC))
+	line("the rest: Caddy's server, net/http (the transport's goroutines too), the scheduler, system calls", owner(ownerRest))
 	line("all (samples)", func(f *frameShares) string {
 		return fmt.Sprintf("%s (%d)", fmtUS(f.cpuPerCall()), f.nSamples())
 	})
@@ -267,18 +270,18 @@ func (r results) renderFrames() string {
 		}
 		return c.String()
 	}
-	fmt.Fprintf(&b, "| the direct cost: the handler's own work, from each site's own profile | — |%s\n",
+	fmt.Fprintf(&b, "| the direct cost: the handler's own work, from each site's own profile, less its background work on reverse_proxy alone | — |%s\n",
 		cells(func(s site) string {
-			return fmt.Sprintf("%s (%.1f%% of the process's CPU)", fmtUS(s.f.perCall(ownerHandler)), 100*s.f.share(ownerHandler))
+			return fmt.Sprintf("%s (%.1f%% of the process's CPU)", fmtUS(fp.direct(s.f)), 100*float64(fp.direct(s.f))/float64(max(s.f.cpuPerCall(), 1)))
 		}))
 	fmt.Fprintf(&b, "| the rest of the difference from reverse_proxy alone: its other rows, and the machine's drift between turns | — |%s\n",
 		cells(func(s site) string {
-			return fmt.Sprintf("%+.1f µs", float64(s.f.cpuPerCall()-fp.plain.cpuPerCall()-s.f.perCall(ownerHandler))/1e3)
+			return fmt.Sprintf("%+.1f µs", float64(s.f.cpuPerCall()-fp.plain.cpuPerCall()-fp.direct(s.f))/1e3)
 		}))
 	if plainPoint != nil && plainPoint.plain.requests > 0 {
 		all := plainPoint.plain.totalCPUPerCall() // ns per call, proxy, simulator and wrk
-		fmt.Fprintf(&b, "| the floor: throughput the direct cost allows, of the %.1f µs all processes take per call on reverse_proxy alone | — |%s\n",
-			all/1e3, cells(func(s site) string { return fmt.Sprintf("%.3f×", floorOf(all, s.f)) }))
+		fmt.Fprintf(&b, "| the floor: the best throughput ratio the direct cost allows, with the %.1f µs all processes take per call on reverse_proxy alone (section 1) | — |%s\n",
+			all/1e3, cells(func(s site) string { return fmt.Sprintf("%.3f×", fp.floor(all, s.f)) }))
 		fmt.Fprintf(&b, "| measured (section 1, against reverse_proxy alone in the gateway's process): throughput; at equal CPU | — |%s\n",
 			cells(func(s site) string {
 				r, _, _ := pairedRatio(&plainPoint.plain, s.m, false)
@@ -291,7 +294,7 @@ func (r results) renderFrames() string {
 
 // framesIntro says how the profile table is made.
 var framesIntro = fmt.Sprintf(`CPU profiles of the gateway's process (Caddy's pprof, 100 samples a second), taken while wrk loads each of its
-three sites at 64 connections: `+"`reverse_proxy`"+` alone (the app's own token), trusted mode and clients mode, %d × %d s
+sites at 64 connections: `+"`reverse_proxy`"+` alone (the app's own token), trusted mode and clients mode, %d × %d s
 each, the sites alternating. Each sample counts for the innermost of the gateway's handler and `+"`reverse_proxy`"+` on
 its stack, so that what each calls counts for it. The handler's samples that write to the client (net/http's response
 writer or Caddy's wrappers of it below the handler's frame) are a row of their own: the gateway writes the answer it
@@ -299,7 +302,8 @@ held to the client itself, which `+"`reverse_proxy`"+` alone does inside its own
 added. A row's figure per call is its share of the samples times the process's CPU per call over the same runs (from
 `+"`/proc`"+`); in parentheses, the difference from `+"`reverse_proxy`"+` alone, which also holds the machine's drift
 from one turn to the next. The direct cost is the handler's own work, read from each site's own samples, so no
-drift enters it; the floor is the throughput that cost allows, were nothing else to change. A row holding n samples
+drift enters it (less what the handler's frames take on `+"`reverse_proxy`"+` alone: the gateway's background work, such
+as refreshes); the floor is the best throughput ratio that cost allows, were nothing else to change. A row holding n samples
 is good to about ±√n of them. Reproduce: `+"`go -C cmd/wxbench run . -only json -profile /tmp/prof`"+`, then
 `+"`go tool pprof -top /tmp/prof/json.trusted.1.cpu.pprof`"+`.
 
@@ -312,15 +316,14 @@ func (r results) framesSummary() string {
 	if len(r.json) == 0 {
 		return ""
 	}
-	var b strings.Builder
-	met, cells := 0, 0
-	var conns, aa []string
 	modes := []struct {
 		name string
 		m    func(p *jsonPoint) *measure
 		f    *frameShares
 	}{{"trusted", func(p *jsonPoint) *measure { return &p.gateway }, &r.frames.trusted},
 		{"clients", func(p *jsonPoint) *measure { return &p.clients }, &r.frames.clients}}
+	met, cells := 0, 0
+	var conns, aa []string
 	ratios := make([][]string, len(modes))
 	for i := range r.json {
 		p := &r.json[i]
@@ -340,39 +343,38 @@ func (r results) framesSummary() string {
 			}
 		}
 	}
-	fmt.Fprintf(&b, "In this run the gateway's throughput was at least %.2f× the baseline's in %d of %d cells: at %s connections,",
-		jsonThroughputTarget, met, cells, strings.Join(conns, " / "))
+	var clauses []string
 	for k, mode := range modes {
 		if len(ratios[k]) > 0 {
-			fmt.Fprintf(&b, " %s %s×,", mode.name, strings.Join(ratios[k], " / "))
+			clauses = append(clauses, fmt.Sprintf("%s %s×", mode.name, strings.Join(ratios[k], " / ")))
 		}
 	}
-	fmt.Fprintf(&b, " with the A/A pair at %s×.", strings.Join(aa, " / "))
+	var b strings.Builder
+	fmt.Fprintf(&b, "In this run the gateway's throughput was at least %.2f× the baseline's in %d of %d throughput cells: at %s connections, %s, with the A/A pair at %s×.",
+		jsonThroughputTarget, met, cells, strings.Join(conns, " / "), strings.Join(clauses, ", "), strings.Join(aa, " / "))
 	var pt *jsonPoint
 	for i := range r.json {
-		if r.json[i].conns == r.frames.conns && len(r.json[i].plain.rates) > 0 {
+		if r.json[i].conns == r.frames.conns && r.json[i].plain.requests > 0 {
 			pt = &r.json[i]
 		}
 	}
-	if pt == nil || r.frames.plain.calls == 0 {
-		return b.String() + "\n"
-	}
-	all := pt.plain.totalCPUPerCall()
-	fmt.Fprintf(&b, " Against `reverse_proxy` alone in its own process, at %d connections,", r.frames.conns)
-	for k, mode := range modes {
-		m := mode.m(pt)
-		if len(m.rates) == 0 || mode.f.calls == 0 {
-			continue
+	clauses = clauses[:0]
+	if pt != nil && r.frames.plain.calls > 0 {
+		all := pt.plain.totalCPUPerCall()
+		for _, mode := range modes {
+			m := mode.m(pt)
+			if m.requests == 0 || mode.f.calls == 0 {
+				continue
+			}
+			floor := r.frames.floor(all, mode.f)
+			x, _, _ := pairedRatio(&pt.plain, m, false)
+			clauses = append(clauses, fmt.Sprintf("%s mode measured %.3f× against a floor of %.3f× (%+.1f points)", mode.name, x, floor, 100*(x-floor)))
 		}
-		floor := floorOf(all, mode.f)
-		x, _, _ := pairedRatio(&pt.plain, m, false)
-		sep := ","
-		if k == len(modes)-1 {
-			sep = "."
-		}
-		fmt.Fprintf(&b, " %s mode measured %.3f× against a floor of %.3f× (%+.1f points)%s", mode.name, x, floor, 100*(x-floor), sep)
 	}
-	b.WriteString(" What a measured ratio has below its floor is CPU the gateway's calls cost outside its own frames, in the" +
-		" collector and the rest rows, and the run's noise, which the A/A pair shows.\n")
-	return b.String()
+	if len(clauses) > 0 {
+		fmt.Fprintf(&b, " Against `reverse_proxy` alone in the gateway's process, at %d connections, %s.", r.frames.conns, strings.Join(clauses, ", "))
+		b.WriteString(" What a measured ratio has below its floor is CPU the gateway's calls cost outside the handler's own work," +
+			" in the other rows, and the run's noise, which the A/A pair shows.")
+	}
+	return b.String() + "\n"
 }

@@ -75,7 +75,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 0, "rounds of each throughput measurement, baseline and gateway alternating (default 16, quick 1)")
 	flag.DurationVar(&o.duration, "duration", 0, "length of one wrk run, whole seconds (default 2s, quick 1s)")
 	flag.StringVar(&only, "only", "", "run only these sections, comma-separated: "+strings.Join(sections, ","))
-	flag.StringVar(&o.profile, "profile", "", "also save CPU profiles of the baseline and the gateway under 64 connections into this folder")
+	flag.StringVar(&o.profile, "profile", "", "keep the CPU profiles in this folder: section 1's of the gateway's process under each of its sites at 64 connections (taken in every run), section 2's of the baseline and the gateway")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (configs and Caddy logs) for inspection")
 	flag.Parse()
 	if o.profile != "" {
@@ -196,6 +196,7 @@ func run(o options) error {
 	fmt.Println(renderMarkdown(table))
 	if f := b.res.renderFrames(); f != "" {
 		fmt.Println(f)
+		fmt.Println(b.res.framesSummary())
 	}
 	for _, t := range b.res.targetSummary(table) {
 		fmt.Println("- " + t)
