@@ -121,6 +121,18 @@ func TestRenderFrames(t *testing.T) {
 			t.Errorf("renderFrames lacks %q; got\n%s", want, out)
 		}
 	}
+	floors := map[string]string{}
+	for _, x := range r.table() {
+		if i := strings.Index(x.compare, "floor from the profile"); i >= 0 {
+			floors[x.measure] = x.compare[i:]
+		}
+	}
+	if got := floors["trusted, 64 conns: throughput"]; got != "floor from the profile 0.990×" {
+		t.Errorf("the trusted throughput row gives %q, want its floor", got)
+	}
+	if got := floors["clients, 64 conns: throughput"]; got != "floor from the profile 0.980×" {
+		t.Errorf("the clients throughput row gives %q, want its floor", got)
+	}
 	summary := r.framesSummary()
 	for _, want := range []string{
 		"at least 0.98× the baseline's in 2 of 2 throughput cells: at 64 connections, trusted 1.000×, clients 1.000×, with the A/A pair at 1.000×.",

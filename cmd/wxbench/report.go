@@ -95,9 +95,10 @@ func (r results) table() []row {
 				"what the gateway's process costs before its handler runs")
 		}
 		for _, mode := range []struct {
-			name string
-			gw   *measure
-		}{{"trusted", &p.gateway}, {"clients", &p.clients}} {
+			name   string
+			gw     *measure
+			frames *frameShares
+		}{{"trusted", &p.gateway, &r.frames.trusted}, {"clients", &p.clients, &r.frames.clients}} {
 			if len(mode.gw.rates) == 0 {
 				continue
 			}
@@ -106,6 +107,11 @@ func (r results) table() []row {
 			if samePlain {
 				sr, sLo, sHi := pairedRatio(&p.plain, mode.gw, false)
 				same = fmt.Sprintf("; to reverse_proxy alone in its process %.3f× (rounds %.2f–%.2f)", sr, sLo, sHi)
+				if mode.frames.calls > 0 && r.frames.plain.calls > 0 && p.plain.requests > 0 {
+					// The direct cost per call, measured at 64 connections,
+					// against this concurrency's CPU per call.
+					same += fmt.Sprintf("; floor from the profile %.3f×", r.frames.floor(p.plain.totalCPUPerCall(), mode.frames))
+				}
 			}
 			add(row{section: s, measure: fmt.Sprintf("%s, %d conns: throughput", mode.name, p.conns),
 				baseline: fmt.Sprintf("%.0f req/s", p.base.rate()), gateway: fmt.Sprintf("%.0f req/s", mode.gw.rate()),
