@@ -133,13 +133,18 @@ func TestRenderFrames(t *testing.T) {
 	if got := floors["clients, 64 conns: throughput"]; got != "floor from the profile 0.980×" {
 		t.Errorf("the clients throughput row gives %q, want its floor", got)
 	}
-	summary := r.framesSummary()
-	for _, want := range []string{
+	summaryHas(t, r,
 		"at least 0.98× the baseline's in 2 of 2 throughput cells: at 64 connections, trusted 1.000×, clients 1.000×, with the A/A pair at 1.000×.",
-		"trusted mode measured 1.000× against a floor of 0.990× (+1.0 points), clients mode measured 1.000× against a floor of 0.980× (+2.0 points).",
-	} {
-		if !strings.Contains(summary, want) {
-			t.Errorf("framesSummary lacks %q; got\n%s", want, summary)
+		"trusted mode measured 1.000× against a floor of 0.990× (+1.0 points), clients mode measured 1.000× against a floor of 0.980× (+2.0 points).")
+}
+
+// summaryHas checks that the run's summary holds each of want.
+func summaryHas(t *testing.T, r results, want ...string) {
+	t.Helper()
+	summary := r.framesSummary()
+	for _, w := range want {
+		if !strings.Contains(summary, w) {
+			t.Errorf("framesSummary lacks %q; got\n%s", w, summary)
 		}
 	}
 }
@@ -165,15 +170,9 @@ func TestFramesSummaryOneMode(t *testing.T) {
 	if got, want := r.frames.direct(&r.frames.trusted), time.Microsecond; got != want {
 		t.Errorf("direct = %v, want %v (2 µs of handler frames, 1 µs of them there on reverse_proxy alone too)", got, want)
 	}
-	summary := r.framesSummary()
-	for _, want := range []string{
+	summaryHas(t, r,
 		"in 1 of 1 throughput cells: at 64 connections, trusted 1.000×, with the A/A pair at 1.000×.",
-		"at 64 connections, trusted mode measured 1.000× against a floor of 0.990× (+1.0 points). What a measured ratio",
-	} {
-		if !strings.Contains(summary, want) {
-			t.Errorf("framesSummary lacks %q; got\n%s", want, summary)
-		}
-	}
+		"at 64 connections, trusted mode measured 1.000× against a floor of 0.990× (+1.0 points). What a measured ratio")
 	if strings.Contains(r.renderFrames(), "clients") {
 		t.Errorf("a run without clients mode has a clients column:\n%s", r.renderFrames())
 	}
