@@ -146,7 +146,8 @@ const (
 // profileFrames takes CPU profiles of the gateway's process under 64
 // connections to each of its sites, reverse_proxy alone, trusted and
 // clients mode, alternating, and divides each site's samples among the
-// handler, reverse_proxy, the collector and the rest (frames.go): where the
+// handler's own work, its writes to the client, reverse_proxy, the
+// collector and the rest (frames.go): where the
 // gateway's extra CPU per call goes, and what its own frames cost. The
 // profiles are saved as json.<site>.<round>.cpu.pprof in the -profile
 // folder, or in the run's temporary one.
@@ -202,8 +203,8 @@ func (b *bench) profileFrames(plainURL, gwURL, clientsURL string) error {
 	f := &b.res.frames
 	f.conns = targetConns
 	for _, s := range sites {
-		logf("1. profile of %s: %s per call: handler %s, reverse_proxy %s, collector %s, rest %s (%d samples)", s.name,
-			fmtUS(s.f.cpuPerCall()), fmtUS(s.f.perCall(ownerHandler)), fmtUS(s.f.perCall(ownerProxy)),
+		logf("1. profile of %s: %s per call: handler %s (and writing to the client %s), reverse_proxy %s, collector %s, rest %s (%d samples)", s.name,
+			fmtUS(s.f.cpuPerCall()), fmtUS(s.f.perCall(ownerHandler)), fmtUS(s.f.perCall(ownerWrite)), fmtUS(s.f.perCall(ownerProxy)),
 			fmtUS(s.f.perCall(ownerGC)), fmtUS(s.f.perCall(ownerRest)), s.f.nSamples())
 	}
 	if b.opts.profile != "" {
