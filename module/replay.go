@@ -46,15 +46,16 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	replayed := "none"
 	defer func() { m.replays.WithLabelValues(accountLabel(acct), replayed).Inc() }()
 	path := r.URL.Path
-	if first.stream != nil || h.stuck.has(acct.Name, path, h.app.now()) {
-		// Pass the answer on; a body that streamed cannot be sent again, and
-		// a path where a fresh token failed too wants another kind of token.
-		// A streamed call still reports the token, so the next calls get a
-		// fresh one. (A path is stuck only when a fresh token stood, alive,
-		// and was refused: reporting its token on every call would, for a
-		// /cgi-bin/token account, replace a good token every cooldown.)
-		if first.stream != nil {
-			_, _ = first.account.Reject(ctx, first.token, code)
+	if now := h.app.now(); h.stuck.has(acct.Name, path, now) || first.stream != nil {
+		// Pass the answer on: a path where a fresh token failed too wants
+		// another kind of token (a path is stuck only when a fresh token
+		// stood, alive, and was refused: reporting its token on every call
+		// would, for a /cgi-bin/token account, replace a good token every
+		// cooldown), and a body that streamed cannot be sent again. A
+		// streamed call to a path not stuck still reports the token, so
+		// that the next calls get a fresh one.
+		if first.stream != nil && !h.stuck.has(acct.Name, path, now) {
+			h.reportStreamed(ctx, first, code, path, now)
 		}
 		first.answer.pass()
 		return nil
@@ -99,6 +100,36 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	return nil
 }
 
+// reportStreamed reports the rejected token of a call whose body streamed,
+// which cannot be replayed to try the fresh token on its path. The next
+// streamed call there tells instead: a refusal of the very token this
+// path's last report brought, soon after, says the path wants another kind
+// of token, as a refused replay does (wrongKind), and so does a report
+// that hands the refused token back unchanged. Either leaves the path
+// alone (stuck) rather than report again: with refresh_cooldown off, a
+// client streaming bodies to such a path would otherwise spend a
+// token-endpoint call on every call.
+func (h *Handler) reportStreamed(ctx context.Context, first attempt, code int, path string, now time.Time) {
+	acct := first.account.Account()
+	stuck := h.stuck.broughtBy(acct.Name, path, first.token.Generation, now)
+	if !stuck {
+		fresh, err := first.account.Reject(ctx, first.token, code)
+		switch {
+		case err != nil || fresh == nil:
+			return
+		case fresh.Value == first.token.Value:
+			stuck = true
+		default:
+			h.stuck.brought(acct.Name, path, fresh.Generation, now)
+			return
+		}
+	}
+	h.stuck.add(acct.Name, path, now)
+	h.logger.Warn("a fresh access_token was refused too: this path wants another kind of token; not refreshing for it for a while",
+		zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code),
+		zap.Duration("for", stuckFor))
+}
+
 // wrongKind reports whether WeChat's refusal (code) of fresh, the token a
 // replay was sent with, says the path wants another kind of token rather
 // than that fresh died in flight (another system rotated the token between
@@ -137,6 +168,35 @@ type stuckPaths struct {
 	n     atomic.Int32 // entries: lets the common case skip the lock
 	mu    sync.Mutex
 	until map[[2]string]time.Time
+	// fresh holds, for a path a streamed call reported a token on, the
+	// generation the report brought and when (see reportStreamed).
+	fresh map[[2]string]broughtToken
+}
+
+// broughtToken is the token a report on a path brought, and when.
+type broughtToken struct {
+	generation uint64
+	at         time.Time
+}
+
+// brought records that a report on (account, path) brought the token of
+// generation gen.
+func (s *stuckPaths) brought(account, path string, gen uint64, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fresh == nil || len(s.fresh) >= maxStuck {
+		s.fresh = make(map[[2]string]broughtToken)
+	}
+	s.fresh[[2]string{account, path}] = broughtToken{gen, now}
+}
+
+// broughtBy reports whether the token of generation gen is the one the
+// last report on (account, path) brought, less than stuckFor ago.
+func (s *stuckPaths) broughtBy(account, path string, gen uint64, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.fresh[[2]string{account, path}]
+	return ok && b.generation == gen && now.Sub(b.at) < stuckFor
 }
 
 func (s *stuckPaths) add(account, path string, now time.Time) {

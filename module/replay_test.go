@@ -737,3 +737,114 @@ func TestCooldownOffTokenEndpointNotDrained(t *testing.T) {
 		t.Error("the path is not marked stuck")
 	}
 }
+
+// refusingSite is a site of account with the given max_replay_body whose
+// upstream refuses every token on refusingPath, and answers as WeChat
+// elsewhere.
+func refusingSite(g *gateway, account string, maxBody int64) *Handler {
+	sim := g.sim
+	g.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == refusingPath {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"errcode":40001,"errmsg":"invalid credential"}`)
+			return
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	return g.site(Handler{Account: account, Trusted: true, MaxReplayBody: maxBody})
+}
+
+const refusingPath = "/cgi-bin/always/refused"
+
+// postStreamed sends a body over max_replay_body (1024 in these tests) to
+// refusingPath: it streams, and cannot be replayed.
+func postStreamed(g *gateway, h *Handler) *httptest.ResponseRecorder {
+	return g.serve(h, httptest.NewRequest(http.MethodPost, refusingPath, bytes.NewReader(bytes.Repeat([]byte("x"), 2048))))
+}
+
+// TestStreamedBodiesLeaveStuckPathAlone: calls whose body streams (over
+// max_replay_body) to a path where a fresh token was refused too report no
+// token, as small calls there do. With refresh_cooldown off and a
+// /cgi-bin/token account, each report had made a new token: a client could
+// spend the account's daily quota, and replace the token every other user
+// of the account holds, with 2,000 uploads. (Found by a review.)
+func TestStreamedBodiesLeaveStuckPathAlone(t *testing.T) {
+	g := newGateway(t, func(c *gatewayConfig) { c.cooldown = -1 })
+	h := refusingSite(g, "mp2", 1024)
+	wantErrcode(t, g.get(h, "/cgi-bin/user/info?openid=o1"), 0)
+	g.advance(10 * time.Minute)
+	g.get(h, refusingPath) // a small call: replayed, refused again, the path stuck
+	if !h.stuck.has("mp2", refusingPath, g.clock.Now()) {
+		t.Fatal("the path is not marked stuck")
+	}
+	base := g.fetches.calls.Load()
+	for range 20 {
+		wantErrcode(t, postStreamed(g, h), wxapi.CodeInvalidCredential)
+		g.advance(time.Second)
+	}
+	if n := g.fetches.calls.Load() - base; n != 0 {
+		t.Errorf("20 streamed calls to a stuck path: %d /cgi-bin/token calls, want 0", n)
+	}
+}
+
+// TestStreamedBodiesMarkPathStuck: streamed calls alone find a path that
+// refuses every token. The first reports its token; the next, refused the
+// very token that report brought, marks the path stuck instead of
+// reporting again. (A stable_token account's report takes two calls: the
+// normal mode, which hands the live token back, then force_refresh; small
+// calls there take three, the replay's refusal asking once more.)
+func TestStreamedBodiesMarkPathStuck(t *testing.T) {
+	for _, c := range []struct {
+		account  string
+		fetches  int32 // the most token-endpoint calls of 20 streamed calls
+		endpoint string
+	}{
+		{"mp2", 1, "/cgi-bin/token"},
+		{"mp", 2, "/cgi-bin/stable_token"},
+	} {
+		t.Run(c.endpoint, func(t *testing.T) {
+			g := newGateway(t, func(gc *gatewayConfig) { gc.cooldown = -1 })
+			h := refusingSite(g, c.account, 1024)
+			wantErrcode(t, g.get(h, "/cgi-bin/user/info?openid=o1"), 0)
+			g.advance(10 * time.Minute)
+			base := g.fetches.calls.Load()
+			for range 20 {
+				wantErrcode(t, postStreamed(g, h), wxapi.CodeInvalidCredential)
+				g.advance(time.Second)
+			}
+			if n := g.fetches.calls.Load() - base; n > c.fetches {
+				t.Errorf("20 streamed calls to a path that refuses every token: %d token-endpoint calls, want at most %d", n, c.fetches)
+			}
+			if !h.stuck.has(c.account, refusingPath, g.clock.Now()) {
+				t.Error("the path is not marked stuck")
+			}
+			// Other paths still work, with the account's token.
+			wantErrcode(t, g.get(h, "/cgi-bin/user/info?openid=o1"), 0)
+		})
+	}
+}
+
+// TestStreamedBodiesCostNoMoreThanSmallCalls: over a simulated day of one
+// call a minute to a path that refuses every token, with the default
+// cooldown, streamed calls spend no more token-endpoint calls than small
+// ones (one each time the path's stuck mark runs out).
+func TestStreamedBodiesCostNoMoreThanSmallCalls(t *testing.T) {
+	day := func(call func(g *gateway, h *Handler)) int32 {
+		g := newGateway(t)
+		h := refusingSite(g, "mp2", 1024)
+		wantErrcode(t, g.get(h, "/cgi-bin/user/info?openid=o1"), 0)
+		g.advance(10 * time.Minute)
+		base := g.fetches.calls.Load()
+		for range 24 * 60 {
+			call(g, h)
+			g.advance(time.Minute)
+		}
+		return g.fetches.calls.Load() - base
+	}
+	small := day(func(g *gateway, h *Handler) { g.get(h, refusingPath) })
+	streamed := day(func(g *gateway, h *Handler) { postStreamed(g, h) })
+	if streamed > small+1 {
+		t.Errorf("a day of streamed calls: %d /cgi-bin/token calls; of small calls: %d", streamed, small)
+	}
+	t.Logf("token-endpoint calls in a day: small calls %d, streamed %d", small, streamed)
+}
