@@ -173,13 +173,37 @@ func (b *credentialBody) upstream(query url.Values, param string) []byte {
 		return []byte(b.form.Encode())
 	case b.json != nil:
 		maps.DeleteFunc(b.json, func(name string, _ json.RawMessage) bool { return credential(name) })
-		for _, name := range []string{"appid", param} {
-			b.json[name], _ = json.Marshal(query.Get(name))
-		}
-		out, _ := json.Marshal(b.json)
-		return out
+		return jsonSecretFirst([][2]string{{param, query.Get(param)}, {"appid", query.Get("appid")}}, b.json)
 	}
 	return b.raw
+}
+
+// jsonSecretFirst encodes a JSON object whose members are first, in that
+// order, then rest's in sorted order. The secret goes first of all, as it
+// does in a query: an echo of the body that WeChat cuts short then cannot
+// cut it in two, whatever a client puts in the other members, and the mask
+// finds it whole or not at all.
+func jsonSecretFirst(first [][2]string, rest map[string]json.RawMessage) []byte {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	member := func(name string, value []byte) {
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(name)
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(value)
+	}
+	for _, kv := range first {
+		v, _ := json.Marshal(kv[1])
+		member(kv[0], v)
+	}
+	for _, name := range slices.Sorted(maps.Keys(rest)) {
+		member(name, rest[name])
+	}
+	b.WriteByte('}')
+	return b.Bytes()
 }
 
 // stringMembers returns those of names that obj has, as strings, or the

@@ -128,7 +128,7 @@ func TestClearQuotaV2JSON(t *testing.T) {
 		if got := seen[0].query(t, "appsecret"); len(got) != 1 || got[0] != mpSecret {
 			t.Errorf("%q: upstream appsecret %q, want the real secret", ct, got)
 		}
-		if body, want := string(seen[0].Body), `{"appid":"`+mpAppID+`","appsecret":"`+mpSecret+`"}`; body != want {
+		if body, want := string(seen[0].Body), `{"appsecret":"`+mpSecret+`","appid":"`+mpAppID+`"}`; body != want { // the secret first
 			t.Errorf("%q: upstream body %q, want %q", ct, body, want)
 		}
 	}

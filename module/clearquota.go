@@ -48,6 +48,10 @@ func (h *Handler) serveComponentClearQuotaV2(w http.ResponseWriter, r *http.Requ
 		wxapi.WriteError(w, wxapi.CodeDataFormat, "data format error: "+bad+" must be a string")
 		return nil
 	}
+	if appid := fields["appid"]; appid != "" && !token.ValidAppID(appid) {
+		wxapi.WriteError(w, wxapi.CodeInvalidAppID, "invalid appid: "+loggedAppID(appid)+" is not an appid")
+		return nil
+	}
 	if appid := fields["component_appid"]; appid != "" && appid != platform.AppID {
 		wxapi.WriteError(w, wxapi.CodeInvalidComponent, "wechat gateway: this site serves component "+platform.AppID+", not "+loggedAppID(appid))
 		return nil
@@ -62,11 +66,11 @@ func (h *Handler) serveComponentClearQuotaV2(w http.ResponseWriter, r *http.Requ
 		}
 	}
 	countCall(clientName(claims), h.Account, 0)
-	upstream := map[string]string{"component_appid": platform.AppID, "appsecret": platform.Secret}
+	upstream := [][2]string{{"appsecret", platform.Secret}, {"component_appid", platform.AppID}}
 	if appid := fields["appid"]; appid != "" {
-		upstream["appid"] = appid
+		upstream = append(upstream, [2]string{"appid", appid})
 	}
-	sent, _ := json.Marshal(upstream)
+	sent := jsonSecretFirst(upstream, nil)
 	out := upstreamCopy(r, wxapi.WithoutParams(r.URL.RawQuery, append(tokenParams, appCredentialParams...)...))
 	out.RequestURI = out.URL.RequestURI()
 	out.Header.Set("Content-Type", "application/json")

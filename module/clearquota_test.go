@@ -172,3 +172,87 @@ func TestComponentClearQuotaV2SendsOnlyItsMembers(t *testing.T) {
 		t.Errorf("api_component_token, swapped appid and key: %s", rec.Body)
 	}
 }
+
+// cutBodyEcho answers an error that echoes the request body it got, cut
+// to cut bytes, the way the echo tests model an echo cut to a length
+// (TestEchoesNeverShowTheToken's "cut inside the token"; rid/get's
+// request_body). The cut body is a JSON string, so the answer stays JSON.
+func cutBodyEcho(cut int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		if len(raw) > cut {
+			raw = raw[:cut]
+		}
+		echoed, _ := json.Marshal(string(raw))
+		w.Header().Set("Content-Type", "application/json; encoding=utf-8")
+		_, _ = w.Write([]byte(`{"errcode":48006,"errmsg":"forbid to clear quota because of reaching the limit rid: 67c2a1b0-1-2","request_body":` + string(echoed) + `}`))
+	})
+}
+
+// TestClearQuotaV2EchoCutCannotSplitSecret: the token and secret go first
+// upstream, so that an echo WeChat cuts short cannot cut them in two (the
+// mask finds whole values, and values after "secret=" in a query). The
+// JSON body of clear_quota/v2 had its members in sorted order: an admin
+// client's member named "a", padded, moved the cut to one character before
+// the end of the real AppSecret, and the echo showed the rest of it. (Found
+// by a review.)
+func TestClearQuotaV2EchoCutCannotSplitSecret(t *testing.T) {
+	const cut = 160
+	g := newGateway(t, withAdminClient())
+	g.setUpstream(cutBodyEcho(cut))
+	site := g.clientsSite()
+	fixed := len(`{"a":"","appid":"` + mpAppID + `","appsecret":"`)
+	pad := strings.Repeat("x", cut-fixed-(len(mpSecret)-1))
+	body := `{"a":"` + pad + `","appid":"` + mpAppID + `","appsecret":"` + adminKey + `"}`
+	rec := g.post(site, "/cgi-bin/clear_quota/v2", "application/json", []byte(body))
+	seen := g.upstreamRequests()
+	if len(seen) != 1 {
+		t.Fatalf("%d upstream requests: %s", len(seen), rec.Body)
+	}
+	if i := strings.Index(string(seen[0].Body), mpSecret); i < 0 || i > strings.Index(string(seen[0].Body), pad) {
+		t.Errorf("upstream body %q: client-chosen text comes before the AppSecret", seen[0].Body)
+	}
+	if part := mpSecret[:len(mpSecret)-1]; strings.Contains(rec.Body.String(), part) {
+		t.Errorf("the admin client saw %d of the AppSecret's %d characters unmasked: %s", len(part), len(mpSecret), rec.Body)
+	}
+}
+
+// TestComponentClearQuotaV2EchoCutCannotSplitSecret: the same on a
+// platform's site, where "appid", whose value the client chose, sorted
+// before "appsecret". An appid that is no appid is refused now too, and so
+// cannot pad anything.
+func TestComponentClearQuotaV2EchoCutCannotSplitSecret(t *testing.T) {
+	const cut = 100 // an appid of at most 64 characters pads it
+	app := platformApp(t)
+	withPlatformAdmin(t, app)
+	plat := platformAppSite(app, "platform")
+	var sent []byte
+	echo := cutBodyEcho(cut)
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		sent, _ = io.ReadAll(r.Body)
+		r.Body = io.NopCloser(strings.NewReader(string(sent)))
+		echo.ServeHTTP(w, r)
+		return nil
+	})
+	fixed := len(`{"appid":"","appsecret":"`)
+	pad := strings.Repeat("x", cut-fixed-(len(platSecret)-1))
+	body := `{"appid":"` + pad + `","component_appid":"` + platAppID + `","appsecret":"` + platAdminKey + `"}`
+	rec := servePlatform(t, plat, httptest.NewRequest("POST", componentClearQuotaV2Path, strings.NewReader(body)), next)
+	if !strings.Contains(string(sent), platSecret) {
+		t.Fatalf("the real secret did not go upstream (%q): %s", sent, rec.Body)
+	}
+	if strings.Index(string(sent), platSecret) > strings.Index(string(sent), pad) {
+		t.Errorf("upstream body %q: client-chosen text comes before the AppSecret", sent)
+	}
+	if part := platSecret[:len(platSecret)-1]; strings.Contains(rec.Body.String(), part) {
+		t.Errorf("the admin client saw %d of the platform AppSecret's %d characters unmasked: %s", len(part), len(platSecret), rec.Body)
+	}
+	// An appid that is no appid goes nowhere.
+	sent = nil
+	bad := `{"appid":"` + strings.Repeat("x", 65) + `","appsecret":"` + platAdminKey + `"}`
+	rec = servePlatform(t, plat, httptest.NewRequest("POST", componentClearQuotaV2Path, strings.NewReader(bad)), next)
+	wantErrcode(t, rec, 40013)
+	if sent != nil {
+		t.Errorf("a call with an appid of 65 characters went upstream: %q", sent)
+	}
+}
