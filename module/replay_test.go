@@ -712,17 +712,8 @@ func TestAnswersNeverCarryTheRealToken(t *testing.T) {
 // make a new token).
 func TestCooldownOffTokenEndpointNotDrained(t *testing.T) {
 	g := newGateway(t, func(c *gatewayConfig) { c.cooldown = -1 }) // refresh_cooldown off
-	h := g.site(Handler{Account: "mp2", Trusted: true})
-	sim := g.sim
-	const refusing = "/cgi-bin/always/refused"
-	g.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == refusing {
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprint(w, `{"errcode":40001,"errmsg":"invalid credential"}`)
-			return
-		}
-		sim.ServeHTTP(w, r)
-	}))
+	h := refusingSite(g, "mp2", 0)
+	const refusing = refusingPath
 	wantErrcode(t, g.get(h, "/cgi-bin/user/info?openid=o1"), 0)
 	g.advance(10 * time.Minute)
 	base := g.fetches.calls.Load()
@@ -738,9 +729,9 @@ func TestCooldownOffTokenEndpointNotDrained(t *testing.T) {
 	}
 }
 
-// refusingSite is a site of account with the given max_replay_body whose
-// upstream refuses every token on refusingPath, and answers as WeChat
-// elsewhere.
+// refusingSite is a site of account with the given max_replay_body (0:
+// the default) whose upstream refuses every token on refusingPath, and
+// answers as WeChat elsewhere.
 func refusingSite(g *gateway, account string, maxBody int64) *Handler {
 	sim := g.sim
 	g.setUpstream(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
