@@ -46,7 +46,8 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	replayed := "none"
 	defer func() { m.replays.WithLabelValues(accountLabel(acct), replayed).Inc() }()
 	path := r.URL.Path
-	if now := h.app.now(); h.stuck.has(acct.Name, path, now) || first.stream != nil {
+	now := h.app.now()
+	if stuck := h.stuck.has(acct.Name, path, now); stuck || first.stream != nil {
 		// Pass the answer on: a path where a fresh token failed too wants
 		// another kind of token (a path is stuck only when a fresh token
 		// stood, alive, and was refused: reporting its token on every call
@@ -54,8 +55,8 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		// cooldown), and a body that streamed cannot be sent again. A
 		// streamed call to a path not stuck still reports the token, so
 		// that the next calls get a fresh one.
-		if first.stream != nil && !h.stuck.has(acct.Name, path, now) {
-			h.reportStreamed(ctx, first, code, path, now)
+		if !stuck {
+			h.reportStreamed(ctx, first, code, rid, path, now)
 		}
 		first.answer.pass()
 		return nil
@@ -86,10 +87,7 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		replayed = "rejected"
 		m.rejections.WithLabelValues(accountLabel(acct), strconv.Itoa(code)).Inc()
 		if h.wrongKind(ctx, first.account, fresh, code) {
-			h.stuck.add(acct.Name, path, h.app.now())
-			h.logger.Warn("a fresh access_token was refused too: this path wants another kind of token; not refreshing for it for a while",
-				zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code),
-				zap.String("rid", rid), zap.Duration("for", stuckFor))
+			h.markStuck(acct, path, code, rid, h.app.now())
 		} else {
 			h.logger.Info("the fresh access_token was refused too, having been replaced meanwhile; the next call gets the new one",
 				zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code),
@@ -109,25 +107,29 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, next caddyhttp.
 // alone (stuck) rather than report again: with refresh_cooldown off, a
 // client streaming bodies to such a path would otherwise spend a
 // token-endpoint call on every call.
-func (h *Handler) reportStreamed(ctx context.Context, first attempt, code int, path string, now time.Time) {
+func (h *Handler) reportStreamed(ctx context.Context, first attempt, code int, rid, path string, now time.Time) {
 	acct := first.account.Account()
-	stuck := h.stuck.broughtBy(acct.Name, path, first.token.Generation, now)
-	if !stuck {
+	if !h.stuck.broughtBy(acct.Name, path, first.token.Generation, now) {
 		fresh, err := first.account.Reject(ctx, first.token, code)
 		switch {
 		case err != nil || fresh == nil:
 			return
-		case fresh.Value == first.token.Value:
-			stuck = true
-		default:
+		case fresh.Value != first.token.Value:
 			h.stuck.brought(acct.Name, path, fresh.Generation, now)
 			return
 		}
+		// Handed back unchanged: the refused token stands.
 	}
+	h.markStuck(acct, path, code, rid, now)
+}
+
+// markStuck leaves (account, path) alone for stuckFor: a fresh token was
+// refused there too, so the path wants another kind of token.
+func (h *Handler) markStuck(acct *token.Account, path string, code int, rid string, now time.Time) {
 	h.stuck.add(acct.Name, path, now)
 	h.logger.Warn("a fresh access_token was refused too: this path wants another kind of token; not refreshing for it for a while",
 		zap.String("account", acct.Name), zap.String("appid", acct.AppID), zap.String("path", path), zap.Int("errcode", code),
-		zap.Duration("for", stuckFor))
+		zap.String("rid", rid), zap.Duration("for", stuckFor))
 }
 
 // wrongKind reports whether WeChat's refusal (code) of fresh, the token a
