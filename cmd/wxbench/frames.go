@@ -211,12 +211,7 @@ func (r results) renderFrames() string {
 	if fp.plain.calls == 0 {
 		return ""
 	}
-	var plainPoint *jsonPoint
-	for i := range r.json {
-		if r.json[i].conns == fp.conns {
-			plainPoint = &r.json[i]
-		}
-	}
+	plainPoint := r.framesPoint()
 	type site struct {
 		name string
 		f    *frameShares
@@ -278,7 +273,7 @@ func (r results) renderFrames() string {
 		cells(func(s site) string {
 			return fmt.Sprintf("%+.1f µs", float64(s.f.cpuPerCall()-fp.plain.cpuPerCall()-fp.direct(s.f))/1e3)
 		}))
-	if plainPoint != nil && plainPoint.plain.requests > 0 {
+	if plainPoint != nil {
 		all := plainPoint.plain.totalCPUPerCall() // ns per call, proxy, simulator and wrk
 		fmt.Fprintf(&b, "| the floor: the best throughput ratio the direct cost allows, with the %.1f µs all processes take per call on reverse_proxy alone (section 1) | — |%s\n",
 			all/1e3, cells(func(s site) string { return fmt.Sprintf("%.3f×", fp.floor(all, s.f)) }))
@@ -308,6 +303,17 @@ is good to about ±√n of them. Reproduce: `+"`go -C cmd/wxbench run . -only js
 `+"`go tool pprof -top /tmp/prof/json.trusted.1.cpu.pprof`"+`.
 
 `, profileRounds, profileSeconds)
+
+// framesPoint is section 1's measurement at the profile's concurrency,
+// if it ran reverse_proxy alone in the gateway's process; nil otherwise.
+func (r results) framesPoint() *jsonPoint {
+	for i := range r.json {
+		if p := &r.json[i]; p.conns == r.frames.conns && p.plain.requests > 0 {
+			return p
+		}
+	}
+	return nil
+}
 
 // framesSummary says, for this run, how many throughput cells met the
 // target against the baseline, the A/A pair beside them, and how far each
@@ -352,12 +358,7 @@ func (r results) framesSummary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "In this run the gateway's throughput was at least %.2f× the baseline's in %d of %d throughput cells: at %s connections, %s, with the A/A pair at %s×.",
 		jsonThroughputTarget, met, cells, strings.Join(conns, " / "), strings.Join(clauses, ", "), strings.Join(aa, " / "))
-	var pt *jsonPoint
-	for i := range r.json {
-		if r.json[i].conns == r.frames.conns && r.json[i].plain.requests > 0 {
-			pt = &r.json[i]
-		}
-	}
+	pt := r.framesPoint()
 	clauses = clauses[:0]
 	if pt != nil && r.frames.plain.calls > 0 {
 		all := pt.plain.totalCPUPerCall()

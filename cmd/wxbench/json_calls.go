@@ -156,15 +156,13 @@ func (b *bench) profileFrames(plainURL, gwURL, clientsURL string) error {
 	if dir == "" {
 		dir = b.tmp
 	}
-	sites := []struct {
+	type site struct {
 		name, url string
 		f         *frameShares
-	}{{"plain", plainURL, &b.res.frames.plain}, {"trusted", gwURL, &b.res.frames.trusted}}
+	}
+	sites := []site{{"plain", plainURL, &b.res.frames.plain}, {"trusted", gwURL, &b.res.frames.trusted}}
 	if clientsURL != "" {
-		sites = append(sites, struct {
-			name, url string
-			f         *frameShares
-		}{"clients", clientsURL, &b.res.frames.clients})
+		sites = append(sites, site{"clients", clientsURL, &b.res.frames.clients})
 	}
 	rounds := profileRounds
 	if b.opts.quick {
